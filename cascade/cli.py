@@ -1,0 +1,57 @@
+"""The `cascade` command line. Sync typer commands at the edge; async work runs via anyio.run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from cascade.cli_sandbox import sandbox_app
+from cascade.errors import CascadeError
+
+app = typer.Typer(
+    help="Turn an issue into a verified patch, cheapest model first, with proof.",
+    no_args_is_help=True,
+)
+proof_app = typer.Typer(help="Check the proof of a run.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(proof_app, name="proof")
+app.add_typer(config_app, name="config")
+
+
+@proof_app.command("verify")
+def proof_verify(
+    run_dir: Path = typer.Argument(..., help="A run folder, .cascade/runs/<id>"),
+) -> None:
+    """Check the hash chain, every blob's digest and the receipt; exit 0 only when intact."""
+    from cascade.verify import format_report, verify_run
+
+    if not run_dir.is_dir():
+        typer.echo(f"error: {run_dir} is not a run folder", err=True)
+        raise typer.Exit(2)
+    report = verify_run(run_dir)
+    typer.echo(format_report(report))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@config_app.command("show")
+def config_show(
+    repo: Path = typer.Option(Path("."), help="The repository whose config to read."),
+    config: Path | None = typer.Option(None, help="A config file instead of cascade.toml."),
+) -> None:
+    """Print every resolved value and where it came from."""
+    from cascade.settings import flatten, load_config
+
+    try:
+        loaded = load_config(repo.resolve(), config)
+    except CascadeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    for key, value in flatten(loaded.config.model_dump(mode="json")).items():
+        typer.echo(f"{key} = {json.dumps(value)}    # {loaded.origin(key)}")
+
+
+def main() -> None:
+    app()

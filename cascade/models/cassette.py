@@ -1,0 +1,88 @@
+"""Replay cassettes: JSONL files of recorded model answers, one object a line, matched by
+(task id, rung model string, attempt). Pure file handling; the litellm side is in `replay.py`.
+
+    {"task": "ISSUE-7", "model": "replay/cheap", "attempt": 1, "content": "...",
+     "usage": {"prompt_tokens": 900, "completion_tokens": 250}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cascade.errors import ConfigError, ProviderEscalate
+from cascade.records import Usage
+
+CassetteKey = tuple[str, str, int]  # (task id, rung model string, attempt)
+
+
+class CassetteEntry(BaseModel):
+    """One recorded answer, as one line of a cassette file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    model: str
+    attempt: int = Field(ge=1)
+    content: str
+    usage: Usage = Usage()
+
+    @property
+    def key(self) -> CassetteKey:
+        return (self.task, self.model, self.attempt)
+
+    def to_line(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False) + "\n"
+
+
+class Cassette:
+    """The answers of one cassette file, loaded once. When a key repeats, the later line wins
+    (a file appended to by several recorded runs serves the latest answer)."""
+
+    def __init__(self, path: Path, entries: Mapping[CassetteKey, CassetteEntry]) -> None:
+        self.path = path
+        self._entries = dict(entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @classmethod
+    def load(cls, path: Path) -> Cassette:
+        """Read and validate a cassette; a bad file is a `ConfigError` naming file and line."""
+        path = path.resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cassette {path} cannot be read: {exc}") from exc
+        entries: dict[CassetteKey, CassetteEntry] = {}
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = CassetteEntry.model_validate_json(line)
+            except ValidationError as exc:
+                problem = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}"
+                    for err in exc.errors()
+                )
+                raise ConfigError(f"cassette {path}, line {lineno}: {problem}") from exc
+            entries[entry.key] = entry
+        return cls(path, entries)
+
+    def find(self, task: str, model: str, attempt: int) -> CassetteEntry | None:
+        return self._entries.get((task, model, attempt))
+
+    def answer(self, task: str, model: str, attempt: int, *, rung: str = "") -> CassetteEntry:
+        """The recorded answer; a miss is a `ProviderEscalate` (the rung fails, the ladder goes
+        on), never a silent pass."""
+        entry = self.find(task, model, attempt)
+        if entry is None:
+            raise ProviderEscalate(
+                f"cassette {self.path} has no answer for task {task!r}, model {model!r}, "
+                f"attempt {attempt}",
+                rung=rung,
+            )
+        return entry

@@ -1,0 +1,226 @@
+"""Maps litellm's exceptions onto cascade's ModelError tree, at the one boundary where they
+occur. Every litellm exception class is named in `LITELLM_ACTIONS`; a test fails when litellm
+adds one, so a new failure mode is decided on, not guessed.
+
+    litellm                                               cascade
+    RateLimitError, Timeout, APIConnectionError,
+    InternalServerError, ServiceUnavailableError,
+    BadGatewayError (and APIError by its status)    ->    ProviderRetry (retry_after from headers)
+    ContextWindowExceededError,
+    ContentPolicyViolationError, cassette miss      ->    ProviderEscalate
+    AuthenticationError, PermissionDeniedError,
+    NotFoundError, BadRequestError (the rest) ...   ->    ProviderStop (names what to check)
+
+The most specific class wins: the exception's MRO is walked, so ContextWindowExceededError
+(a BadRequestError subclass) escalates while a plain BadRequestError stops.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from typing import Final, Literal
+
+from cascade.config import RungConfig
+from cascade.errors import ModelAction, ModelError, ProviderEscalate, ProviderRetry, ProviderStop
+
+# "status": decide by the HTTP status the exception carries (these classes are generic).
+Action = ModelAction | Literal["status"]
+
+LITELLM_ACTIONS: Final[Mapping[str, Action]] = {
+    # retry on the same rung: asking again later may work
+    "RateLimitError": "retry",
+    "RouterRateLimitError": "retry",
+    "RouterRateLimitErrorBasic": "retry",
+    "Timeout": "retry",
+    "APIConnectionError": "retry",
+    "InternalServerError": "retry",
+    "ServiceUnavailableError": "retry",
+    "MidStreamFallbackError": "retry",
+    "BadGatewayError": "retry",
+    "APIResponseValidationError": "retry",  # the provider sent a malformed response
+    # escalate: this rung cannot answer this prompt; a stronger one may
+    "ContextWindowExceededError": "escalate",
+    "ContentPolicyViolationError": "escalate",
+    "RejectedRequestError": "escalate",
+    "UnprocessableEntityError": "escalate",
+    "JSONSchemaValidationError": "escalate",
+    # stop: the configuration is wrong; asking again, or higher, will not help
+    "AuthenticationError": "stop",
+    "PermissionDeniedError": "stop",
+    "NotFoundError": "stop",
+    "BadRequestError": "stop",
+    "InvalidRequestError": "stop",
+    "UnsupportedParamsError": "stop",
+    "LiteLLMUnknownProvider": "stop",
+    "PaymentRequiredError": "stop",
+    "BudgetExceededError": "stop",
+    "ModelNotMappedError": "stop",
+    "ImageFetchError": "stop",
+    "VectorStoreSearchError": "stop",
+    "BlockedPiiEntityError": "stop",
+    "GuardrailRaisedException": "stop",  # litellm guardrails/proxy hooks: not retryable
+    "ModifyResponseException": "stop",
+    "SensitiveDataRouteException": "stop",
+    "ToolLoopMaxRoundsExceeded": "stop",
+    # generic bases: the status code decides
+    "APIError": "status",
+    "MockException": "status",
+    "OpenAIError": "status",
+}
+
+_KEY_ENV: Final[Mapping[str, str]] = {
+    "openai": "OPENAI_API_KEY",
+    "text-completion-openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "xai": "XAI_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "cohere_chat": "COHERE_API_KEY",
+    "fireworks_ai": "FIREWORKS_AI_API_KEY",
+}
+
+
+def litellm_action(exc: BaseException) -> Action | None:
+    """The table's action for the most specific litellm class of `exc`, or None."""
+    for cls in type(exc).__mro__:
+        if cls.__module__.startswith("litellm") and cls.__name__ in LITELLM_ACTIONS:
+            return LITELLM_ACTIONS[cls.__name__]
+    return None
+
+
+def _by_status(exc: BaseException) -> ModelAction:
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        return "retry"  # no HTTP answer at all: a connection-level fault
+    if status in (408, 409, 429) or status >= 500:
+        return "retry"
+    return "stop"
+
+
+def cascade_error_inside(exc: BaseException) -> ModelError | None:
+    """A ModelError raised inside our own custom provider (a cassette miss) reaches us wrapped
+    in a litellm exception; find it in the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ModelError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def to_model_error(exc: Exception, rung: RungConfig) -> ModelError:
+    """The cascade error for an exception raised by `litellm.acompletion` on `rung`."""
+    inner = cascade_error_inside(exc)
+    if inner is not None:
+        name = inner.rung or rung.name
+        message = f"rung {name!r}: {inner}"
+        return type(inner)(message, rung=name, retry_after=inner.retry_after)
+    found = litellm_action(exc)
+    action: ModelAction
+    if found == "status" or (found is None and hasattr(exc, "status_code")):
+        action = _by_status(exc)
+    elif found is None:
+        action = "stop"  # not a fault we know: surface it rather than pay for a higher rung
+    else:
+        action = found
+    detail = f"{type(exc).__name__}: {_short(str(exc))}"
+    where = f"rung {rung.name!r} (model {rung.model!r})"
+    # litellm reports a missing OpenAI key as InternalServerError("Missing credentials..."):
+    # retrying cannot fix that.
+    if action == "retry" and "missing credentials" in str(exc).lower():
+        action = "stop"
+    if action == "retry":
+        return ProviderRetry(
+            f"{where}: transient provider fault, retrying may help ({detail})",
+            rung=rung.name,
+            retry_after=retry_after(exc),
+        )
+    if action == "escalate":
+        return ProviderEscalate(f"{where}: this rung cannot answer ({detail})", rung=rung.name)
+    return ProviderStop(f"{where}: {detail}. {_what_to_check(exc, rung)}", rung=rung.name)
+
+
+def _what_to_check(exc: BaseException, rung: RungConfig) -> str:
+    name = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    auth = name in ("AuthenticationError", "PermissionDeniedError") or status in (401, 403)
+    if auth or "missing credentials" in str(exc).lower():
+        hint = f"Check {_key_env(rung.model)}"
+        return hint + (f" and api_base {rung.api_base!r}." if rung.api_base else ".")
+    if name in ("NotFoundError", "LiteLLMUnknownProvider") or status == 404:
+        return f"Check the model string {rung.model!r} (a litellm `provider/model`)."
+    return f"Check the model string {rung.model!r} and the rung's settings."
+
+
+def _key_env(model: str) -> str:
+    """The environment variable holding the provider's API key, as well as litellm knows."""
+    import litellm
+
+    try:
+        missing = litellm.validate_environment(model=model).get("missing_keys") or []
+        provider = litellm.get_llm_provider(model=model)[1]
+    except Exception:  # an unknown model string: no provider to name
+        return "the provider's API key environment variable"
+    if missing:
+        return f"{', '.join(missing)} (not set)"
+    return _KEY_ENV.get(provider, f"the API key environment variable for provider {provider!r}")
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds the provider asked us to wait (`retry-after-ms`, `retry-after`), if it did."""
+    for source in (getattr(exc, "litellm_response_headers", None), _response_headers(exc)):
+        if not source:
+            continue
+        headers = {str(k).lower(): str(v) for k, v in source.items()}
+        if "retry-after-ms" in headers:
+            try:
+                return max(float(headers["retry-after-ms"]) / 1000.0, 0.0)
+            except ValueError:
+                pass
+        if "retry-after" in headers:
+            return _parse_retry_after(headers["retry-after"])
+    return None
+
+
+def _response_headers(exc: BaseException) -> Mapping[str, str] | None:
+    try:  # openai's `response` property may raise when no response was attached
+        response = getattr(exc, "response", None)
+    except Exception:
+        return None
+    headers = getattr(response, "headers", None)
+    return headers if isinstance(headers, Mapping) else None
+
+
+def _parse_retry_after(value: str) -> float | None:
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+_PREFIX: Final = re.compile(r"^(?:litellm\.)?\w+(?:Error|Exception|Timeout): ")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """One line, without litellm's repeated `litellm.XError: XError:` prefixes."""
+    text = " ".join(text.split())
+    while (match := _PREFIX.match(text)) is not None:
+        text = text[match.end() :]
+    text = text.rstrip(".")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

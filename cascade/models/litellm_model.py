@@ -1,0 +1,160 @@
+"""`LitellmModel`: the one network adapter. Every provider, and the `replay/` cassettes, are
+reached through `litellm.acompletion`; litellm is imported on first call, never at import."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final
+
+from cascade.config import RungConfig
+from cascade.errors import ConfigError
+from cascade.models.cassette import Cassette
+from cascade.models.faults import to_model_error
+from cascade.models.recording import Recorder
+from cascade.protocols import Model
+from cascade.records import Completion, CompletionParams, Message, Usage
+
+log = logging.getLogger(__name__)
+
+# Set by LitellmModel from the rung and params; extra kwargs may not override them.
+_RESERVED: Final = frozenset(
+    {"model", "messages", "temperature", "max_tokens", "timeout", "api_base", "num_retries"}
+    | {"max_retries", "metadata", "stream"}
+)
+
+
+def _litellm() -> ModuleType:
+    import litellm
+
+    # litellm prints a "Give Feedback / Get Help" banner on every exception; library code
+    # does not print.
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LitellmModel:
+    """A `Model` for one rung. `litellm_kwargs` are passed to every call as they are (tests pass
+    litellm's own `mock_response` / `mock_timeout` this way); they cannot override what the rung
+    and the params decide."""
+
+    def __init__(
+        self,
+        rung: RungConfig,
+        *,
+        cassette: Cassette | None = None,
+        recorder: Recorder | None = None,
+        litellm_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if rung.is_replay and cassette is None:
+            raise ConfigError(f"rung {rung.name!r}: model {rung.model!r} needs a cassette")
+        clash = sorted(_RESERVED & set(litellm_kwargs or {}))
+        if clash:
+            raise ConfigError(f"rung {rung.name!r}: litellm_kwargs may not set {clash}")
+        self.rung = rung
+        self._cassette = cassette
+        self._recorder = recorder
+        self._extra = dict(litellm_kwargs or {})
+        self._installed = False
+
+    async def complete(self, messages: Sequence[Message], params: CompletionParams) -> Completion:
+        litellm = _litellm()
+        kwargs: dict[str, Any] = {
+            **self._extra,
+            "model": self.rung.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "timeout": params.timeout,  # always explicit: litellm's defaults are 600 s and more
+            "num_retries": 0,  # one retry layer, and it is the ladder's
+        }
+        if self.rung.api_base:
+            kwargs["api_base"] = self.rung.api_base
+        if self._cassette is not None:
+            from cascade.models import replay
+
+            if not self._installed:
+                replay.install(self._cassette, self.rung)
+                self._installed = True
+            kwargs["metadata"] = replay.request_metadata(
+                self._cassette, self.rung, params.task_id, params.attempt
+            )
+        started = time.monotonic()
+        try:
+            response: Any = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            raise to_model_error(exc, self.rung) from exc
+        latency = time.monotonic() - started
+        completion = Completion(
+            text=_content(response),
+            usage=_usage(response),
+            cost_usd=self._cost(litellm, response),
+            latency_s=latency,
+            model=str(getattr(response, "model", None) or self.rung.model),
+        )
+        if self._recorder is not None:
+            self._recorder.record(self.rung, params, completion)
+        return completion
+
+    def _cost(self, litellm: ModuleType, response: Any) -> float:
+        """The rung's override prices where set (exact, from usage), else litellm's price map;
+        an unknown price is 0.0, never an error."""
+        usage = _usage(response)
+        in_price, out_price = self.rung.input_cost_per_token, self.rung.output_cost_per_token
+        if in_price is not None and out_price is not None:
+            return usage.prompt_tokens * in_price + usage.completion_tokens * out_price
+        if in_price is None and out_price is None:
+            hidden = getattr(response, "_hidden_params", None) or {}
+            cost = hidden.get("response_cost")
+            if cost is None:
+                try:
+                    cost = litellm.completion_cost(completion_response=response)
+                except Exception as exc:  # litellm raises for a model without a known price
+                    log.debug("no price for %s: %s", self.rung.model, exc)
+                    cost = 0.0
+            return float(cost or 0.0)
+        # One override: the other half comes from litellm's price map (0 if unknown).
+        try:
+            map_in, map_out = litellm.cost_per_token(
+                model=self.rung.model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
+        except Exception as exc:
+            log.debug("no price for %s: %s", self.rung.model, exc)
+            map_in, map_out = 0.0, 0.0
+        prompt_cost = usage.prompt_tokens * in_price if in_price is not None else map_in
+        completion_cost = usage.completion_tokens * out_price if out_price is not None else map_out
+        return float(prompt_cost + completion_cost)
+
+
+def _content(response: Any) -> str:
+    """The answer's text; None or a missing message is "" (the engine's format failure)."""
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError):
+        return ""
+    return content if isinstance(content, str) else ""
+
+
+def _usage(response: Any) -> Usage:
+    usage = getattr(response, "usage", None)
+    return Usage(
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+def build_model(rung: RungConfig, *, config_dir: Path, recorder: Recorder | None = None) -> Model:
+    """The model for one rung; a replay rung's cassette is read now, so a bad file is a
+    `ConfigError` before any call is made."""
+    cassette = None
+    if rung.is_replay:
+        if not rung.cassette:  # RungConfig already refuses this; keep the message anyway
+            raise ConfigError(f'rung {rung.name!r}: a replay/ model needs `cassette = "FILE"`')
+        path = Path(rung.cassette)
+        cassette = Cassette.load(path if path.is_absolute() else config_dir / path)
+    return LitellmModel(rung, cassette=cassette, recorder=recorder)

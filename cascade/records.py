@@ -1,0 +1,171 @@
+"""Typed records at every boundary: frozen, no unknown fields; persisted ones carry a
+schema_version."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Scope(Record):
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+class Issue(Record):
+    """An issue as a source delivers it. `hidden_files` maps repo paths to test sources that the
+    gate copies in for its run; neither they nor `hidden_tests` ever reach a prompt."""
+
+    id: str
+    title: str
+    body: str = ""
+    labels: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()
+    hidden_tests: tuple[str, ...] = ()
+    hidden_files: dict[str, str] = Field(default_factory=dict)
+    scope: Scope = Scope()
+    source: str = ""  # where it was read from (a file path, a URL)
+
+
+class Task(Record):
+    """One issue against one repository at one commit."""
+
+    issue: Issue
+    repo: str  # absolute path of the user's checkout
+    base_commit: str
+
+
+class Message(Record):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Usage(Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class CompletionParams(Record):
+    """What one call asks of a model, beyond the messages."""
+
+    temperature: float = 0.0
+    max_tokens: int = 4096
+    timeout: float = 120.0
+    task_id: str = ""  # lets a cassette find its answer
+    attempt: int = 1
+
+
+class Completion(Record):
+    text: str
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    model: str  # the model that actually answered
+
+
+class Edit(Record):
+    """One change asked for by a model. `search` empty on a search/replace edit creates a file."""
+
+    path: str
+    kind: Literal["search_replace", "whole_file", "udiff"]
+    search: str = ""
+    replace: str = ""
+    diff: str = ""  # kind == "udiff": a unified diff for this file, as the model wrote it
+
+
+class Patch(Record):
+    """The canonical patch: `git diff` of the sandbox workspace against the base, never the
+    model's own diff text."""
+
+    diff: str
+    sha256: str
+    files: tuple[str, ...]
+    added: int = 0
+    removed: int = 0
+
+
+class ExecResult(Record):
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str = ""
+    duration_s: float = 0.0
+    timed_out: bool = False
+
+
+class Finding(Record):
+    """One problem an evaluator saw, specific enough for a model to act on."""
+
+    message: str
+    path: str = ""
+    line: int = 0
+    rule: str = ""
+
+
+class Verdict(Record):
+    evaluator: str
+    passed: bool
+    feedback: str = ""  # written for the next model: short, specific, no hidden-test source
+    findings: tuple[Finding, ...] = ()
+    duration_s: float = 0.0
+    artifacts: dict[str, str] = Field(default_factory=dict)  # name -> blob sha256
+
+
+AttemptStatus = Literal[
+    "verified", "rejected", "edit_error", "provider_error", "infra_error", "empty_patch"
+]
+
+
+class Attempt(Record):
+    """One try of one rung, as written to attempts.jsonl (the chain fields are added there)."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    task_id: str
+    seq: int  # 1-based position in the run
+    rung: str
+    model: str
+    attempt: int  # 1-based within the rung
+    status: AttemptStatus
+    reason: str = ""  # why the ladder chose this rung / why it will climb
+    model_used: str = ""
+    usage: Usage = Usage()
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    duration_s: float = 0.0
+    prompt_sha256: str = ""
+    response_sha256: str = ""
+    patch_sha256: str = ""
+    verdicts: tuple[Verdict, ...] = ()
+    feedback: str = ""
+    error: str = ""
+    started_at: str = ""
+
+
+RunStatus = Literal["verified", "exhausted", "error"]
+
+
+class RunOutcome(Record):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    task_id: str
+    status: RunStatus
+    run_dir: str
+    base_commit: str
+    attempts: int
+    cost_usd: float
+    duration_s: float
+    patch_sha256: str = ""
+    verified_rung: str = ""
+    error: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {"verified": 0, "exhausted": 1, "error": 3}[self.status]

@@ -1,0 +1,172 @@
+"""Load the configuration in a declared order, remembering where every value came from:
+defaults < `[tool.cascade]` in pyproject.toml, or cascade.toml (or --config)
+< CASCADE_* env < command-line flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from cascade.config import CascadeConfig
+from cascade.errors import ConfigError
+
+ENV_PREFIX = "CASCADE_"
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: CascadeConfig
+    repo: Path
+    config_dir: Path  # relative paths in the config (cassettes) are resolved from here
+    config_file: Path | None
+    origins: dict[str, str] = field(default_factory=dict)  # dotted key -> where it came from
+
+    def origin(self, key: str) -> str:
+        while key:
+            if key in self.origins:
+                return self.origins[key]
+            key = key.rpartition(".")[0]
+        return DEFAULT
+
+    def path(self, relative: str, base: Path | None = None) -> Path:
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (base or self.repo) / p
+
+
+def load_config(
+    repo: Path,
+    config_file: Path | None = None,
+    overrides: Mapping[str, tuple[Any, str]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """`overrides` maps dotted keys to (value, origin), e.g. ("local", "--sandbox")."""
+    data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    chosen, file_data = _read_file(repo, config_file)
+    if chosen is not None:
+        _merge(data, file_data, origins, str(chosen), ())
+    env = os.environ if environ is None else environ
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in ("CASCADE_CANARY_SECRET",):
+            keys = name[len(ENV_PREFIX) :].lower().split("__")
+            _set(data, keys, _env_value(env[name]), origins, f"env {name}")
+    for dotted, (value, origin) in (overrides or {}).items():
+        _set(data, dotted.split("."), value, origins, origin)
+    try:
+        config = CascadeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origins, chosen)) from exc
+    return LoadedConfig(
+        config=config,
+        repo=repo,
+        config_dir=chosen.parent if chosen else repo,
+        config_file=chosen,
+        origins=origins,
+    )
+
+
+def _read_file(repo: Path, config_file: Path | None) -> tuple[Path | None, dict[str, Any]]:
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file not found: {config_file}")
+        return config_file, _parse_toml(config_file, config_file.name == "pyproject.toml")
+    own = repo / "cascade.toml"
+    if own.is_file():
+        return own, _parse_toml(own, False)
+    pyproject = repo / "pyproject.toml"
+    if pyproject.is_file():
+        section = _parse_toml(pyproject, True)
+        if section:
+            return pyproject, section
+    return None, {}
+
+
+def _parse_toml(path: Path, tool_section: bool) -> dict[str, Any]:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from exc
+    if tool_section:
+        section = doc.get("tool", {}).get("cascade", {})
+        return section if isinstance(section, dict) else {}
+    return doc
+
+
+def _merge(
+    into: dict[str, Any],
+    new: Mapping[str, Any],
+    origins: dict[str, str],
+    origin: str,
+    prefix: tuple[str, ...],
+) -> None:
+    for key, value in new.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and isinstance(into.get(key), dict | None):
+            _merge(into.setdefault(key, {}), value, origins, origin, path)
+        else:
+            into[key] = value
+            origins[".".join(path)] = origin
+
+
+def _set(
+    data: dict[str, Any], keys: list[str], value: Any, origins: dict[str, str], origin: str
+) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node = child
+    node[keys[-1]] = value
+    origins[".".join(keys)] = origin
+
+
+def _env_value(raw: str) -> Any:
+    """JSON when it parses (numbers, booleans, lists, the ladder), else the plain string."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _explain(exc: ValidationError, origins: dict[str, str], chosen: Path | None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(top level)"
+        where = _origin_of(loc, origins) or (str(chosen) if chosen else DEFAULT)
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key `{key}` in {where}")
+        else:
+            lines.append(f"`{key}` in {where}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _origin_of(loc: list[str], origins: dict[str, str]) -> str | None:
+    parts = [p for p in loc if not p.isdigit()]
+    while parts:
+        key = ".".join(parts)
+        if key in origins:
+            return origins[key]
+        parts.pop()
+    return None
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted leaves of a config dump, lists of tables kept whole (for `config show`)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, child in value.items():
+            out.update(flatten(child, f"{prefix}.{key}" if prefix else key))
+        return out
+    return {prefix: value}

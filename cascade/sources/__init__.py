@@ -1,0 +1,1 @@
+"""Issue sources: where issues come from (Markdown files in the repo; GitHub later)."""

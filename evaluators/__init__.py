@@ -1,0 +1,1 @@
+"""Built-in gates. Each evaluator compares the patched workspace with the base commit."""

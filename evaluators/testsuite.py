@@ -1,0 +1,270 @@
+"""The tests gate: run pytest in the sandbox and judge the patch against the base commit's results
+(targets and hidden tests must pass; nothing that passed before may fail). Hidden test files are
+copied in only for the run and never named in feedback."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from cascade.config import PytestConfig
+from cascade.errors import InfraError
+from cascade.protocols import Sandbox
+from cascade.records import Finding, Issue, Patch, Task, Verdict
+from evaluators.junit import CaseResult, JunitError, parse_junit, trim_failure
+from evaluators.regressions import (
+    Scrubber,
+    feedback,
+    file_of,
+    findings,
+    judge,
+    lookup,
+)
+
+REPORT_DIR = ".git"  # inside .git, so the report never shows in the tree or the patch
+LOG_LINES = 200
+EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error"}
+
+
+@dataclass(frozen=True)
+class _Run:
+    paths: tuple[str, ...]  # what was asked for; () is the full suite
+    exit_code: int
+    timed_out: bool
+    output: str
+    xml: str
+    results: dict[str, CaseResult] | None  # None: no readable JUnit report
+    problem: str = ""  # why the report could not be read
+
+
+class PytestEvaluator:
+    name = "pytest"
+
+    def __init__(self, config: PytestConfig | None = None) -> None:
+        self.config = config or PytestConfig()
+
+    async def baseline(self, sandbox: Sandbox, task: Task) -> dict[str, Any]:
+        """The whole suite at the base commit. Raises InfraError when pytest cannot run there at
+        all (a timeout, a usage error): no patch could be judged against that."""
+        started = time.monotonic()
+        issue = task.issue
+        # target_failures reach the prompt: no workspace paths, nothing naming a hidden test.
+        scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await _workspace(sandbox))
+        async with _hidden_files(sandbox, issue.hidden_files):
+            run = await self._run(sandbox, [])
+        problem = self._run_problem(run)
+        if run.results is None or (problem and run.exit_code != 5):
+            detail = problem or f"no readable JUnit report ({run.problem})"
+            raise InfraError(f"pytest cannot run the suite at the base commit: {detail}")
+        hidden = {*issue.hidden_tests}
+        outcomes = {
+            nodeid: result.outcome
+            for nodeid, result in sorted(run.results.items())
+            if nodeid not in hidden and file_of(nodeid) not in issue.hidden_files
+        }
+        target_failures: dict[str, str] = {}
+        for nodeid in issue.tests:
+            result = lookup(run.results, nodeid)
+            if result is None:
+                target_failures[nodeid] = "not found at the base commit"
+            elif result.outcome != "passed":
+                text = scrub(trim_failure(result.text or result.message))
+                target_failures[nodeid] = text or result.outcome
+        return {
+            "outcomes": outcomes,
+            "target_failures": target_failures,
+            "exit_code": run.exit_code,
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+
+    async def evaluate(
+        self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
+    ) -> Verdict:
+        started = time.monotonic()
+        issue = task.issue
+        scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await _workspace(sandbox))
+        focus = [*issue.tests, *issue.hidden_tests]
+        runs: list[_Run] = []
+        only: set[str] | None = None
+        async with _hidden_files(sandbox, issue.hidden_files):
+            # Fail fast: the issue's own tests first, the whole suite only when they pass.
+            paths = await _existing_files(sandbox, focus)
+            if paths:
+                runs.append(await self._run(sandbox, paths))
+            if focus:
+                said = self._assess(runs[-1] if runs else None, issue, scrub)
+                if said[0]:
+                    return self._verdict(runs, said, started)
+            if self.config.run_full_suite or not focus:
+                runs.append(await self._run(sandbox, []))
+            else:
+                only = set(paths)
+        said = self._assess(runs[-1], issue, scrub, baseline.get("outcomes", {}), only)
+        return self._verdict(runs, said, started)
+
+    def _assess(
+        self,
+        run: _Run | None,
+        issue: Issue,
+        scrub: Scrubber,
+        before: Mapping[str, str] | None = None,
+        only: set[str] | None = None,
+    ) -> tuple[str, tuple[Finding, ...]]:
+        """Feedback and findings ("" and none: passed). Without `before`, targets and hidden
+        tests only; with it, also everything that passed at baseline (in `only` files)."""
+        problem, text = self._broken(run, scrub) if run is not None else ("", "")
+        if problem:
+            return text, (Finding(message=f"the test run broke: {problem}", rule="run"),)
+        failures = judge(
+            (run.results or {}) if run is not None else {},
+            targets=issue.tests,
+            hidden=issue.hidden_tests,
+            hidden_files=issue.hidden_files,
+            baseline=before,
+            only_files=only,
+        )
+        if not failures:
+            return "", ()
+        hidden = issue.hidden_tests
+        return feedback(failures, hidden, scrub), findings(failures, hidden, scrub)
+
+    async def _run(self, sandbox: Sandbox, paths: Sequence[str]) -> _Run:
+        report = f"{REPORT_DIR}/cascade-junit-{secrets.token_hex(6)}.xml"
+        argv = [
+            *("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=short"),
+            *("-o", "junit_family=xunit1", "--continue-on-collection-errors"),
+            *self.config.args,
+            f"--junitxml={report}",
+            *paths,
+        ]
+        try:
+            result = await sandbox.exec(
+                argv, timeout=self.config.timeout, env={"PYTHONDONTWRITEBYTECODE": "1"}
+            )
+            data = await sandbox.read_file(report)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await sandbox.write_files({report: None})
+        output = "\n".join(x for x in (result.stdout, result.stderr) if x.strip())
+        xml = data.decode("utf-8", errors="replace") if data else ""
+        results: dict[str, CaseResult] | None = None
+        problem = "pytest wrote no report"
+        if xml:
+            try:
+                results, problem = parse_junit(xml), ""
+            except JunitError as exc:
+                problem = str(exc)
+        return _Run(tuple(paths), result.exit_code, result.timed_out, output, xml, results, problem)
+
+    def _run_problem(self, run: _Run) -> str:
+        """Why this run says nothing about the tests, or "" when its results can be judged."""
+        if run.timed_out:
+            return f"test run timed out after {self.config.timeout:g} s"
+        if run.exit_code in EXIT_MEANING:
+            return f"pytest exit {run.exit_code} ({EXIT_MEANING[run.exit_code]})"
+        if run.exit_code == 5:
+            return "pytest collected no tests (exit 5)"
+        if run.exit_code not in (0, 1):
+            return f"pytest ended with exit code {run.exit_code} (killed or crashed?)"
+        if run.results is None:
+            return f"pytest wrote no readable JUnit report ({run.problem})"
+        return ""
+
+    def _broken(self, run: _Run, scrub: Scrubber) -> tuple[str, str]:
+        """(problem, feedback) for a run that broke as a whole, or ("", "") when it did not.
+        The base commit ran, so a broken run after the patch is the patch's fault."""
+        problem = self._run_problem(run)
+        if not problem:
+            return "", ""
+        if run.timed_out:
+            return problem, (
+                f"The {problem}. Your change may loop forever or be far slower than before; "
+                "fix the code so the tests finish."
+            )
+        tail = _scrub_lines(_tail(run.output, 40), scrub)
+        if run.exit_code == 5:
+            return problem, (
+                "pytest collected no tests after your change: were test files deleted, "
+                f"renamed or emptied? The end of pytest's output:\n{tail}"
+            )
+        return problem, (
+            f"The test run broke after your change: {problem}. It ran at the base commit, so "
+            "something in your change (for example an import or syntax error that stops "
+            f"collection) is the cause. The end of pytest's output:\n{tail}"
+        )
+
+    def _verdict(
+        self, runs: Sequence[_Run], said: tuple[str, tuple[Finding, ...]], started: float
+    ) -> Verdict:
+        text, found = said
+        logs = "\n\n".join(
+            f"$ pytest {' '.join(r.paths) or '(full suite)'}\n{r.output}" for r in runs
+        )
+        artifacts = {"pytest.log": _tail(logs, LOG_LINES)}
+        if runs and runs[-1].xml:
+            artifacts["junit.xml"] = runs[-1].xml
+        return Verdict(
+            evaluator=self.name,
+            passed=not text and not found,
+            feedback=text,
+            findings=found,
+            duration_s=round(time.monotonic() - started, 3),
+            artifacts=artifacts,
+        )
+
+
+async def _workspace(sandbox: Sandbox) -> str:
+    """The workspace's absolute path, to make paths in tracebacks relative ("" if unknown)."""
+    result = await sandbox.exec(["pwd"], timeout=30)
+    return result.stdout.strip() if result.exit_code == 0 else ""
+
+
+@asynccontextmanager
+async def _hidden_files(sandbox: Sandbox, files: Mapping[str, str]) -> AsyncIterator[None]:
+    """Copy hidden test files in for the run; put back what was there before, always."""
+    if not files:
+        yield
+        return
+    saved = {path: await sandbox.read_file(path) for path in files}
+    try:
+        await sandbox.write_files({path: src.encode() for path, src in files.items()})
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sandbox.write_files(saved)
+
+
+async def _existing_files(sandbox: Sandbox, nodeids: Sequence[str]) -> list[str]:
+    """The test files of these node ids that exist; pytest refuses a whole run over one missing
+    node id (exit 4), so files are run and ids looked up in the results instead."""
+    paths: list[str] = []
+    for path in dict.fromkeys(file_of(n) for n in nodeids):
+        unsafe = path.startswith(("-", "/")) or ".." in path.split("/")
+        if not unsafe and await sandbox.read_file(path) is not None:
+            paths.append(path)
+    return paths
+
+
+def _tail(text: str, lines: int) -> str:
+    kept = text.strip().splitlines()[-lines:]
+    return "\n".join(kept)[-20_000:]
+
+
+def _scrub_lines(text: str, scrub: Scrubber) -> str:
+    """Drop lines that name a hidden test and the indented lines under them (a traceback frame
+    there quotes its source), and make the rest fit for a model."""
+    kept: list[str] = []
+    dropping = False
+    for line in text.splitlines():
+        if scrub.names_hidden(line):
+            dropping = True
+        elif not (dropping and line[:1].isspace()):
+            dropping = False
+            kept.append(line)
+    return scrub("\n".join(kept))

@@ -1,0 +1,1 @@
+"""Built-in sandboxes: docker (the default when an engine answers) and local (unsafe)."""

@@ -1,0 +1,65 @@
+"""Garbage collection of sandbox containers and volumes: those past their TTL, stopped, or
+opened by a process of this host that no longer exists (a crashed or killed run)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from typing import Any
+
+from docker.errors import APIError, NotFound
+
+from sandboxes.engine import CREATED_LABEL, OWNER_LABEL, RUN_LABEL, TTL_LABEL
+
+
+def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
+    """Remove orphaned sandbox containers, then orphaned volumes; return what went, described."""
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    label = {"label": RUN_LABEL}
+    for container in client.containers.list(all=True, filters=label):
+        why = _orphaned(container.labels, now) or (
+            "stopped" if container.status in ("exited", "dead") else ""
+        )
+        if why:
+            with contextlib.suppress(NotFound):
+                container.remove(force=True)
+                removed.append(f"container {container.name} ({why})")
+    for volume in client.volumes.list(filters=label):
+        why = _orphaned(volume.attrs.get("Labels") or {}, now)
+        if not why:
+            continue
+        try:
+            volume.remove(force=True)
+        except NotFound:
+            continue
+        except APIError:  # still used by a container kept above: next time
+            continue
+        removed.append(f"volume {volume.name} ({why})")
+    return removed
+
+
+def _orphaned(labels: dict[str, str], now: float) -> str:
+    """Why an item labelled like this is garbage, or '' while its run may still need it."""
+    try:
+        created, ttl = float(labels.get(CREATED_LABEL, "0")), float(labels.get(TTL_LABEL, "0"))
+    except ValueError:
+        return "unreadable labels"
+    if created + ttl < now:
+        return "older than its ttl"
+    host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return f"run {labels.get(RUN_LABEL, '?')} is gone"
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
