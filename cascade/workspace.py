@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from cascade.errors import SandboxError, UsageError
+from cascade.protocols import Sandbox
 
 # Never copied into a workspace: hidden tests and earlier proof live there.
 EXCLUDED = (".cascade",)
@@ -62,3 +63,11 @@ def archive(repo: Path, commit: str) -> bytes:
     if proc.returncode != 0:
         raise SandboxError(f"git archive {commit} failed: {proc.stderr.decode(errors='replace')}")
     return proc.stdout
+
+
+async def reset_workspace(sandbox: Sandbox) -> None:
+    """Back to the base commit with untracked files gone: the same two git commands everywhere."""
+    script = "git reset -q --hard HEAD && git clean -q -fdx"
+    result = await sandbox.exec(["sh", "-c", script], timeout=60)
+    if result.exit_code != 0:
+        raise SandboxError(f"reset failed: {(result.stderr or result.stdout).strip()}")

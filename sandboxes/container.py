@@ -22,7 +22,7 @@ from cascade.config import SandboxConfig
 from cascade.edit_apply import apply_edits
 from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
-from cascade.workspace import INIT_SCRIPT, archive
+from cascade.workspace import INIT_SCRIPT, archive, reset_workspace
 from sandboxes.container_spec import LIMIT_COUNTERS, SWEEP, USER, WRAPPER, container_spec
 from sandboxes.engine import (
     CREATED_LABEL,
@@ -161,10 +161,7 @@ class DockerSandbox:
         return await apply_edits(self, edits)
 
     async def reset(self) -> None:
-        script = "git reset -q --hard HEAD && git clean -q -fdx"
-        result = await self.exec(["sh", "-c", script], timeout=60)
-        if result.exit_code != 0:
-            raise SandboxError(f"reset failed: {(result.stderr or result.stdout).strip()}")
+        await reset_workspace(self)
 
     async def close(self) -> None:
         if self._closed:

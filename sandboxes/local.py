@@ -22,7 +22,7 @@ from anyio.abc import ByteReceiveStream
 from cascade.edit_apply import apply_edits
 from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
-from cascade.workspace import INIT_SCRIPT, archive
+from cascade.workspace import INIT_SCRIPT, archive, reset_workspace
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,7 @@ class LocalSandbox:
         return await apply_edits(self, edits)
 
     async def reset(self) -> None:
-        script = "git reset -q --hard HEAD && git clean -q -fdx"
-        result = await self.exec(["sh", "-c", script], timeout=60)
-        if result.exit_code != 0:
-            raise SandboxError(f"reset failed: {result.stderr.strip()}")
+        await reset_workspace(self)
 
     async def close(self) -> None:
         self._closed = True
