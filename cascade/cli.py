@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cascade.cli_fix import fix
 from cascade.cli_sandbox import sandbox_app
 from cascade.errors import CascadeError
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 proof_app = typer.Typer(help="Check the proof of a run.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
+app.command("fix")(fix)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(proof_app, name="proof")
 app.add_typer(config_app, name="config")

@@ -28,7 +28,7 @@ class RungConfig(Section):
     @model_validator(mode="after")
     def _replay_needs_cassette(self) -> RungConfig:
         if self.model.startswith("replay/") and not self.cassette:
-            raise ValueError(f"rung {self.name!r}: a replay/ model needs `cassette = \"FILE\"`")
+            raise ValueError(f'rung {self.name!r}: a replay/ model needs `cassette = "FILE"`')
         return self
 
     @property
@@ -40,6 +40,9 @@ class SandboxConfig(Section):
     backend: Literal["auto", "docker", "local"] = "auto"
     command_timeout: float = Field(default=600.0, gt=0)
     image: str = "cascade-sandbox:latest"
+    # Commands run once per repository environment (e.g. `pip install -e .[test]`), cached as an
+    # image layer keyed by the base image, these commands and the repo's dependency files.
+    setup: tuple[str, ...] = ()
     options: dict[str, Any] = Field(default_factory=dict)  # backend-specific settings
 
 

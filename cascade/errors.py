@@ -1,17 +1,17 @@
 """One error root for broken infrastructure and bad input; a failed gate is data, not an error.
 
-    CascadeError                      exit_code
-    ├── UsageError                    2   bad flags, bad config, missing issue
-    │   ├── ConfigError                   names the key and the file
-    │   └── IssueError                    names the file and the field
-    ├── InfraError                    3   the machinery failed, not the model
-    │   ├── SandboxError
-    │   └── SourceError                   the issue source could not be reached
-    ├── EditError                     -   the model's answer could not be applied (feedback)
-    └── ModelError                    -   a provider fault; `action` tells the ladder what to do
-        ├── ProviderRetry                 retry on the same rung (rate limit, timeout, 5xx)
-        ├── ProviderEscalate              leave this rung (context window, cassette miss)
-        └── ProviderStop              3   stop the run (auth, unknown model, bad request)
+CascadeError                      exit_code
+├── UsageError                    2   bad flags, bad config, missing issue
+│   ├── ConfigError                   names the key and the file
+│   └── IssueError                    names the file and the field
+├── InfraError                    3   the machinery failed, not the model
+│   ├── SandboxError
+│   └── SourceError                   the issue source could not be reached
+├── EditError                     -   the model's answer could not be applied (feedback)
+└── ModelError                    -   a provider fault; `action` tells the ladder what to do
+    ├── ProviderRetry                 retry on the same rung (rate limit, timeout, 5xx)
+    ├── ProviderEscalate              leave this rung (context window, cassette miss)
+    └── ProviderStop              3   stop the run (auth, unknown model, bad request)
 """
 
 from __future__ import annotations

@@ -110,6 +110,9 @@ class Finding(Record):
 
 
 class Verdict(Record):
+    """One evaluator's judgement. Evaluators return `artifacts` as name -> text; the engine
+    stores each as a blob and records name -> sha256."""
+
     evaluator: str
     passed: bool
     feedback: str = ""  # written for the next model: short, specific, no hidden-test source
@@ -147,6 +150,8 @@ class Attempt(Record):
     feedback: str = ""
     error: str = ""
     started_at: str = ""
+    sandbox: str = ""  # backend and image digest the patch was gated in
+    context_files: tuple[str, ...] = ()  # what the model was shown, in prompt order
 
 
 RunStatus = Literal["verified", "exhausted", "error"]

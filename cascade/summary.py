@@ -88,11 +88,21 @@ def _verdicts(verdicts: Sequence[Verdict]) -> str:
     return " ".join(f"{cell(v.evaluator)} {'✓' if v.passed else '✗'}" for v in verdicts)
 
 
+def headline(attempt: Attempt, limit: int = WHY_MAX) -> str:
+    """One line on why an attempt did not verify: the first failed evaluator's first finding,
+    else the first line of its feedback or error."""
+    failed = [v for v in attempt.verdicts if not v.passed]
+    if failed:
+        verdict = failed[0]
+        what = verdict.findings[0].message if verdict.findings else verdict.feedback
+        more = len(verdict.findings) - 1
+        extra = f" (+{more} more)" if more > 0 else ""
+        return first_line(f"{verdict.evaluator}: {first_line(what, limit)}{extra}", limit)
+    return first_line(attempt.feedback, limit) or first_line(attempt.error, limit)
+
+
 def _why(attempt: Attempt) -> str:
-    detail = first_line(attempt.feedback) or first_line(attempt.error)
-    if not detail:
-        failed = [v for v in attempt.verdicts if not v.passed]
-        detail = first_line(failed[0].feedback) if failed else ""
+    detail = headline(attempt)
     parts = [p for p in (cell(attempt.reason), cell(detail)) if p]
     text = " — ".join(parts) or "no reason recorded"
     return f"- **#{attempt.seq}** `{cell(attempt.rung)}` ({cell(attempt.status)}): {text}"

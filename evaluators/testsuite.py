@@ -45,6 +45,7 @@ class _Run:
 
 class PytestEvaluator:
     name = "pytest"
+    config_model = PytestConfig
 
     def __init__(self, config: PytestConfig | None = None) -> None:
         self.config = config or PytestConfig()

@@ -19,6 +19,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import ByteReceiveStream
 
+from cascade.config import SandboxConfig
 from cascade.edit_apply import apply_edits
 from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
@@ -39,7 +40,11 @@ class LocalSandbox:
         self._closed = False
 
     @classmethod
-    async def open(cls, repo: Path, commit: str) -> LocalSandbox:
+    async def open(
+        cls, repo: Path, commit: str, config: SandboxConfig | None = None, *, run_id: str = ""
+    ) -> LocalSandbox:
+        """`config` and `run_id` are accepted for the registry's one calling convention; a local
+        workspace has no limits to configure and nothing to label."""
         log.warning(WARNING)
         tar_bytes = await anyio.to_thread.run_sync(archive, repo, commit)
         root = Path(tempfile.mkdtemp(prefix="cascade-local-"))

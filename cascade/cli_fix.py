@@ -1,0 +1,186 @@
+"""`cascade fix ISSUE-ID`: read the issue, climb the ladder in a sandbox, write the proof, and
+optionally apply the verified patch to the user's working tree. Sync at the edge; the run
+itself goes through anyio.run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from cascade.errors import CascadeError, UsageError
+from cascade.records import RunOutcome
+
+
+def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
+    issue_id: Annotated[
+        str, typer.Argument(help="The issue, e.g. ISSUE-7 (.cascade/issues/ISSUE-7.md).")
+    ],
+    repo: Annotated[
+        Path, typer.Option(help="The repository checkout (its HEAD is the base).")
+    ] = Path(),
+    config: Annotated[
+        Path | None, typer.Option(help="A config file instead of cascade.toml.")
+    ] = None,
+    start_at: Annotated[
+        str | None, typer.Option(help="Start at this rung (logged as an override).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Runs folder (default: [run] out, .cascade/runs).")
+    ] = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="Sandbox backend: auto, docker or local (unsafe).")
+    ] = None,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Apply a verified patch to the working tree (refused when it has changes).",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as JSON on stdout.")
+    ] = False,
+    record: Annotated[
+        Path | None, typer.Option(help="Append every real model answer to this cassette file.")
+    ] = None,
+) -> None:
+    """Fix one issue: cheapest rung first, gated in a sandbox, every attempt logged as proof.
+
+    The proof goes to .cascade/runs/<run-id>/ (check it with `cascade proof verify`).
+    Exit codes: 0 verified patch, 1 none (exhausted), 2 usage/config error, 3 infrastructure.
+    """
+    try:
+        request = FixRequest(issue_id, repo, config, start_at, out, sandbox, apply, as_json, record)
+        outcome = _fix(request)
+    except CascadeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(outcome.exit_code)
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    issue_id: str
+    repo: Path
+    config_file: Path | None
+    start_at: str | None
+    out: Path | None
+    backend: str | None
+    apply: bool
+    as_json: bool
+    record: Path | None
+
+
+def _fix(req: FixRequest) -> RunOutcome:
+    from cascade.context import litellm_counter
+    from cascade.engine import Engine
+    from cascade.ladder import start_index
+    from cascade.models import Recorder, build_model
+    from cascade.progress import Progress
+    from cascade.proof import ProofLog
+    from cascade.records import Task
+    from cascade.registry import build_gate, build_source, choose_backend, sandbox_opener
+    from cascade.settings import load_config
+    from cascade.workspace import resolve_commit
+
+    repo, start_at, out, record = req.repo.resolve(), req.start_at, req.out, req.record
+    if not repo.is_dir():
+        raise UsageError(f"--repo {repo}: no such folder")
+    overrides: dict[str, tuple[Any, str]] = {}
+    if req.backend is not None:
+        overrides["sandbox.backend"] = (req.backend, "--sandbox")
+    loaded = load_config(repo, req.config_file, overrides)
+    cfg = loaded.config
+    start_index(cfg.ladder, start_at)
+    commit = resolve_commit(repo)
+    if req.apply:
+        _require_clean(repo)
+    issue = build_source(cfg, repo).get(req.issue_id)
+    recorder = Recorder(record.resolve()) if record else None
+    models = {
+        r.name: build_model(r, config_dir=loaded.config_dir, recorder=recorder) for r in cfg.ladder
+    }
+    gate = build_gate(cfg.gate)
+    chosen = choose_backend(cfg.sandbox)
+    proof = ProofLog.create(out.resolve() if out else loaded.path(cfg.run.out))
+    progress = Progress(sys.stderr)
+    progress.note(
+        f"{issue.id}: {issue.title} — ladder {' → '.join(r.name for r in cfg.ladder)}, "
+        f"sandbox {chosen}, gate {', '.join(gate.names)}"
+    )
+    engine = Engine(
+        ladder=cfg.ladder,
+        models=models,
+        gate=gate,
+        open_sandbox=sandbox_opener(cfg.sandbox, chosen, proof.run_id),
+        counter=lambda rung: litellm_counter(rung.model),
+        feedback_chars=cfg.run.feedback_chars,
+        on_event=progress,
+    )
+    task = Task(issue=issue, repo=str(repo), base_commit=commit)
+    try:
+        outcome = anyio.run(engine.run, task, proof, start_at)
+    finally:
+        progress.close()
+    _report(outcome, req.as_json)
+    if req.apply and outcome.status == "verified":
+        _apply_patch(repo, Path(outcome.run_dir) / "patch.diff")
+    return outcome
+
+
+def _report(outcome: RunOutcome, as_json: bool) -> None:
+    run_dir, here = Path(outcome.run_dir), Path.cwd()
+    shown = run_dir.relative_to(here) if run_dir.is_relative_to(here) else run_dir
+    if outcome.status == "verified":
+        head = f"verified on rung {outcome.verified_rung!r}"
+    elif outcome.status == "exhausted":
+        head = f"no verified patch: the ladder is exhausted after {outcome.attempts} attempt(s)"
+    else:
+        head = f"error: {outcome.error}"
+    typer.echo(
+        f"{outcome.task_id}: {head} (cost ${outcome.cost_usd:.4f}, {outcome.duration_s:.1f}s)",
+        err=True,
+    )
+    if outcome.status == "verified":
+        typer.echo(f"patch: {shown}/patch.diff", err=True)
+    typer.echo(f"proof: {shown}  (check: cascade proof verify {shown})", err=True)
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.model_dump(mode="json"), indent=2) + "\n")
+
+
+def _require_clean(repo: Path) -> None:
+    """Untracked files (the runs folder among them) are fine; changes to tracked files are not."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or proc.stdout.strip():
+        raise UsageError(
+            f"--apply: {repo} has uncommitted changes; commit or stash them first "
+            "(a verified patch is only applied to a clean tree)"
+        )
+
+
+def _apply_patch(repo: Path, patch: Path) -> None:
+    _require_clean(repo)  # the tree may have changed while the ladder ran
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "apply", "--whitespace=nowarn", str(patch)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise UsageError(f"--apply: the verified patch does not apply: {proc.stderr.strip()}")
+    typer.echo(f"applied {patch.name} to {repo}", err=True)

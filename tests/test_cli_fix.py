@@ -1,0 +1,131 @@
+"""`cascade fix` as a user meets it: the bundled demo copied into a real git repository, the
+command line run for real (in-process for the quick error paths, a subprocess through Docker for
+the whole demo), and the proof checked with `cascade proof verify`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cascade.cli import app
+from cascade.testing import git
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+runner = CliRunner()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    repo = tmp_path / "demo"
+    shutil.copytree(DEMO, repo, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    return repo
+
+
+def _fix(repo: Path, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["fix", *args, "--repo", str(repo), "--sandbox", "local"])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_missing_issue_is_exit_2_naming_where_it_looked(demo: Path) -> None:
+    code, _, err = _fix(demo, "NOPE-1")
+    assert code == 2
+    assert "NOPE-1" in err and str(demo / ".cascade" / "issues") in err
+    assert "DEMO-1" in err  # what is there instead
+    assert "Traceback" not in err
+
+
+def test_malformed_config_is_exit_2_naming_the_key(demo: Path) -> None:
+    toml = demo / "cascade.toml"
+    toml.write_text(toml.read_text().replace("attempts = 1", "attemps = 1", 1))
+    code, _, err = _fix(demo, "DEMO-1")
+    assert code == 2
+    assert "attemps" in err and "cascade.toml" in err
+    toml.write_text("[[ladder]\nname = ")
+    code, _, err = _fix(demo, "DEMO-1")
+    assert code == 2 and "not valid TOML" in err
+
+
+def test_bad_start_rung_and_bad_repo_are_usage_errors(demo: Path, tmp_path: Path) -> None:
+    code, _, err = _fix(demo, "DEMO-1", "--start-at", "huge")
+    assert code == 2 and "huge" in err and "cheap, strong" in err
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    code, _, err = _fix(plain, "DEMO-1")
+    assert code == 2 and "not a git repository" in err
+
+
+def test_fix_json_and_apply_on_the_local_sandbox(demo: Path) -> None:
+    code, out, err = _fix(demo, "DEMO-3", "--json", "--apply")
+    assert code == 0, err
+    outcome = json.loads(out)
+    assert outcome["status"] == "verified" and outcome["verified_rung"] == "strong"
+    assert outcome["attempts"] == 2 and outcome["cost_usd"] > 0
+    run_dir = Path(outcome["run_dir"])
+    assert run_dir.parent == demo / ".cascade" / "runs"
+    assert "applied patch.diff" in err
+    assert "def instalments" in (demo / "invoicekit" / "pricing.py").read_text()
+    assert git(demo, "diff", "--stat").strip().startswith("invoicekit/pricing.py")
+    verify = runner.invoke(app, ["proof", "verify", str(run_dir)])
+    assert verify.exit_code == 0, verify.stdout
+
+
+def test_apply_refuses_a_dirty_tree_before_spending_anything(demo: Path) -> None:
+    (demo / "invoicekit" / "money.py").write_text("# local edit\n")
+    code, _, err = _fix(demo, "DEMO-1", "--apply")
+    assert code == 2 and "uncommitted changes" in err
+    assert not (demo / ".cascade" / "runs").exists()
+
+
+def test_record_writes_a_cassette_only_for_real_models(demo: Path, tmp_path: Path) -> None:
+    # Replayed answers are not re-recorded: the file is created by nothing.
+    cassette = tmp_path / "rec.jsonl"
+    code, _, err = _fix(demo, "DEMO-1", "--record", str(cassette))
+    assert code == 0, err
+    assert not cassette.exists()
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("docker_engine")
+def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
+    """The README's first command, as a user runs it: every demo issue takes one rejected and one
+    verified attempt in the Docker sandbox, and each proof verifies; one flipped byte fails it."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env["CASCADE"] = str(Path(sys.executable).parent / "cascade")
+    env["DEMO_DIR"] = str(tmp_path / "demo")
+    proc = subprocess.run(
+        ["bash", "examples/run-demo.sh"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr.count("sandbox docker") == 3
+    runs = sorted((tmp_path / "demo" / ".cascade" / "runs").iterdir())
+    assert len(runs) == 3
+    for run in runs:
+        records = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
+        assert [r["status"] for r in records] == ["rejected", "verified"]
+        assert all(r["sandbox"].startswith("docker sha256:") for r in records)
+    # Tamper with one byte of the first run's log: verify fails and names the record.
+    log = runs[0] / "attempts.jsonl"
+    data = bytearray(log.read_bytes())
+    at = data.index(b'"rejected"') + 2
+    data[at] = ord("R")
+    log.write_bytes(bytes(data))
+    bad = runner.invoke(app, ["proof", "verify", str(runs[0])])
+    assert bad.exit_code == 1
+    assert "line 1 (seq 1)" in bad.stdout
