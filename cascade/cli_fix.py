@@ -82,18 +82,16 @@ class FixRequest:
 
 
 def _fix(req: FixRequest) -> RunOutcome:
-    from cascade.context import litellm_counter
-    from cascade.engine import Engine
+    from cascade.assemble import assemble
     from cascade.ladder import start_index
-    from cascade.models import Recorder, build_model
     from cascade.progress import Progress
     from cascade.proof import ProofLog
     from cascade.records import Task
-    from cascade.registry import build_gate, build_source, choose_backend, sandbox_opener
+    from cascade.registry import build_source
     from cascade.settings import load_config
     from cascade.workspace import resolve_commit
 
-    repo, start_at, out, record = req.repo.resolve(), req.start_at, req.out, req.record
+    repo, start_at, out = req.repo.resolve(), req.start_at, req.out
     if not repo.is_dir():
         raise UsageError(f"--repo {repo}: no such folder")
     overrides: dict[str, tuple[Any, str]] = {}
@@ -106,27 +104,14 @@ def _fix(req: FixRequest) -> RunOutcome:
     if req.apply:
         _require_clean(repo)
     issue = build_source(cfg, repo).get(req.issue_id)
-    recorder = Recorder(record.resolve()) if record else None
-    models = {
-        r.name: build_model(r, config_dir=loaded.config_dir, recorder=recorder) for r in cfg.ladder
-    }
-    gate = build_gate(cfg.gate)
-    chosen = choose_backend(cfg.sandbox)
+    parts = assemble(loaded, record=req.record)
     proof = ProofLog.create(out.resolve() if out else loaded.path(cfg.run.out))
     progress = Progress(sys.stderr)
     progress.note(
         f"{issue.id}: {issue.title} — ladder {' → '.join(r.name for r in cfg.ladder)}, "
-        f"sandbox {chosen}, gate {', '.join(gate.names)}"
+        f"sandbox {parts.backend}, gate {', '.join(parts.gate.names)}"
     )
-    engine = Engine(
-        ladder=cfg.ladder,
-        models=models,
-        gate=gate,
-        open_sandbox=sandbox_opener(cfg.sandbox, chosen, proof.run_id),
-        counter=lambda rung: litellm_counter(rung.model),
-        feedback_chars=cfg.run.feedback_chars,
-        on_event=progress,
-    )
+    engine = parts.engine(proof.run_id, progress)
     task = Task(issue=issue, repo=str(repo), base_commit=commit)
     try:
         outcome = anyio.run(engine.run, task, proof, start_at)

@@ -1,5 +1,6 @@
-"""`cascade sandbox build | run | gc`: build the sandbox image with no registry, run one command
-in a fresh sandbox exactly as the gate would, and remove what crashed runs left behind.
+"""`cascade sandbox build | run | gc`: build the sandbox image with no registry (and the repo's
+environment when `[sandbox] setup` is set), run one command in a fresh sandbox exactly as the gate
+would, and remove what crashed runs left behind.
 Commands are sync and call `anyio.run` inside (typer skips `async def` commands)."""
 
 from __future__ import annotations
@@ -54,22 +55,32 @@ def build(
         Path | None,
         typer.Option(help="A root filesystem tar to import as the base (no registry needed)."),
     ] = None,
-    repo: Annotated[Path, typer.Option(help="Where to read the configuration.")] = Path(),
+    repo: Annotated[
+        Path, typer.Option(help="Where to read the configuration; its HEAD's environment.")
+    ] = Path(),
 ) -> None:
-    """Build the sandbox image (tools from host-fetched wheels; debootstrap base if needed)."""
+    """Build the sandbox image (tools from host-fetched wheels; debootstrap base if needed), then
+    the repository's environment at HEAD when `[sandbox] setup` is set (reused if up to date)."""
+    from cascade.workspace import resolve_commit
     from sandboxes.image import build_image
+    from sandboxes.setup_layer import environment_image
 
     started = time.monotonic()
 
     def progress(line: str) -> None:
         typer.echo(f"[{time.monotonic() - started:5.1f}s] {line}")
 
-    def work() -> str:
+    def work() -> list[str]:
         config = _sandbox_config(repo)
-        return build_image(config, base=base, base_rootfs=base_rootfs, progress=progress)
+        built = [build_image(config, base=base, base_rootfs=base_rootfs, progress=progress)]
+        if config.setup:
+            root = repo.resolve()
+            env = environment_image(config, root, resolve_commit(root), progress=progress)
+            built.append(env.tag)
+        return built
 
-    image_id = _guard(work)
-    typer.echo(image_id)
+    for line in _guard(work):
+        typer.echo(line)
 
 
 @sandbox_app.command(context_settings={"allow_interspersed_args": False})
@@ -105,15 +116,23 @@ def run(
 
 
 @sandbox_app.command()
-def gc() -> None:
+def gc(
+    images: Annotated[
+        bool,
+        typer.Option(
+            "--images", help="Also remove environment images (cascade-env:*) no container uses."
+        ),
+    ] = False,
+) -> None:
     """Remove sandbox containers and volumes whose run is gone or whose ttl has passed."""
-    from sandboxes.cleanup import collect_garbage
+    from sandboxes.cleanup import collect_env_images, collect_garbage
     from sandboxes.engine import connect
 
     def work() -> list[str]:
         client = connect()
-        try:
-            return collect_garbage(client)
+        try:  # containers first: an image is unused once its stopped containers are gone
+            removed = collect_garbage(client)
+            return removed + collect_env_images(client) if images else removed
         finally:
             client.close()
 

@@ -1,5 +1,6 @@
 """Garbage collection of sandbox containers and volumes: those past their TTL, stopped, or
-opened by a process of this host that no longer exists (a crashed or killed run)."""
+opened by a process of this host that no longer exists (a crashed or killed run); and, on request,
+of per-repository environment images no container uses."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from docker.errors import APIError, NotFound
 
-from sandboxes.engine import CREATED_LABEL, OWNER_LABEL, RUN_LABEL, TTL_LABEL
+from sandboxes.engine import CREATED_LABEL, OWNER_LABEL, RUN_LABEL, SETUP_LABEL, TTL_LABEL
 
 
 def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
@@ -20,6 +21,8 @@ def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
     removed: list[str] = []
     label = {"label": RUN_LABEL}
     for container in client.containers.list(all=True, filters=label):
+        if not container.labels.get(RUN_LABEL):
+            continue  # a blank label inherited from an environment image: not a sandbox
         why = _orphaned(container.labels, now) or (
             "stopped" if container.status in ("exited", "dead") else ""
         )
@@ -38,6 +41,27 @@ def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
         except APIError:  # still used by a container kept above: next time
             continue
         removed.append(f"volume {volume.name} ({why})")
+    return removed
+
+
+def collect_env_images(client: Any) -> list[str]:
+    """Remove every `cascade-env` image no container (running or not) uses; return what went.
+    Environments are caches: one removed here is rebuilt by the next sandbox that needs it."""
+    used = {container.attrs.get("Image") for container in client.containers.list(all=True)}
+    removed: list[str] = []
+    for image in client.images.list(filters={"label": f"{SETUP_LABEL}=1"}):
+        if image.id in used:
+            continue
+        try:  # each tag, then the id: removing an id with several tags needs force
+            for tag in image.tags:
+                client.images.remove(tag)
+            if not image.tags:
+                client.images.remove(image.id)
+        except NotFound:
+            pass
+        except APIError:  # a container started meanwhile, or a child image: next time
+            continue
+        removed.append(f"image {', '.join(image.tags) or image.short_id}")
     return removed
 
 

@@ -35,6 +35,7 @@ from sandboxes.engine import (
     DockerOptions,
     connect,
 )
+from sandboxes.setup_layer import environment_image
 from sandboxes.workspace_tar import files_tar, first_file, relative, reown
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class DockerSandbox:
 
     @property
     def image_id(self) -> str:
-        """The image's digest (`sha256:...`), for attempt records."""
+        """The id (`sha256:...`) of the image the container runs, for attempt records: the
+        repository's environment image when `[sandbox] setup` is set, else the sandbox image."""
         return self._image_id
 
     @property
@@ -79,8 +81,14 @@ class DockerSandbox:
         options = DockerOptions.from_config(config)
         limiter = anyio.CapacityLimiter(4)
         tar_bytes = await anyio.to_thread.run_sync(_workspace_tar, repo, commit, limiter=limiter)
+        image = config.image
+        if config.setup:  # cancelled, the abandoned build still ends and removes its container
+            image = await anyio.to_thread.run_sync(
+                _environment, config, repo, commit, tar_bytes,
+                abandon_on_cancel=True, limiter=limiter,
+            )  # fmt: skip
         box = await anyio.to_thread.run_sync(
-            _create, config.image, options, run_id, tar_bytes, limiter=limiter
+            _create, image, options, run_id, tar_bytes, limiter=limiter
         )
         try:
             result = await box.exec(["sh", "-c", INIT_SCRIPT], timeout=120, env=INIT_ENV)
@@ -248,6 +256,15 @@ class DockerSandbox:
 
 def _workspace_tar(repo: Path, commit: str) -> bytes:
     return reown(archive(repo, commit), SANDBOX_UID)
+
+
+def _environment(config: SandboxConfig, repo: Path, commit: str, tar_bytes: bytes) -> str:
+    def progress(line: str) -> None:
+        log.info("setup: %s", line)
+
+    return environment_image(
+        config, repo, commit, workspace_tar=tar_bytes, progress=progress
+    ).image_id
 
 
 def _create(image: str, options: DockerOptions, run_id: str, tar_bytes: bytes) -> DockerSandbox:

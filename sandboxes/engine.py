@@ -28,6 +28,9 @@ CREATED_LABEL = "cascade.created"  # epoch seconds, for `cascade sandbox gc`
 TTL_LABEL = "cascade.ttl"
 OWNER_LABEL = "cascade.owner"  # "<host>:<pid>" of the process that opened it, for gc
 BUILD_KEY_LABEL = "cascade.build-key"  # on the sandbox image: what it was built from
+ENV_REPOSITORY = "cascade-env"  # per-repository environment images, tagged by their key
+SETUP_LABEL = "cascade.setup"  # "1" on every environment image, for `cascade sandbox gc --images`
+SETUP_KEY_LABEL = "cascade.setup-key"  # on an environment image: the key it was built for
 
 # Put at the start of an ExecResult's stderr marker when a limit (memory, processes) stopped the
 # command: evaluators report it as such, not as a failing test.
@@ -52,6 +55,7 @@ class DockerOptions(BaseModel):
     ttl: int = Field(default=6 * 3600, ge=60)  # seconds before a container stops on its own
     base: str = DEFAULT_BASE  # the image `cascade sandbox build` starts from, when it has it
     tools: tuple[str, ...] = TOOLS  # pip requirements installed into the image's venv
+    setup_timeout: float = Field(default=1800.0, gt=0)  # seconds for all `[sandbox] setup` commands
 
     @classmethod
     def from_config(cls, config: SandboxConfig) -> DockerOptions:

@@ -42,6 +42,8 @@ PROBE = (
     "'missing': [c for c in ('git', 'timeout', 'sh', 'useradd') if not shutil.which(c)]}))"
 )
 
+# The venv belongs to the sandbox user so that `[sandbox] setup` commands (setup_layer.py) can
+# install into it; evaluation containers still cannot write it (their root is read-only).
 DOCKERFILE = """\
 FROM {base}
 USER root
@@ -51,7 +53,8 @@ RUN python3 -m venv {venv} \\
  && (getent group {uid} >/dev/null || groupadd --gid {uid} sandbox) \\
  && (getent passwd {uid} >/dev/null \\
      || useradd --uid {uid} --gid {uid} --no-create-home --home-dir /tmp --shell /bin/sh sandbox) \\
- && mkdir -p {workdir} && chown {uid}:{uid} {workdir}
+ && mkdir -p {workdir} && chown {uid}:{uid} {workdir} \\
+ && chown -R {uid}:{uid} {venv}
 ENV PATH={venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     LANG=C.UTF-8 HOME=/tmp PYTHONDONTWRITEBYTECODE=1
 WORKDIR {workdir}

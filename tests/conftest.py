@@ -1,7 +1,10 @@
 import os
+from collections.abc import Iterator
 from functools import cache
 
 import pytest
+
+from tests.loopback import FakeOpenAI, serve
 
 
 @pytest.fixture
@@ -39,3 +42,11 @@ def docker_engine() -> None:
         pytest.fail(f"Docker tests cannot run in CI: {problem}", pytrace=False)
     if problem:
         pytest.skip(f"DOCKER TESTS SKIPPED: {problem}")
+
+
+@pytest.fixture
+def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
+    """An OpenAI-compatible server on loopback, and a dummy key for litellm to send it."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with serve() as fake:
+        yield fake

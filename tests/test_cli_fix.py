@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from cascade.cli import app
 from cascade.testing import git
+from tests.loopback import chat_body
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 runner = CliRunner()
@@ -129,3 +131,51 @@ def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["proof", "verify", str(runs[0])])
     assert bad.exit_code == 1
     assert "line 1 (seq 1)" in bad.stdout
+
+
+def test_record_then_replay_gives_the_same_run(
+    demo: Path, tmp_path: Path, fake_openai: Any
+) -> None:
+    """A ladder of real litellm providers (an OpenAI-compatible server on loopback), recorded
+    with --record, then replayed from that cassette: same verdicts, same patch, same cost."""
+    scripted = {
+        (e["model"], e["task"]): e["content"]
+        for e in map(json.loads, (DEMO / "cassettes" / "demo.jsonl").read_text().splitlines())
+    }
+    for model in ("replay/demo-cheap", "replay/demo-strong"):
+        fake_openai.script.append((200, chat_body(scripted[(model, "DEMO-3")]), {}))
+    prices = "input_cost_per_token = 0.000001\noutput_cost_per_token = 0.000002\n"
+    real = "".join(
+        f'[[ladder]]\nname = "{name}"\nmodel = "openai/fake-{name}"\n'
+        f'api_base = "{fake_openai.base}"\n{prices}'
+        for name in ("cheap", "strong")
+    )
+    config = tmp_path / "real.toml"
+    config.write_text(real)
+    cassette = tmp_path / "rec.jsonl"
+    code, out, err = _fix(
+        demo, "DEMO-3", "--config", str(config), "--json", "--record", str(cassette)
+    )
+    assert code == 0, err
+    recorded = json.loads(out)
+    lines = [json.loads(x) for x in cassette.read_text().splitlines()]
+    assert [(x["task"], x["model"], x["attempt"]) for x in lines] == [
+        ("DEMO-3", "replay/cheap", 1),
+        ("DEMO-3", "replay/strong", 1),
+    ]
+    assert len(fake_openai.requests) == 2
+    assert fake_openai.requests[0]["messages"][1]["content"].startswith("# Issue DEMO-3")
+    replay = tmp_path / "replay.toml"
+    replay.write_text(
+        "".join(
+            f'[[ladder]]\nname = "{name}"\nmodel = "replay/{name}"\ncassette = "{cassette}"\n'
+            f"{prices}"
+            for name in ("cheap", "strong")
+        )
+    )
+    code, out, err = _fix(demo, "DEMO-3", "--config", str(replay), "--json")
+    assert code == 0, err
+    replayed = json.loads(out)
+    assert len(fake_openai.requests) == 2  # no provider call
+    assert replayed["patch_sha256"] == recorded["patch_sha256"]
+    assert replayed["cost_usd"] == pytest.approx(recorded["cost_usd"]) and recorded["cost_usd"] > 0

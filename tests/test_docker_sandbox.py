@@ -4,7 +4,6 @@ in CI, where a missing engine fails the run."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import uuid
@@ -23,34 +22,8 @@ from sandboxes.engine import RESOURCE_EXCEEDED, RUN_LABEL, connect
 IMAGE = SandboxConfig().image
 
 
-def _engine_problem() -> str:
-    try:
-        client = connect(timeout=5)
-    except SandboxError as exc:
-        return str(exc)
-    try:
-        client.images.get(IMAGE)
-    except Exception:
-        return f"the sandbox image {IMAGE} is missing: run `cascade sandbox build`"
-    finally:
-        client.close()
-    return ""
-
-
-PROBLEM = _engine_problem()
-if PROBLEM and not os.environ.get("CI"):
-    pytestmark = [
-        pytest.mark.docker,
-        pytest.mark.skip(reason=f"DOCKER SANDBOX TESTS SKIPPED: {PROBLEM}"),
-    ]
-else:
-    pytestmark = [pytest.mark.docker]
-
-
-@pytest.fixture(autouse=True)
-def _engine_required() -> None:
-    if PROBLEM:  # only reached in CI: Docker tests are never skipped silently there
-        pytest.fail(f"Docker tests cannot run in CI: {PROBLEM}", pytrace=False)
+# Skipped loudly without an engine, and a failure in CI (the `docker_engine` fixture, conftest).
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
 
 def _git(repo: Path, *args: str) -> str:

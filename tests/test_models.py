@@ -8,10 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from cascade.models.cassette import Cassette
 from cascade.models.faults import LITELLM_ACTIONS, retry_after, to_model_error
 from cascade.protocols import Model
 from cascade.records import CompletionParams, Message
+from tests.loopback import FakeOpenAI, chat_body
 
 MESSAGES = [Message(role="system", content="You fix code."), Message(role="user", content="Fix")]
 
@@ -62,8 +59,9 @@ def litellm_exception_classes() -> dict[str, type[BaseException]]:
         for name, obj in vars(namespace).items():
             if not (inspect.isclass(obj) and issubclass(obj, Exception)):
                 continue
-            # litellm's namespace also leaks stdlib classes (zoneinfo's ZoneInfoNotFoundError).
-            if obj.__module__.split(".")[0] not in sys.stdlib_module_names:
+            # litellm's namespace also leaks other packages' classes (zoneinfo's
+            # ZoneInfoNotFoundError, pydantic's ValidationError): only litellm's own count.
+            if obj.__module__.split(".")[0] == "litellm":
                 found[name] = obj
     return found
 
@@ -264,66 +262,6 @@ async def test_recorded_answers_replay(tmp_path: Path) -> None:
 
 
 # --- a loopback server speaking the OpenAI API -------------------------------------------
-
-
-@dataclass
-class FakeOpenAI:
-    """Answers each POST with the next scripted (status, body, headers); counts requests."""
-
-    base: str = ""
-    script: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-def chat_body(content: str | None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "fake-model-0613",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-    }
-
-
-@pytest.fixture
-def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    fake = FakeOpenAI()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            fake.requests.append({"path": self.path, **json.loads(self.rfile.read(length))})
-            status, body, headers = fake.script.pop(0) if fake.script else (500, {}, {})
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.base = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def loopback_model(fake: FakeOpenAI) -> LitellmModel:

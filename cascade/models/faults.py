@@ -32,6 +32,7 @@ Action = ModelAction | Literal["status"]
 LITELLM_ACTIONS: Final[Mapping[str, Action]] = {
     # retry on the same rung: asking again later may work
     "RateLimitError": "retry",
+    "CallerCredentialRateLimitError": "retry",
     "RouterRateLimitError": "retry",
     "RouterRateLimitErrorBasic": "retry",
     "Timeout": "retry",
@@ -49,6 +50,10 @@ LITELLM_ACTIONS: Final[Mapping[str, Action]] = {
     "JSONSchemaValidationError": "escalate",
     # stop: the configuration is wrong; asking again, or higher, will not help
     "AuthenticationError": "stop",
+    "CallerCredentialAuthenticationError": "stop",
+    "EndpointNotSupportedByModelError": "stop",
+    "UnsupportedEndpointError": "stop",
+    "MalformedRequestFieldError": "stop",
     "PermissionDeniedError": "stop",
     "NotFoundError": "stop",
     "BadRequestError": "stop",
