@@ -123,7 +123,7 @@ class _Run:
         """(the verified patch, "") or (None, why the run stopped with an error, or "")."""
         self.e.on_event(Event("baseline", f"baseline: {', '.join(self.e.gate.names)}"))
         self.baselines = await self.e.gate.baseline(sandbox, self.task)
-        self.failures = target_failures(self.baselines)
+        self.failures = target_failures(self.baselines, self.task.issue.tests)
         self.paths = await tracked_files(sandbox)
         feedback = ""
         while (step := next_step(self.e.ladder, self.history, self.start_at)) is not None:

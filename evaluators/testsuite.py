@@ -24,7 +24,6 @@ from evaluators.regressions import (
     file_of,
     findings,
     judge,
-    lookup,
 )
 
 REPORT_DIR = ".git"  # inside .git, so the report never shows in the tree or the patch
@@ -69,20 +68,24 @@ class PytestEvaluator:
             for nodeid, result in sorted(run.results.items())
             if nodeid not in hidden and file_of(nodeid) not in issue.hidden_files
         }
-        target_failures: dict[str, str] = {}
-        for nodeid in issue.tests:
-            result = lookup(run.results, nodeid)
-            if result is None:
-                target_failures[nodeid] = "not found at the base commit"
-            elif result.outcome != "passed":
-                text = scrub(trim_failure(result.text or result.message))
-                target_failures[nodeid] = text or result.outcome
+        # Every failure's text, not only the targets': the baseline does not depend on which
+        # tests an issue names, so the gate can share it between tasks on the same commit.
+        failures = {
+            nodeid: scrub(trim_failure(result.text or result.message)) or result.outcome
+            for nodeid, result in sorted(run.results.items())
+            if nodeid in outcomes and result.outcome in ("failed", "error")
+        }
         return {
             "outcomes": outcomes,
-            "target_failures": target_failures,
+            "failures": failures,
             "exit_code": run.exit_code,
             "duration_s": round(time.monotonic() - started, 3),
         }
+
+    def baseline_key(self, task: Task) -> str:
+        """What of the task the baseline depends on: only the hidden files copied in for it."""
+        issue = task.issue
+        return repr((sorted(issue.hidden_files.items()), sorted(issue.hidden_tests)))
 
     async def evaluate(
         self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]

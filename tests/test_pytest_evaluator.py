@@ -12,6 +12,7 @@ import pytest
 
 from cascade.config import PytestConfig
 from cascade.edit_apply import canonical_patch
+from cascade.gate import target_failures
 from cascade.records import Issue, Patch, Task, Verdict
 from evaluators.junit import CaseResult, node_id, parse_junit
 from evaluators.regressions import FEEDBACK_CHARS, Failure, Scrubber, feedback
@@ -134,7 +135,7 @@ async def _changed(box: LocalSandbox) -> list[str]:
 @pytest.mark.anyio
 async def test_baseline_shape_and_parametrized_ids(sandbox: LocalSandbox, repo: Path) -> None:
     base = await PytestEvaluator().baseline(sandbox, _task(repo, hidden=True))
-    assert set(base) == {"outcomes", "target_failures", "exit_code", "duration_s"}
+    assert set(base) == {"outcomes", "failures", "exit_code", "duration_s"}
     assert base["exit_code"] == 1
     assert base["outcomes"] == {
         "tests/test_calc.py::TestGroup::test_inner": "passed",
@@ -145,8 +146,12 @@ async def test_baseline_shape_and_parametrized_ids(sandbox: LocalSandbox, repo: 
         "tests/test_calc.py::test_mul_param[2-2-4]": "passed",
         "tests/test_other.py::test_double": "passed",
     }
-    assert list(base["target_failures"]) == [TARGET]
-    assert "assert 0 == 4" in base["target_failures"][TARGET]
+    targets = target_failures({"pytest": base}, [TARGET, "tests/test_calc.py::test_mul_param"])
+    assert list(targets) == [TARGET, "tests/test_calc.py::test_mul_param"]
+    assert "assert 0 == 4" in targets[TARGET]
+    assert "tests/test_calc.py::test_mul" not in target_failures(
+        {"pytest": base}, ["tests/test_calc.py::test_mul"]
+    )
     assert HIDDEN_NAME not in repr(base) and "secret" not in repr(base)
     assert await _changed(sandbox) == []
 
@@ -223,7 +228,8 @@ async def test_hidden_files_put_back_over_existing_file(sandbox: LocalSandbox, r
 async def test_missing_target_fails(sandbox: LocalSandbox, repo: Path) -> None:
     tests = (TARGET, "tests/test_calc.py::test_nope", "tests/test_gone.py::test_x")
     verdict, base = await _gate(sandbox, _task(repo, tests), {"calc/__init__.py": FIXED_ADD})
-    assert base["target_failures"]["tests/test_gone.py::test_x"] == "not found at the base commit"
+    targets = target_failures({"pytest": base}, tests)
+    assert targets["tests/test_gone.py::test_x"] == "not found at the base commit"
     assert not verdict.passed
     for nodeid in tests[1:]:
         assert f"FAILED {nodeid} (a target test of this issue, not found" in verdict.feedback

@@ -1,0 +1,136 @@
+"""The gate as a whole, on real repositories and the real pytest evaluator: stage order and
+fail-fast, the baseline cache, and tamper detection (a workspace that moves during a run)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cascade.edit_apply import canonical_patch
+from cascade.gate import TAMPER, Gate, baseline_key
+from cascade.records import Issue, Patch, Task, Verdict
+from cascade.testing import git, make_repo
+from evaluators.testsuite import PytestEvaluator
+from sandboxes.local import LocalSandbox
+
+CALC = "def add(a, b):\n    return a - b\n"
+TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(2, 2) == 4\n"
+# A conftest that, while pytest runs, rewrites the target test into one that cannot fail.
+CHEAT = (
+    "import pathlib\n\n"
+    "pathlib.Path('tests/test_calc.py').write_text('def test_add():\\n    assert True\\n')\n"
+)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"calc.py": CALC, "tests/test_calc.py": TESTS})
+
+
+def _task(repo: Path, tests: tuple[str, ...] = ("tests/test_calc.py::test_add",)) -> Task:
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    return Task(issue=Issue(id="G-1", title="add", tests=tests), repo=str(repo), base_commit=commit)
+
+
+async def _patched(box: LocalSandbox, files: Mapping[str, str]) -> Patch:
+    await box.write_files({p: t.encode() for p, t in files.items()})
+    return await canonical_patch(box)
+
+
+class Recorder:
+    """A trivial evaluator that records the order it ran in and passes or fails on request."""
+
+    def __init__(self, name: str, calls: list[str], passed: bool = True) -> None:
+        self.name, self.calls, self.passed = name, calls, passed
+        self.baselines = 0
+
+    def baseline_key(self, task: Task) -> str:
+        return ""
+
+    async def baseline(self, sandbox: Any, task: Task) -> dict[str, Any]:
+        self.baselines += 1
+        return {}
+
+    async def evaluate(
+        self, sandbox: Any, task: Task, patch: Patch, baseline: Mapping[str, Any]
+    ) -> Verdict:
+        self.calls.append(self.name)
+        return Verdict(evaluator=self.name, passed=self.passed, feedback="no" * (not self.passed))
+
+
+@pytest.mark.anyio
+async def test_a_conftest_that_rewrites_tests_is_tampering(repo: Path) -> None:
+    task = _task(repo)
+    box = await LocalSandbox.open(repo, task.base_commit)
+    try:
+        gate = Gate([PytestEvaluator()])
+        base = await gate.baseline(box, task)
+        patch = await _patched(box, {"tests/conftest.py": CHEAT})
+        verdicts = await gate.run(box, task, patch, base)
+    finally:
+        await box.close()
+    assert [v.evaluator for v in verdicts] == ["pytest", TAMPER]
+    tamper = verdicts[-1]
+    assert not tamper.passed and "tests/test_calc.py" in tamper.feedback
+    assert [f.path for f in tamper.findings] == ["tests/test_calc.py"]
+
+
+@pytest.mark.anyio
+async def test_an_honest_patch_is_not_tampering(repo: Path) -> None:
+    task = _task(repo)
+    box = await LocalSandbox.open(repo, task.base_commit)
+    try:
+        gate = Gate([PytestEvaluator()])
+        base = await gate.baseline(box, task)
+        patch = await _patched(box, {"calc.py": CALC.replace("a - b", "a + b")})
+        verdicts = await gate.run(box, task, patch, base)
+    finally:
+        await box.close()
+    assert [(v.evaluator, v.passed) for v in verdicts] == [("pytest", True)]
+
+
+@pytest.mark.anyio
+async def test_baseline_is_cached_for_a_second_task_on_the_same_commit(repo: Path) -> None:
+    calls: list[str] = []
+    shared = Recorder("ruff", calls)
+    gate = Gate([PytestEvaluator(), shared])
+    first, second = _task(repo), _task(repo, ("tests/test_calc.py",))
+    box = await LocalSandbox.open(repo, first.base_commit)
+    try:
+        one = await gate.baseline(box, first)
+        two = await gate.baseline(box, second)
+    finally:
+        await box.close()
+    # Both evaluators' baselines are shared: pytest's does not depend on the target tests.
+    assert gate.cache_hits == 2 and shared.baselines == 1
+    assert one["pytest"] is two["pytest"]
+    other_commit = first.model_copy(update={"base_commit": "0" * 40})
+    assert baseline_key(shared, other_commit) != baseline_key(shared, first)
+    hidden = first.issue.model_copy(update={"hidden_files": {"tests/test_h.py": "x = 1\n"}})
+    with_hidden = first.model_copy(update={"issue": hidden})
+    pytest_ev = gate.evaluators[-1]
+    assert baseline_key(pytest_ev, with_hidden) != baseline_key(pytest_ev, first)
+
+
+@pytest.mark.anyio
+async def test_stages_run_cheap_first_and_stop_at_the_first_failing_stage(repo: Path) -> None:
+    calls: list[str] = []
+    gate = Gate(
+        [
+            Recorder("pytest", calls),
+            Recorder("mypy", calls, passed=False),
+            Recorder("ruff", calls),
+            Recorder("diff_scope", calls),
+        ],
+        check_tamper=False,
+    )
+    assert gate.names == ["diff_scope", "mypy", "ruff", "pytest"]
+    task = _task(repo)
+    patch = Patch(diff="", sha256="0", files=())
+    verdicts = await gate.run(None, task, patch, {})  # type: ignore[arg-type]
+    # lint and types share a stage: both run (concurrently), then the gate stops.
+    assert calls[0] == "diff_scope" and sorted(calls[1:]) == ["mypy", "ruff"]
+    assert [v.evaluator for v in verdicts] == ["diff_scope", "mypy", "ruff"]
