@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.errors import InfraError, UsageError
-from cascade.records import Attempt, Patch, RunOutcome
+from cascade.records import Attempt, Patch, RunOutcome, Verdict
 from cascade.summary import render_summary
 
 ATTEMPTS_FILE = "attempts.jsonl"
@@ -29,6 +29,8 @@ RECEIPT_FILE = "receipt.intoto.json"
 GENESIS = "0" * 64  # the `prev` of the first record
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://cascade-engine.dev/ladder-outcome/v1"
+TEST_RESULT_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
+MAX_LISTED = 50  # findings listed per evaluator in the receipt; the rest are in the blobs
 PATCH_SUBJECT = "patch.diff"
 BASE_SUBJECT = "base-commit"
 
@@ -188,13 +190,41 @@ class ProofLog:
 
 
 def _gate_result(attempts: Sequence[Attempt]) -> dict[str, Any]:
-    """The last attempt's verdicts, shaped like the in-toto test-result predicate (v0.1) so a
-    policy written for that predicate reads them without a cascade-specific parser."""
+    """The last attempt's gate: an overall result, and one in-toto test-result predicate (v0.1)
+    per evaluator, so a policy written for that predicate reads each without a cascade parser.
+    Each evaluator's artifacts (JUnit XML, SARIF, coverage JSON) are its `configuration`."""
     verdicts = attempts[-1].verdicts if attempts else ()
     passed = [v.evaluator for v in verdicts if v.passed]
     failed = [v.evaluator for v in verdicts if not v.passed]
     result = "pass" if verdicts and not failed else "fail"
-    return {"result": result, "passedTests": passed, "warnedTests": [], "failedTests": failed}
+    return {
+        "result": result,
+        "passedTests": passed,
+        "warnedTests": [],
+        "failedTests": failed,
+        "evaluators": [_test_result(v) for v in verdicts],
+    }
+
+
+def _test_result(verdict: Verdict) -> dict[str, Any]:
+    failed = [
+        f"{f.path}:{f.line}: {f.rule}: {f.message}" if f.path else f.message
+        for f in verdict.findings[:MAX_LISTED]
+    ]
+    return {
+        "name": verdict.evaluator,
+        "predicateType": TEST_RESULT_TYPE,
+        "predicate": {
+            "result": "PASSED" if verdict.passed else "FAILED",
+            "configuration": [
+                {"name": name, "digest": {"sha256": digest}}
+                for name, digest in sorted(verdict.artifacts.items())
+            ],
+            "passedTests": [verdict.evaluator] if verdict.passed else [],
+            "warnedTests": [],
+            "failedTests": failed or ([] if verdict.passed else [verdict.evaluator]),
+        },
+    }
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -16,11 +16,13 @@ from cascade.proof import (
     GENESIS,
     PREDICATE_TYPE,
     STATEMENT_TYPE,
+    TEST_RESULT_TYPE,
     ProofLog,
+    _gate_result,
     canonical_json,
     new_run_id,
 )
-from cascade.records import Attempt, Patch, RunOutcome, Usage, Verdict
+from cascade.records import Attempt, Finding, Patch, RunOutcome, Usage, Verdict
 from cascade.summary import render_summary
 from cascade.verify import VerifyReport, format_report, verify_run
 
@@ -278,6 +280,38 @@ def test_the_receipt_is_an_in_toto_statement(sealed: Path) -> None:
         "sha256": lines[0]["sha256"],
     }
     assert predicate["gate"]["result"] == "pass"
+    assert predicate["gate"]["evaluators"] == [
+        {
+            "name": "pytest",
+            "predicateType": TEST_RESULT_TYPE,
+            "predicate": {
+                "result": "PASSED",
+                "configuration": [],
+                "passedTests": ["pytest"],
+                "warnedTests": [],
+                "failedTests": [],
+            },
+        }
+    ]
+
+
+def test_each_evaluator_gets_a_test_result_predicate() -> None:
+    failed = Verdict(
+        evaluator="ruff",
+        passed=False,
+        findings=(Finding(message="unused import", path="a.py", line=3, rule="F401"),),
+        artifacts={"ruff.sarif.json": "f" * 64},
+    )
+    attempt = Attempt(
+        run_id="r", task_id="t", seq=1, rung="cheap", model="m", attempt=1, status="rejected",
+        verdicts=(Verdict(evaluator="diff_scope", passed=True), failed),
+    )  # fmt: skip
+    gate = _gate_result([attempt])
+    assert gate["result"] == "fail" and gate["failedTests"] == ["ruff"]
+    ruff = gate["evaluators"][1]["predicate"]
+    assert ruff["result"] == "FAILED"
+    assert ruff["failedTests"] == ["a.py:3: F401: unused import"]
+    assert ruff["configuration"] == [{"name": "ruff.sarif.json", "digest": {"sha256": "f" * 64}}]
 
 
 def test_an_exhausted_run_has_no_patch(tmp_path: Path) -> None:
