@@ -24,6 +24,12 @@ class RungConfig(Section):
     output_cost_per_token: float | None = Field(default=None, ge=0)
     api_base: str | None = None
     cassette: str | None = None  # path, relative to the config file's folder
+    # Per task: the most this rung may spend; a call that could exceed it climbs instead.
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    # Answers drawn concurrently per attempt; gated one by one, the first verified wins.
+    samples: int = Field(default=1, ge=1, le=8)
+    # The model's context window when litellm's map does not know it (local models).
+    max_input_tokens: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _replay_needs_cassette(self) -> RungConfig:
@@ -50,6 +56,7 @@ class PytestConfig(Section):
     args: tuple[str, ...] = ()
     timeout: float = Field(default=600.0, gt=0)
     run_full_suite: bool = True
+    rerun_failures: bool = True  # re-run once what newly failed; a flip is flaky, not blame
 
 
 class GateConfig(Section):
@@ -61,11 +68,74 @@ class GateConfig(Section):
 class IssuesConfig(Section):
     source: str = "files"
     dir: str = ".cascade/issues"
+    # The github source: "owner/name" (default: the checkout's origin remote), and the REST API
+    # root (default: $GITHUB_API_URL, else https://api.github.com).
+    repo: str = ""
+    api_url: str = ""
 
 
 class RunConfig(Section):
     out: str = ".cascade/runs"
     feedback_chars: int = Field(default=4000, ge=200)
+
+
+class LearnedSkipConfig(Section):
+    """Skip a rung that has rarely verified similar tasks (same label) in `.cascade/runs`."""
+
+    enabled: bool = False
+    window: int = Field(default=20, ge=1)  # the last N similar tasks that tried the rung
+    min_tasks: int = Field(default=5, ge=1)  # less evidence than this never skips
+    min_success: float = Field(default=0.2, ge=0.0, le=1.0)  # skip below this verified fraction
+
+
+class PolicyConfig(Section):
+    # What a later attempt is told of earlier ones: the last rejection, all of them, or nothing.
+    carry_feedback: Literal["none", "last", "all"] = "last"
+    carry_patch: bool = False  # also show the previous (rejected) patch
+    # Timeouts, refused connections, 5xx and rate limits: retries of the same attempt, then climb.
+    provider_retries: int = Field(default=2, ge=0, le=10)
+    retry_wait_cap_s: float = Field(default=30.0, ge=0)  # a longer Retry-After climbs at once
+    backoff_s: float = Field(default=1.0, ge=0)  # first wait without Retry-After; then doubles
+    # Sandbox or gate-harness failures: retried on the same rung, never the model's fault.
+    infra_retries: int = Field(default=2, ge=0, le=10)
+    learned_skip: LearnedSkipConfig = LearnedSkipConfig()
+
+
+class BudgetConfig(Section):
+    """Spending caps, checked before every call against an upper-bound estimate."""
+
+    max_cost_usd: float | None = Field(default=None, gt=0)  # per task
+    batch_max_cost_usd: float | None = Field(default=None, gt=0)  # per run or batch, all tasks
+
+
+class RouteRule(Section):
+    """A start rung (and optionally a ceiling) for the tasks that match every condition given."""
+
+    name: str = ""
+    labels: tuple[str, ...] = ()  # the issue has one of these labels
+    paths: tuple[str, ...] = ()  # every path of the task lies inside these globs
+    touches: tuple[str, ...] = ()  # some path of the task lies inside these globs
+    min_size: int | None = Field(default=None, ge=0)  # files in the target tests' tracebacks
+    max_size: int | None = Field(default=None, ge=0)
+    start_at: str | None = None
+    max_rung: str | None = None  # never climb above this rung
+
+    @model_validator(mode="after")
+    def _says_something(self) -> RouteRule:
+        conditions = (self.labels, self.paths, self.touches)
+        if not any(conditions) and self.min_size is None and self.max_size is None:
+            raise ValueError("a routing rule needs a condition: labels, paths, touches or size")
+        if self.start_at is None and self.max_rung is None:
+            raise ValueError("a routing rule needs `start_at` or `max_rung`")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or ", ".join(self.labels or self.paths or self.touches) or "size"
+
+
+class RoutingConfig(Section):
+    rules: tuple[RouteRule, ...] = ()  # the first rule that matches wins
 
 
 def _default_ladder() -> tuple[RungConfig, ...]:
@@ -81,6 +151,9 @@ class CascadeConfig(Section):
     gate: GateConfig = GateConfig()
     issues: IssuesConfig = IssuesConfig()
     run: RunConfig = RunConfig()
+    policy: PolicyConfig = PolicyConfig()
+    budget: BudgetConfig = BudgetConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @model_validator(mode="after")
     def _unique_rungs(self) -> CascadeConfig:
@@ -88,6 +161,13 @@ class CascadeConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"ladder rung names must be unique; repeated: {', '.join(dupes)}")
+        for rule in self.routing.rules:
+            for rung in (rule.start_at, rule.max_rung):
+                if rung is not None and rung not in names:
+                    raise ValueError(
+                        f"routing rule {rule.label!r} names rung {rung!r}, not in the ladder "
+                        f"({', '.join(names)})"
+                    )
         return self
 
     def rung(self, name: str) -> RungConfig:

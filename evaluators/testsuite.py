@@ -28,6 +28,8 @@ from evaluators.regressions import (
 
 REPORT_DIR = ".git"  # inside .git, so the report never shows in the tree or the patch
 LOG_LINES = 200
+FLAKY = "flaky"  # finding rule: failed once, passed on the re-run; does not fail the verdict
+MAX_RERUN = 10
 EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error"}
 
 
@@ -109,8 +111,47 @@ class PytestEvaluator:
                 runs.append(await self._run(sandbox, []))
             else:
                 only = set(paths)
-        said = self._assess(runs[-1], issue, scrub, baseline.get("outcomes", {}), only)
-        return self._verdict(runs, said, started)
+            before = dict(baseline.get("outcomes", {}))
+            rerun, flaky = await self._rerun_failures(sandbox, runs[-1], issue, before, only)
+        for nodeid in flaky:  # not held against the patch; reported as flaky instead
+            before.pop(nodeid, None)
+        said = self._assess(runs[-1], issue, scrub, before, only)
+        notes = tuple(
+            Finding(message=f"{n}: failed, then passed on a re-run (flaky)", rule=FLAKY)
+            for n in sorted(flaky)
+        )
+        return self._verdict(runs, said, started, flaky=notes, rerun=rerun)
+
+    async def _rerun_failures(
+        self,
+        sandbox: Sandbox,
+        run: _Run,
+        issue: Issue,
+        before: Mapping[str, str],
+        only: set[str] | None,
+    ) -> tuple[_Run | None, set[str]]:
+        """Run once more each test that passed at baseline and failed now; those that pass the
+        second time are flaky. Targets and hidden tests are not re-run: they must pass."""
+        if self._run_problem(run) or not self.config.rerun_failures:
+            return None, set()
+        failures = judge(
+            run.results or {},
+            targets=issue.tests,
+            hidden=issue.hidden_tests,
+            hidden_files=issue.hidden_files,
+            baseline=before,
+            only_files=only,
+        )
+        suspects = [
+            f.nodeid
+            for f in failures
+            if f.kind == "regression" and f.result is not None and f.result.outcome == "failed"
+        ]
+        if not suspects or len(suspects) > MAX_RERUN:  # many failures at once are not flakes
+            return None, set()
+        again = await self._run(sandbox, suspects)
+        results = again.results or {}
+        return again, {n for n in suspects if (r := results.get(n)) and r.outcome == "passed"}
 
     def _assess(
         self,
@@ -204,11 +245,18 @@ class PytestEvaluator:
         )
 
     def _verdict(
-        self, runs: Sequence[_Run], said: tuple[str, tuple[Finding, ...]], started: float
+        self,
+        runs: Sequence[_Run],
+        said: tuple[str, tuple[Finding, ...]],
+        started: float,
+        *,
+        flaky: tuple[Finding, ...] = (),
+        rerun: _Run | None = None,
     ) -> Verdict:
         text, found = said
         logs = "\n\n".join(
-            f"$ pytest {' '.join(r.paths) or '(full suite)'}\n{r.output}" for r in runs
+            f"$ pytest {' '.join(r.paths) or '(full suite)'}\n{r.output}"
+            for r in (*runs, *((rerun,) if rerun else ()))
         )
         artifacts = {"pytest.log": _tail(logs, LOG_LINES)}
         if runs and runs[-1].xml:
@@ -217,7 +265,7 @@ class PytestEvaluator:
             evaluator=self.name,
             passed=not text and not found,
             feedback=text,
-            findings=found,
+            findings=found + flaky,
             duration_s=round(time.monotonic() - started, 3),
             artifacts=artifacts,
         )

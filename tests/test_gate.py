@@ -134,3 +134,35 @@ async def test_stages_run_cheap_first_and_stop_at_the_first_failing_stage(repo: 
     # lint and types share a stage: both run (concurrently), then the gate stops.
     assert calls[0] == "diff_scope" and sorted(calls[1:]) == ["mypy", "ruff"]
     assert [v.evaluator for v in verdicts] == ["diff_scope", "mypy", "ruff"]
+
+
+FLIPPER = (
+    "import pathlib\n\n\n"
+    "def test_sometimes():\n"
+    "    if pathlib.Path('flaky_mode').exists():\n"
+    "        seen = pathlib.Path('.git/flaky-seen')\n"
+    "        if not seen.exists():\n"
+    "            seen.write_text('1')\n"
+    "            raise AssertionError('first run fails')\n"
+)
+
+
+@pytest.mark.anyio
+async def test_a_test_that_flips_on_a_rerun_is_flaky_not_a_regression(tmp_path: Path) -> None:
+    files = {"calc.py": CALC, "tests/test_calc.py": TESTS, "tests/test_flip.py": FLIPPER}
+    repo = make_repo(tmp_path / "repo", files)
+    task = _task(repo)
+    box = await LocalSandbox.open(repo, task.base_commit)
+    try:
+        evaluator = PytestEvaluator()
+        base = await evaluator.baseline(box, task)
+        fixed = CALC.replace("a - b", "a + b")
+        patch = await _patched(box, {"calc.py": fixed, "flaky_mode": "on\n"})
+        verdict = await evaluator.evaluate(box, task, patch, base)
+    finally:
+        await box.close()
+    assert base["outcomes"]["tests/test_flip.py::test_sometimes"] == "passed"
+    assert verdict.passed, verdict.feedback
+    assert [(f.rule, f.message.split(": ")[0]) for f in verdict.findings] == [
+        ("flaky", "tests/test_flip.py::test_sometimes")
+    ]
