@@ -20,7 +20,10 @@ from cascade.records import RunOutcome
 
 def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
     issue_id: Annotated[
-        str, typer.Argument(help="The issue, e.g. ISSUE-7 (.cascade/issues/ISSUE-7.md).")
+        str,
+        typer.Argument(
+            help="ISSUE-7 (.cascade/issues/ISSUE-7.md), owner/repo#123, '#123' or an issue URL."
+        ),
     ],
     repo: Annotated[
         Path, typer.Option(help="The repository checkout (its HEAD is the base).")
@@ -87,8 +90,8 @@ def _fix(req: FixRequest) -> RunOutcome:
     from cascade.progress import Progress
     from cascade.proof import ProofLog
     from cascade.records import Task
-    from cascade.registry import build_source
     from cascade.settings import load_config
+    from cascade.sources.route import source_for
     from cascade.workspace import resolve_commit
 
     repo, start_at, out = req.repo.resolve(), req.start_at, req.out
@@ -103,7 +106,8 @@ def _fix(req: FixRequest) -> RunOutcome:
     commit = resolve_commit(repo)
     if req.apply:
         _require_clean(repo)
-    issue = build_source(cfg, repo).get(req.issue_id)
+    source, issue_id = source_for(req.issue_id, cfg, repo)
+    issue = source.get(issue_id)
     parts = assemble(loaded, record=req.record)
     proof = ProofLog.create(out.resolve() if out else loaded.path(cfg.run.out))
     progress = Progress(sys.stderr)

@@ -1,0 +1,152 @@
+"""A loopback stand-in for the parts of GitHub's REST API cascade uses: issues, their comments
+(paginated with Link headers), pull requests and issue comments. It records every request and
+can answer any one route with a scripted failure. Tests start one per test with `serve()`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeGitHub:
+    url: str = ""
+    token: str = ""  # when set, requests without `Authorization: Bearer <token>` get a 401
+    issues: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    comments: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    page_size: int = 0  # 0: honour per_page; else force this page size (to test pagination)
+    failures: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+
+    def add_issue(self, repo: str, number: int, **fields: Any) -> dict[str, Any]:
+        issue: dict[str, Any] = {
+            "number": number,
+            "title": f"Issue {number}",
+            "body": "",
+            "labels": [],
+            "state": "open",
+            "comments": 0,
+            "user": {"login": "reporter", "type": "User"},
+            "author_association": "NONE",
+            "html_url": f"https://github.example/{repo}/issues/{number}",
+            **fields,
+        }
+        self.issues[(repo, number)] = issue
+        return issue
+
+    def add_comment(self, repo: str, number: int, body: str, **fields: Any) -> None:
+        items = self.comments.setdefault((repo, number), [])
+        items.append(
+            {
+                "id": len(items) + 1,
+                "body": body,
+                "user": {"login": "someone", "type": "User"},
+                "author_association": "CONTRIBUTOR",
+                "created_at": "2024-05-01T10:00:00Z",
+                **fields,
+            }
+        )
+        self.issues[(repo, number)]["comments"] = len(items)
+
+    def posted(self, suffix: str) -> list[Request]:
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith(suffix)]
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: Any) -> tuple[
+        int, Any, dict[str, str]
+    ]:  # fmt: skip
+        split = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        self.requests.append(Request(method, split.path, query, headers, body))
+        if f"{method} {split.path}" in self.failures:
+            return self.failures[f"{method} {split.path}"]
+        if self.token and headers.get("authorization") != f"Bearer {self.token}":
+            return 401, {"message": "Bad credentials"}, {}
+        parts = split.path.strip("/").split("/")
+        if len(parts) < 4 or parts[0] != "repos":
+            return 404, {"message": "Not Found"}, {}
+        repo, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+        if method == "GET" and rest == ["issues"]:
+            items = [i for (r, _), i in sorted(self.issues.items()) if r == repo]
+            return self._page(split.path, query, items)
+        if rest[0] == "issues" and len(rest) >= 2 and rest[1].isdigit():
+            key = (repo, int(rest[1]))
+            if key not in self.issues:
+                return 404, {"message": "Not Found"}, {}
+            if method == "GET" and len(rest) == 2:
+                return 200, self.issues[key], {}
+            if method == "GET" and rest[2:] == ["comments"]:
+                return self._page(split.path, query, self.comments.get(key, []))
+            if method == "POST" and rest[2:] == ["comments"]:
+                url = f"https://github.example/{repo}/issues/{key[1]}#issuecomment-99"
+                return 201, {"id": 99, "html_url": url, "body": body.get("body")}, {}
+        if method == "POST" and rest == ["pulls"]:
+            url = f"https://github.example/{repo}/pull/100"
+            return 201, {"number": 100, "html_url": url, "draft": body.get("draft")}, {}
+        return 404, {"message": "Not Found"}, {}
+
+    def _page(
+        self, path: str, query: dict[str, str], items: list[dict[str, Any]]
+    ) -> tuple[int, Any, dict[str, str]]:
+        size = self.page_size or int(query.get("per_page", "30"))
+        page = int(query.get("page", "1"))
+        chunk = items[(page - 1) * size : page * size]
+        headers = {}
+        if page * size < len(items):
+            headers["Link"] = f'<{self.url}{path}?per_page={size}&page={page + 1}>; rel="next"'
+        return 200, chunk, headers
+
+
+@contextmanager
+def serve() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else None
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, data, extra = fake.handle(method, self.path, headers, body)
+            payload = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

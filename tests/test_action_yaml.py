@@ -1,0 +1,137 @@
+"""The Action and every workflow we ship, read as GitHub reads them: no `${{ }}` expression inside
+a `run:` script (inputs and event text reach scripts only through `env:`), only allowlisted
+contexts in `env:`/`with:`, no `pull_request_target`, minimal job permissions, the proof uploaded
+under a unique name even on failure; and the docs show the very workflow file tested here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTION = ROOT / "action.yml"
+WORKFLOWS = sorted((ROOT / "docs" / "workflows").glob("*.yml"))
+DOCS = ROOT / "docs" / "github-action.md"
+
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+# What an `env:` or `with:` value may interpolate: the action's inputs, secrets, and values
+# that GitHub itself produces (numbers, the job token, earlier steps' outputs). Event text
+# (`github.event.*`, `github.head_ref`) is never interpolated, not even into env.
+SAFE = re.compile(
+    r"\s*(inputs\.[\w-]+|secrets\.[\w-]+|vars\.[\w-]+|github\.(token|run_id|run_attempt)"
+    r"|steps\.[\w-]+\.outputs\.[\w-]+)\s*"
+)
+OUTPUTS = {"verified", "patch-path", "proof-path", "cost-usd", "pr-url"}
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict), f"{path} is not a YAML mapping"
+    return doc
+
+
+def _triggers(doc: dict[Any, Any]) -> Any:
+    # YAML 1.1 reads a bare `on:` key as the boolean True.
+    return doc.get("on", doc.get(True))
+
+
+def _steps(doc: dict[Any, Any]) -> list[dict[str, Any]]:
+    steps = list(doc.get("runs", {}).get("steps", []))
+    for job in (doc.get("jobs") or {}).values():
+        steps += job.get("steps", [])
+    return steps
+
+
+def problems(doc: dict[Any, Any]) -> list[str]:
+    """Every way `doc` (an action or a workflow) lets outside text reach a shell."""
+    found = []
+    triggers = _triggers(doc)
+    if "pull_request_target" in str(triggers):
+        found.append("pull_request_target trigger")
+    for number, step in enumerate(_steps(doc), 1):
+        where = f"step {number} ({step.get('name') or step.get('uses') or step.get('id')})"
+        for expr in EXPRESSION.findall(str(step.get("run", ""))):
+            found.append(f"{where}: `${{{{{expr}}}}}` inside run:")
+        for key in ("env", "with"):
+            for name, value in (step.get(key) or {}).items():
+                for expr in EXPRESSION.findall(str(value)):
+                    if not SAFE.fullmatch(expr):
+                        found.append(f"{where}: {key}.{name} interpolates `{expr.strip()}`")
+    return found
+
+
+@pytest.mark.parametrize("path", [ACTION, *WORKFLOWS], ids=lambda p: p.name)
+def test_no_expression_reaches_a_shell(path: Path) -> None:
+    assert problems(_load(path)) == []
+
+
+def test_the_checker_catches_what_it_is_for() -> None:
+    bad: dict[Any, Any] = {
+        True: {"pull_request_target": {}},
+        "jobs": {
+            "x": {
+                "steps": [
+                    {"run": 'echo "${{ github.event.issue.title }}"'},
+                    {"run": "echo ${{inputs.label}}"},
+                    {"env": {"T": "${{ github.event.comment.body }}"}},
+                    {"with": {"ref": "${{ github.head_ref }}"}},
+                ]
+            }
+        },
+    }
+    found = problems(bad)
+    assert found[0] == "pull_request_target trigger"
+    assert len(found) == 5 and "github.event.issue.title" in found[1]
+
+
+def test_action_shape() -> None:
+    action = _load(ACTION)
+    runs = action["runs"]
+    assert runs["using"] == "composite"
+    assert set(action["outputs"]) == OUTPUTS
+    assert {"label", "github-token", "config", "python-version", "install", "sandbox"} <= set(
+        action["inputs"]
+    )
+    assert action["inputs"]["label"]["default"] == "cascade"
+    for step in runs["steps"]:
+        if "run" in step:
+            assert step.get("shell") == "bash", step  # composite steps must name their shell
+    uses = {step["uses"].split("@")[0]: step for step in runs["steps"] if "uses" in step}
+    assert "actions/setup-python" in uses
+    upload = uses["actions/upload-artifact"]
+    assert "always()" in upload["if"]
+    name = upload["with"]["name"]
+    assert "${{ github.run_id }}" in name and "${{ github.run_attempt }}" in name
+    assert upload["with"]["include-hidden-files"] is True  # the proof lives under .cascade/
+    run = next(step for step in runs["steps"] if step.get("id") == "run")
+    assert "cascade" in run["run"] and "ci github" in run["run"]
+    assert "LITELLM_LOCAL_MODEL_COST_MAP" in run["env"]
+    for output in action["outputs"].values():
+        assert output["value"].startswith("${{ steps.run.outputs.")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_permissions_and_triggers(path: Path) -> None:
+    doc = _load(path)
+    assert set(_triggers(doc)) == {"issues", "issue_comment"}
+    assert doc.get("permissions") == {}
+    (job,) = doc["jobs"].values()
+    assert job["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+        "issues": "write",
+    }
+    uses = [step.get("uses", "") for step in job["steps"]]
+    assert uses[0].startswith("actions/checkout@")
+    assert any(u.endswith("/cascade@v1") for u in uses)
+
+
+def test_the_docs_show_the_tested_workflow() -> None:
+    assert WORKFLOWS, "docs/workflows/ ships no workflow"
+    text = DOCS.read_text()
+    for path in WORKFLOWS:
+        assert f"```yaml\n{path.read_text()}```" in text, f"{path.name} differs from the docs copy"
