@@ -1,0 +1,146 @@
+"""How the type gate runs mypy on a repository: on the repo's own config and targets when it
+declares them, else on files named by the gate. Also reads mypy's `-O json` lines."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cascade.errors import InfraError
+from cascade.protocols import Sandbox
+from evaluators.findings import ToolFinding, relative, tail
+
+# mypy's own order: the first of these that is a mypy config is the one it reads.
+CONFIG_FILES = ("mypy.ini", ".mypy.ini", "pyproject.toml", "setup.cfg")
+TARGET_KEYS = ("files", "packages", "modules")
+_LINE_REF = re.compile(r"\bline \d+")
+
+
+@dataclass(frozen=True)
+class RepoMypy:
+    has_config: bool
+    has_targets: bool  # the config says what to check (`files`, `packages`, `modules`)
+
+
+async def repo_mypy(sandbox: Sandbox) -> RepoMypy:
+    for name in CONFIG_FILES:
+        data = await sandbox.read_file(name)
+        if data is not None:
+            targets = _targets_in(name, data.decode("utf-8", "replace"))
+            if targets is not None:
+                return RepoMypy(True, targets)
+    return RepoMypy(False, False)
+
+
+def _targets_in(name: str, text: str) -> bool | None:
+    """Whether this config names targets; None when it is not a mypy config at all."""
+    if name == "pyproject.toml":
+        try:
+            table = tomllib.loads(text).get("tool", {}).get("mypy")
+        except tomllib.TOMLDecodeError:
+            return None
+        return any(k in table for k in TARGET_KEYS) if isinstance(table, dict) else None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return None if name == "setup.cfg" else False
+    if not parser.has_section("mypy"):
+        # mypy reads mypy.ini and .mypy.ini even without a [mypy] section; setup.cfg it skips.
+        return None if name == "setup.cfg" else False
+    return any(parser.has_option("mypy", k) for k in TARGET_KEYS)
+
+
+async def tracked_python(sandbox: Sandbox) -> list[str]:
+    """Every Python file of the base commit (the workspace's only commit)."""
+    argv = ["git", "ls-files", "-z", "--", "*.py", "*.pyi"]
+    result = await sandbox.exec(argv, timeout=60)
+    if result.exit_code != 0:
+        raise InfraError(f"git ls-files failed in the sandbox: {result.stderr.strip()[:300]}")
+    return sorted(p for p in result.stdout.split("\0") if p)
+
+
+# Parses each file with the sandbox's Python and, with "stamp", sets its mtime from a hash of
+# its content (in 2001-2017: far from any checkout time; the same for the same content, and
+# different, but for a 1 in 5e8 chance, for different content).
+_PREPARE = """\
+import ast, hashlib, json, os, sys, warnings
+warnings.simplefilter("ignore")
+bad = {}
+for path in sys.argv[2:]:
+    with open(path, "rb") as f:
+        source = f.read()
+    if sys.argv[1] == "stamp":
+        digest = hashlib.sha256(source).digest()
+        when = 1_000_000_000 + int.from_bytes(digest[:4], "big") % 500_000_000
+        os.utime(path, (when, when))
+    try:
+        ast.parse(source, path)
+    except (SyntaxError, ValueError) as exc:
+        bad[path] = [getattr(exc, "lineno", 0) or 0, str(getattr(exc, "msg", exc))]
+print(json.dumps(bad))
+"""
+
+
+async def prepare(sandbox: Sandbox, paths: Sequence[str], stamp: bool) -> dict[str, ToolFinding]:
+    """The files among `paths` that the sandbox's Python cannot parse, as syntax findings: mypy
+    stops at the first such file, so they are kept out of its run. With `stamp`, also give
+    each file an mtime that stands for its content: mypy reuses a cache entry whose path,
+    whole-second mtime and size match without hashing the file, so a same-size patch written
+    within a second of the last run would otherwise get the old results."""
+    if not paths:
+        return {}
+    argv = ["python", "-I", "-c", _PREPARE, "stamp" if stamp else "check", *paths]
+    result = await sandbox.exec(argv, timeout=300)
+    try:
+        bad = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise InfraError(f"could not read the Python files: {tail(result.stderr)}") from None
+    return {
+        path: ToolFinding(path=path, line=int(line), rule="syntax", message=message)
+        for path, (line, message) in bad.items()
+    }
+
+
+def parse_errors(output: str, roots: Sequence[str]) -> list[ToolFinding] | None:
+    """The errors in mypy's `-O json` output (notes dropped), or None when no line was JSON."""
+    found: list[ToolFinding] = []
+    seen_json = False
+    for line in output.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        seen_json = True
+        if not isinstance(item, dict) or item.get("severity") != "error":
+            continue
+        column = item.get("column")
+        found.append(
+            ToolFinding(
+                path=relative(str(item.get("file", "")), roots),
+                line=max(int(item.get("line") or 0), 0),
+                column=int(column) + 1 if isinstance(column, int) and column >= 0 else 0,
+                rule=str(item.get("code") or "error"),
+                message=str(item.get("message", "")),
+            )
+        )
+    return found if seen_json else None
+
+
+def key(finding: ToolFinding) -> tuple[str, str, str]:
+    """Path, code and message: a line number inside the message ("defined on line 12") is
+    dropped so that it survives the line moving. Any syntax error counts as the same one: mypy
+    words them differently from the parser that found them at baseline."""
+    if finding.rule == "syntax":
+        return finding.path, finding.rule, ""
+    return finding.path, finding.rule, _LINE_REF.sub("line N", finding.message)
+
+
+def is_duplicate_module(finding: ToolFinding) -> bool:
+    return finding.message.startswith("Duplicate module named")
