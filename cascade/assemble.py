@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascade.budget import Purse
 from cascade.context import litellm_counter
 from cascade.engine import Engine, Event
 from cascade.gate import Gate
@@ -25,6 +26,7 @@ class Parts:
     models: Mapping[str, Model]  # rung name -> model
     gate: Gate
     backend: str  # "docker", "local", or an entry-point name
+    purse: Purse | None = None  # money shared by every run of a batch ([budget] batch cap)
 
     def engine(self, run_id: str, on_event: Callable[[Event], None] | None = None) -> Engine:
         """An engine for one run; its sandboxes are labelled with `run_id`."""
@@ -37,6 +39,10 @@ class Parts:
             counter=lambda rung: litellm_counter(rung.model),
             feedback_chars=cfg.run.feedback_chars,
             on_event=on_event or (lambda _event: None),
+            policy=cfg.policy,
+            budget=cfg.budget,
+            routing=cfg.routing,
+            purse=self.purse,
         )
 
 
@@ -48,4 +54,6 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
     models = {
         r.name: build_model(r, config_dir=loaded.config_dir, recorder=recorder) for r in cfg.ladder
     }
-    return Parts(loaded, models, build_gate(cfg.gate), choose_backend(cfg.sandbox))
+    cap = cfg.budget.batch_max_cost_usd
+    purse = Purse(cap) if cap else None
+    return Parts(loaded, models, build_gate(cfg.gate), choose_backend(cfg.sandbox), purse)

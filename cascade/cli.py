@@ -7,7 +7,12 @@ from pathlib import Path
 
 import typer
 
+from cascade.cli_ci import ci_app
 from cascade.cli_fix import fix
+from cascade.cli_init import init
+from cascade.cli_ladder import ladder_app
+from cascade.cli_replay import replay
+from cascade.cli_report import report_app
 from cascade.cli_sandbox import sandbox_app
 from cascade.errors import CascadeError
 
@@ -18,9 +23,14 @@ app = typer.Typer(
 proof_app = typer.Typer(help="Check the proof of a run.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
 app.command("fix")(fix)
+app.command("replay")(replay)
+app.add_typer(report_app, name="report")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(proof_app, name="proof")
 app.add_typer(config_app, name="config")
+app.command("init")(init)
+app.add_typer(ladder_app, name="ladder")
+app.add_typer(ci_app, name="ci")
 
 
 @proof_app.command("verify")

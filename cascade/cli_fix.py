@@ -35,7 +35,7 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
         str | None, typer.Option(help="Start at this rung (logged as an override).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Runs folder (default: [run] out, .cascade/runs).")
+        Path | None, typer.Option(help="Runs folder (default: run.out, .cascade/runs).")
     ] = None,
     sandbox: Annotated[
         str | None, typer.Option(help="Sandbox backend: auto, docker or local (unsafe).")
@@ -53,14 +53,21 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
     record: Annotated[
         Path | None, typer.Option(help="Append every real model answer to this cassette file.")
     ] = None,
+    max_cost_usd: Annotated[
+        float | None,
+        typer.Option(help="Stop before a call would take the task past this (budget_exhausted)."),
+    ] = None,
 ) -> None:
     """Fix one issue: cheapest rung first, gated in a sandbox, every attempt logged as proof.
 
     The proof goes to .cascade/runs/<run-id>/ (check it with `cascade proof verify`).
-    Exit codes: 0 verified patch, 1 none (exhausted), 2 usage/config error, 3 infrastructure.
+    Exit codes: 0 verified patch · 1 none (exhausted or budget spent) · 2 usage or config
+    error · 3 infrastructure (sandbox, provider auth, issue source).
     """
     try:
-        request = FixRequest(issue_id, repo, config, start_at, out, sandbox, apply, as_json, record)
+        request = FixRequest(
+            issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd
+        )
         outcome = _fix(request)
     except CascadeError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -82,6 +89,7 @@ class FixRequest:
     apply: bool
     as_json: bool
     record: Path | None
+    max_cost_usd: float | None = None
 
 
 def _fix(req: FixRequest) -> RunOutcome:
@@ -100,6 +108,8 @@ def _fix(req: FixRequest) -> RunOutcome:
     overrides: dict[str, tuple[Any, str]] = {}
     if req.backend is not None:
         overrides["sandbox.backend"] = (req.backend, "--sandbox")
+    if req.max_cost_usd is not None:
+        overrides["budget.max_cost_usd"] = (req.max_cost_usd, "--max-cost-usd")
     loaded = load_config(repo, req.config_file, overrides)
     cfg = loaded.config
     start_index(cfg.ladder, start_at)
@@ -134,6 +144,11 @@ def _report(outcome: RunOutcome, as_json: bool) -> None:
         head = f"verified on rung {outcome.verified_rung!r}"
     elif outcome.status == "exhausted":
         head = f"no verified patch: the ladder is exhausted after {outcome.attempts} attempt(s)"
+    elif outcome.status == "budget_exhausted":
+        head = (
+            f"no verified patch: the budget stopped the ladder after {outcome.attempts} "
+            f"attempt(s): {outcome.stop_reason}"
+        )
     else:
         head = f"error: {outcome.error}"
     typer.echo(
@@ -143,6 +158,13 @@ def _report(outcome: RunOutcome, as_json: bool) -> None:
     if outcome.status == "verified":
         typer.echo(f"patch: {shown}/patch.diff", err=True)
     typer.echo(f"proof: {shown}  (check: cascade proof verify {shown})", err=True)
+    if outcome.best_unverified:
+        best = outcome.best_unverified
+        typer.echo(
+            f"best unverified candidate (never applied): #{best.seq} on {best.rung!r}, failed "
+            f"{', '.join(best.failed)}: {shown}/blobs/{best.patch_sha256}",
+            err=True,
+        )
     if as_json:
         sys.stdout.write(json.dumps(outcome.model_dump(mode="json"), indent=2) + "\n")
 

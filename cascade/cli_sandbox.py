@@ -49,7 +49,7 @@ def _sandbox_config(repo: Path) -> SandboxConfig:
 @sandbox_app.command()
 def build(
     base: Annotated[
-        str | None, typer.Option(help="Base image (default: [sandbox.options] base).")
+        str | None, typer.Option(help="Base image (default: sandbox.options.base).")
     ] = None,
     base_rootfs: Annotated[
         Path | None,
@@ -88,7 +88,7 @@ def run(
     command: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
     repo: Annotated[Path, typer.Option(help="The repository (its HEAD is used).")] = Path(),
     timeout: Annotated[
-        float | None, typer.Option(help="Seconds (default: [sandbox] command_timeout).")
+        float | None, typer.Option(help="Seconds (default: sandbox.command_timeout).")
     ] = None,
 ) -> None:
     """Run CMD in a fresh Docker sandbox of the repository at HEAD, as the gate would."""

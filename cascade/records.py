@@ -122,8 +122,43 @@ class Verdict(Record):
 
 
 AttemptStatus = Literal[
-    "verified", "rejected", "edit_error", "provider_error", "infra_error", "empty_patch"
-]
+    "verified", "rejected", "edit_error", "provider_error", "infra_error", "empty_patch",
+    "cancelled",  # a sample drawn but not gated: another sample of its round verified first
+]  # fmt: skip
+
+# What a provider fault was, so the ladder can answer it (wait, retry, climb to a larger context
+# window, stop) and a reader can see it in the record.
+FaultKind = Literal[
+    "rate_limit", "timeout", "connection", "server",  # transient: bounded retries
+    "context_window", "refused",  # this rung cannot answer: climb
+    "auth", "not_found", "bad_request", "unknown",  # the configuration is wrong: stop
+]  # fmt: skip
+
+DecisionKind = Literal["start", "retry", "fault_retry", "infra_retry", "climb"]
+
+
+class Alternative(Record):
+    """A rung the policy considered and passed over, and why."""
+
+    rung: str
+    why: str
+
+
+class Decision(Record):
+    """Why the ladder made this attempt, as the pure policy decided it before the call."""
+
+    kind: DecisionKind
+    why: str  # why this rung and attempt, one sentence
+    escalation: str = ""  # on a climb: why the previous rung was left
+    route: str = ""  # the routing rule or human override that set the start rung
+    rejected: tuple[Alternative, ...] = ()
+    labels: tuple[str, ...] = ()  # the task facts the policy saw
+    size: int = 0  # files in the target tests' tracebacks at baseline
+    estimated_prompt_tokens: int = 0
+    estimated_cost_usd: float = 0.0  # upper bound for the call(s), checked against the budgets
+    local: bool = False  # the rung has no price (a local model): its calls count as $0
+    wait_s: float = 0.0  # slept before the call (Retry-After, backoff)
+    notes: tuple[str, ...] = ()  # what happened before it that was not the model's doing
 
 
 class Attempt(Record):
@@ -152,9 +187,23 @@ class Attempt(Record):
     started_at: str = ""
     sandbox: str = ""  # backend and image digest the patch was gated in
     context_files: tuple[str, ...] = ()  # what the model was shown, in prompt order
+    decision: Decision | None = None  # None in records written before the policy logged them
+    retry: int = 0  # 0 for a first try; n for the n-th retry after a provider or infra fault
+    sample: int = 1  # which of the rung's `samples` concurrent answers this is
+    fault: FaultKind | None = None  # provider_error: what kind of fault
 
 
-RunStatus = Literal["verified", "exhausted", "error"]
+RunStatus = Literal["verified", "exhausted", "budget_exhausted", "error"]
+
+
+class Candidate(Record):
+    """The best unverified attempt of a run, kept for a human: never applied, never proposed."""
+
+    seq: int
+    rung: str
+    patch_sha256: str  # blobs/<sha256> in the run folder
+    failed: tuple[str, ...]  # evaluators that failed
+    passed: tuple[str, ...] = ()
 
 
 class RunOutcome(Record):
@@ -170,7 +219,9 @@ class RunOutcome(Record):
     patch_sha256: str = ""
     verified_rung: str = ""
     error: str = ""
+    stop_reason: str = ""  # why the ladder stopped where it did
+    best_unverified: Candidate | None = None  # when nothing verified
 
     @property
     def exit_code(self) -> int:
-        return {"verified": 0, "exhausted": 1, "error": 3}[self.status]
+        return {"verified": 0, "exhausted": 1, "budget_exhausted": 1, "error": 3}[self.status]

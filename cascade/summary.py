@@ -42,9 +42,18 @@ def render_summary(
         lines += [TABLE_HEADER, *(_row(a) for a in attempts), ""]
     else:
         lines += ["No attempt was made.", ""]
-    why = [_why(a) for a in attempts if a.status != "verified"]
-    if why:
-        lines += ["## Why it climbed", "", *why, ""]
+    if outcome.stop_reason and outcome.status != "verified":
+        lines += [f"Stopped: {cell(first_line(outcome.stop_reason, 400))}", ""]
+    if attempts:
+        lines += ["## Why each attempt", ""]
+        for attempt in attempts:
+            lines += _why_attempt(attempt)
+        lines += [""]
+    climbs = [a for i, a in enumerate(attempts) if _climbed(attempts[i - 1] if i else None, a)]
+    if climbs:
+        lines += ["## Why it climbed", "", *(_climb(attempts, a) for a in climbs), ""]
+    if outcome.best_unverified is not None:
+        lines += _best(outcome)
     lines += [
         "Proof: `attempts.jsonl` (hash chain), `blobs/`, `receipt.intoto.json`. "
         "Check with `cascade proof verify RUN_DIR`.",
@@ -58,6 +67,8 @@ def _outcome_line(outcome: RunOutcome) -> str:
         head = f"**Verified** on rung `{cell(outcome.verified_rung)}`"
     elif outcome.status == "exhausted":
         head = f"**Exhausted**: no verified patch after {outcome.attempts} attempt(s)"
+    elif outcome.status == "budget_exhausted":
+        head = f"**Budget exhausted**: no verified patch after {outcome.attempts} attempt(s)"
     else:
         head = f"**Error**: {cell(first_line(outcome.error)) or 'unknown'}"
     base = cell(outcome.base_commit[:12]) or "unknown"
@@ -101,8 +112,67 @@ def headline(attempt: Attempt, limit: int = WHY_MAX) -> str:
     return first_line(attempt.feedback, limit) or first_line(attempt.error, limit)
 
 
-def _why(attempt: Attempt) -> str:
-    detail = headline(attempt)
-    parts = [p for p in (cell(attempt.reason), cell(detail)) if p]
-    text = " — ".join(parts) or "no reason recorded"
-    return f"- **#{attempt.seq}** `{cell(attempt.rung)}` ({cell(attempt.status)}): {text}"
+def _why_attempt(attempt: Attempt) -> list[str]:
+    """Why this rung was chosen, what it cost against the estimate, and how it ended."""
+    decision = attempt.decision
+    sample = f" · sample {attempt.sample}" if attempt.sample > 1 else ""
+    retry = f" · retry {attempt.retry}" if attempt.retry else ""
+    head = (
+        f"- **#{attempt.seq}** `{cell(attempt.rung)}` · attempt {attempt.attempt}{retry}{sample}"
+        f" · {cell(attempt.status)}"
+    )
+    chosen = decision.why if decision else attempt.reason
+    lines = [head, f"  - chosen: {cell(chosen) or 'no reason recorded'}"]
+    if decision is not None:
+        lines += [f"  - note: {cell(note)}" for note in decision.notes]
+        if decision.rejected:
+            passed = "; ".join(f"`{cell(a.rung)}` ({cell(a.why)})" for a in decision.rejected)
+            lines.append(f"  - passed over: {passed}")
+        if decision.wait_s:
+            lines.append(f"  - waited {decision.wait_s:g}s before the call")
+        estimate = (
+            "local model, no price: counted as $0"
+            if decision.local
+            else f"estimated ≤ ${decision.estimated_cost_usd:.4f}"
+        )
+        lines.append(
+            f"  - cost: {estimate} ({decision.estimated_prompt_tokens} prompt tokens), "
+            f"actual ${attempt.cost_usd:.4f}"
+        )
+    if attempt.status != "verified":
+        detail = headline(attempt)
+        if attempt.fault:
+            detail = f"{attempt.fault}: {detail}"
+        lines.append(f"  - result: {cell(detail) or cell(attempt.status)}")
+    return lines
+
+
+def _climbed(before: Attempt | None, attempt: Attempt) -> bool:
+    if attempt.decision is not None:
+        return attempt.decision.kind == "climb"
+    return before is not None and before.rung != attempt.rung  # a record from before decisions
+
+
+def _climb(attempts: Sequence[Attempt], attempt: Attempt) -> str:
+    before = next((a for a in reversed(attempts) if a.seq < attempt.seq), None)
+    source = f"`{cell(before.rung)}` → " if before else ""
+    why = attempt.decision.escalation if attempt.decision else attempt.reason
+    if before is not None and not attempt.decision:
+        why = f"{why} — {headline(before)}".strip(" —")
+    return f"- {source}`{cell(attempt.rung)}` (#{attempt.seq}): {cell(why)}"
+
+
+def _best(outcome: RunOutcome) -> list[str]:
+    best = outcome.best_unverified
+    if best is None:
+        return []
+    failed = ", ".join(best.failed) or "none"
+    passed = ", ".join(best.passed) or "none"
+    return [
+        "## Best unverified candidate",
+        "",
+        f"Attempt #{best.seq} on `{cell(best.rung)}` failed the fewest evaluators "
+        f"(failed: {cell(failed)}; passed: {cell(passed)}). Its patch is "
+        f"`blobs/{best.patch_sha256}`: never applied, never proposed; a human may pick it up.",
+        "",
+    ]

@@ -29,6 +29,8 @@ done
 echo
 if [ "$failed" -eq 0 ]; then
   echo "all demo issues verified; proof under $DEMO_DIR/.cascade/runs/"
+  echo
+  "$CASCADE" ladder stats --repo "$DEMO_DIR"
 else
   echo "some demo issues were not verified"; exit 1
 fi

@@ -1,6 +1,9 @@
 """A loopback HTTP server speaking the OpenAI chat API, standing in for a provider we cannot
-reach from tests: it answers each POST with the next scripted (status, body, headers) and keeps
-every request. The `fake_openai` fixture (conftest) starts one per test."""
+reach from tests: it answers each POST with the next scripted reply and keeps every request.
+A reply is (status, body, headers) — body a JSON object, or raw bytes (b"" is an empty body) —
+or one of the fault modes HANG (never answers) and STALL (headers and half a body, then
+nothing). GET paths answer from `gets` (an Ollama's `/api/tags`, say). The `fake_openai`
+fixture (conftest) starts one per test."""
 
 from __future__ import annotations
 
@@ -10,16 +13,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
+
+Mode = Literal["hang", "stall"]
+HANG: Mode = "hang"
+STALL: Mode = "stall"
+Reply = tuple[int, dict[str, Any] | bytes, dict[str, str]] | Mode
 
 
 @dataclass
 class FakeOpenAI:
-    """Answers each POST with the next scripted (status, body, headers); counts requests."""
+    """Answers each POST with the next scripted reply; counts requests."""
 
     base: str = ""
-    script: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    script: list[Reply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    gets: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> JSON body
+    closing: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def root(self) -> str:
+        """The server without the OpenAI `/v1` prefix (where an Ollama answers)."""
+        return self.base.removesuffix("/v1")
+
+    def calls(self, model: str) -> int:
+        """How many chat requests named `model` (the part after `openai/`)."""
+        return sum(1 for r in self.requests if r.get("model") == model)
 
 
 def chat_body(content: str | None) -> dict[str, Any]:
@@ -39,16 +58,42 @@ def chat_body(content: str | None) -> dict[str, Any]:
     }
 
 
+def error_body(message: str, code: str = "", kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": code or None}}
+
+
 @contextmanager
 def serve() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in fake.gets:
+                self._send(404, b'{"error": "not found"}', {})
+                return
+            self._send(200, json.dumps(fake.gets[self.path]).encode(), {})
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             fake.requests.append({"path": self.path, **json.loads(self.rfile.read(length))})
-            status, body, headers = fake.script.pop(0) if fake.script else (500, {}, {})
-            data = json.dumps(body).encode()
+            reply: Reply = fake.script.pop(0) if fake.script else (500, {}, {})
+            if reply == HANG:
+                fake.closing.wait(30)
+                return
+            if reply == STALL:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "400")
+                self.end_headers()
+                self.wfile.write(b'{"id": "chatcmpl-1", "choices": [')
+                self.wfile.flush()
+                fake.closing.wait(30)
+                return
+            status, body, headers = reply
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self._send(status, data, headers)
+
+        def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -61,12 +106,14 @@ def serve() -> Iterator[FakeOpenAI]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     fake.base = f"http://127.0.0.1:{server.server_address[1]}/v1"
     try:
         yield fake
     finally:
+        fake.closing.set()  # release hung handlers before shutting down
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

@@ -206,6 +206,9 @@ def test_an_exhausted_ladder_comments_on_the_issue_and_pushes_nothing(world: Wor
 def test_a_verified_patch_under_dot_github_is_never_proposed(world: World) -> None:
     body = f"Fix `format_money`.\n\n{MONEY_BLOCK}\n"
     world.github.add_issue(REPO, 4, title="Negative amounts", body=body)
+    # The scope gate (diff_scope) would already refuse `.github/`; with only the tests gating,
+    # this shows the publishing step refuses it on its own too.
+    world.env["CASCADE_GATE__EVALUATORS"] = '["pytest"]'
     code, err = world.run("issues", labeled(4))
     assert code == 1, err
     assert world.outputs()["verified"] == "false"

@@ -179,3 +179,14 @@ def test_record_then_replay_gives_the_same_run(
     assert len(fake_openai.requests) == 2  # no provider call
     assert replayed["patch_sha256"] == recorded["patch_sha256"]
     assert replayed["cost_usd"] == pytest.approx(recorded["cost_usd"]) and recorded["cost_usd"] > 0
+
+
+def test_a_budget_stops_the_ladder_before_it_overspends(demo: Path) -> None:
+    # The strong rung's first call is estimated far above the cap: the run stops instead.
+    code, out, err = _fix(demo, "DEMO-1", "--json", "--max-cost-usd", "0.005")
+    assert code == 1, err
+    outcome = json.loads(out)
+    assert outcome["status"] == "budget_exhausted"
+    assert outcome["attempts"] == 1 and outcome["cost_usd"] < 0.005
+    assert "budget stopped the ladder" in err
+    assert "best unverified candidate (never applied): #1 on 'cheap'" in err

@@ -3,6 +3,9 @@
 
     {"task": "ISSUE-7", "model": "replay/cheap", "attempt": 1, "content": "...",
      "usage": {"prompt_tokens": 900, "completion_tokens": 250}}
+
+An optional `"latency_s": 1.5` makes the replayed answer arrive that much later (a simulated
+model latency, for benchmarks and tests of a batch under load); recorded lines leave it out.
 """
 
 from __future__ import annotations
@@ -29,13 +32,17 @@ class CassetteEntry(BaseModel):
     attempt: int = Field(ge=1)
     content: str
     usage: Usage = Usage()
+    latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
 
     @property
     def key(self) -> CassetteKey:
         return (self.task, self.model, self.attempt)
 
     def to_line(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False) + "\n"
+        data = self.model_dump(mode="json")
+        if not self.latency_s:
+            del data["latency_s"]  # a recorded answer's line keeps the documented shape
+        return json.dumps(data, ensure_ascii=False) + "\n"
 
 
 class Cassette:

@@ -1,30 +1,45 @@
 """Maps litellm's exceptions onto cascade's ModelError tree, at the one boundary where they
 occur. Every litellm exception class is named in `LITELLM_ACTIONS`; a test fails when litellm
-adds one, so a new failure mode is decided on, not guessed.
+adds one, so a new failure mode is decided on, not guessed. Each error also carries its fault
+kind (`cascade.provider_faults`), which tells the ladder how to answer it.
 
     litellm                                               cascade
-    RateLimitError, Timeout, APIConnectionError,
+    RateLimitError (429)                            ->    RateLimited (retry_after from headers)
+    Timeout, APIConnectionError,
     InternalServerError, ServiceUnavailableError,
-    BadGatewayError (and APIError by its status)    ->    ProviderRetry (retry_after from headers)
-    ContextWindowExceededError,
-    ContentPolicyViolationError, cassette miss      ->    ProviderEscalate
+    BadGatewayError (and APIError by its status)    ->    TransientFault: timeout|connection|server
+    ContextWindowExceededError                      ->    ContextTooLong (climb to a larger window)
+    ContentPolicyViolationError, cassette miss      ->    Refused (climb)
     AuthenticationError, PermissionDeniedError,
-    NotFoundError, BadRequestError (the rest) ...   ->    ProviderStop (names what to check)
+    NotFoundError, BadRequestError (the rest) ...   ->    Misconfigured: auth|not_found|bad_request
 
 The most specific class wins: the exception's MRO is walked, so ContextWindowExceededError
-(a BadRequestError subclass) escalates while a plain BadRequestError stops.
+(a BadRequestError subclass) escalates while a plain BadRequestError stops. A 2xx answer whose
+body is empty or not JSON is not a fault at all (`unreadable_answer`): it is the model's format
+failure, and the engine treats it as one.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import re
 import time
 from collections.abc import Mapping
 from typing import Final, Literal
 
 from cascade.config import RungConfig
-from cascade.errors import ModelAction, ModelError, ProviderEscalate, ProviderRetry, ProviderStop
+from cascade.errors import ModelAction, ModelError
+from cascade.provider_faults import (
+    ContextTooLong,
+    Misconfigured,
+    RateLimited,
+    Refused,
+    TransientFault,
+    make_fault,
+    renamed,
+)
+from cascade.records import FaultKind
 
 # "status": decide by the HTTP status the exception carries (these classes are generic).
 Action = ModelAction | Literal["status"]
@@ -94,6 +109,28 @@ _KEY_ENV: Final[Mapping[str, str]] = {
 }
 
 
+# The fault kind of the classes whose name says it; the rest are named by action and status.
+_KIND_BY_CLASS: Final[Mapping[str, FaultKind]] = {
+    "RateLimitError": "rate_limit",
+    "CallerCredentialRateLimitError": "rate_limit",
+    "RouterRateLimitError": "rate_limit",
+    "RouterRateLimitErrorBasic": "rate_limit",
+    "Timeout": "timeout",
+    "APIConnectionError": "connection",
+    "ContextWindowExceededError": "context_window",
+    "AuthenticationError": "auth",
+    "CallerCredentialAuthenticationError": "auth",
+    "PermissionDeniedError": "auth",
+    "NotFoundError": "not_found",
+    "LiteLLMUnknownProvider": "not_found",
+    "ModelNotMappedError": "not_found",
+    "BadRequestError": "bad_request",
+    "InvalidRequestError": "bad_request",
+    "UnsupportedParamsError": "bad_request",
+    "MalformedRequestFieldError": "bad_request",
+}
+
+
 def litellm_action(exc: BaseException) -> Action | None:
     """The table's action for the most specific litellm class of `exc`, or None."""
     for cls in type(exc).__mro__:
@@ -129,8 +166,7 @@ def to_model_error(exc: Exception, rung: RungConfig) -> ModelError:
     inner = cascade_error_inside(exc)
     if inner is not None:
         name = inner.rung or rung.name
-        message = f"rung {name!r}: {inner}"
-        return type(inner)(message, rung=name, retry_after=inner.retry_after)
+        return renamed(inner, f"rung {name!r}: {inner}", name)
     found = litellm_action(exc)
     action: ModelAction
     if found == "status" or (found is None and hasattr(exc, "status_code")):
@@ -145,15 +181,59 @@ def to_model_error(exc: Exception, rung: RungConfig) -> ModelError:
     # retrying cannot fix that.
     if action == "retry" and "missing credentials" in str(exc).lower():
         action = "stop"
+    kind = fault_kind_of(exc, action)
+    if kind == "rate_limit":
+        wait = retry_after(exc)
+        return RateLimited(f"{where}: rate limited ({detail})", rung=rung.name, retry_after=wait)
     if action == "retry":
-        return ProviderRetry(
-            f"{where}: transient provider fault, retrying may help ({detail})",
-            rung=rung.name,
-            retry_after=retry_after(exc),
+        message = f"{where}: transient provider fault, retrying may help ({detail})"
+        return make_fault(
+            TransientFault, message, rung=rung.name, retry_after=retry_after(exc), fault=kind
+        )
+    if kind == "context_window":
+        return ContextTooLong(
+            f"{where}: the prompt exceeds its context window ({detail})", rung=rung.name
         )
     if action == "escalate":
-        return ProviderEscalate(f"{where}: this rung cannot answer ({detail})", rung=rung.name)
-    return ProviderStop(f"{where}: {detail}. {_what_to_check(exc, rung)}", rung=rung.name)
+        return Refused(f"{where}: this rung cannot answer ({detail})", rung=rung.name)
+    message = f"{where}: {detail}. {_what_to_check(exc, rung)}"
+    return make_fault(Misconfigured, message, rung=rung.name, fault=kind)
+
+
+def fault_kind_of(exc: BaseException, action: ModelAction) -> FaultKind:
+    """The kind of fault: by the most specific litellm class that names one, else by the HTTP
+    status, else by the action."""
+    if "missing credentials" in str(exc).lower():
+        return "auth"
+    for cls in type(exc).__mro__:
+        if cls.__module__.startswith("litellm") and cls.__name__ in _KIND_BY_CLASS:
+            return _KIND_BY_CLASS[cls.__name__]
+    status = getattr(exc, "status_code", None)
+    by_status: dict[int, FaultKind] = {
+        429: "rate_limit", 408: "timeout", 401: "auth", 403: "auth", 404: "not_found",
+        400: "bad_request", 422: "bad_request",
+    }  # fmt: skip
+    if isinstance(status, int) and status in by_status:
+        return by_status[status]
+    if action == "retry":
+        # A refused connection to an openai/-style server surfaces as InternalServerError.
+        connection = not isinstance(status, int) or "connection error" in str(exc).lower()
+        return "connection" if connection else "server"
+    return "refused" if action == "escalate" else "unknown"
+
+
+def unreadable_answer(exc: BaseException) -> bool:
+    """True when the provider answered but its body could not be read as JSON (an empty body, a
+    truncated one): litellm raises InternalServerError for it, with the JSON error in the chain.
+    A real 5xx fails on its status first and never reaches the JSON parser."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, json.JSONDecodeError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _what_to_check(exc: BaseException, rung: RungConfig) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Final
 from cascade.config import RungConfig
 from cascade.errors import ConfigError
 from cascade.models.cassette import Cassette
-from cascade.models.faults import to_model_error
+from cascade.models.faults import to_model_error, unreadable_answer
 from cascade.models.recording import Recorder
 from cascade.protocols import Model
 from cascade.records import Completion, CompletionParams, Message, Usage
@@ -86,6 +86,11 @@ class LitellmModel:
         try:
             response: Any = await litellm.acompletion(**kwargs)
         except Exception as exc:
+            if unreadable_answer(exc):
+                # The provider answered, but nothing readable: the attempt's format failure.
+                log.warning("rung %s: unreadable answer from the provider: %s", self.rung.name, exc)
+                latency = time.monotonic() - started
+                return Completion(text="", latency_s=latency, model=self.rung.model)
             raise to_model_error(exc, self.rung) from exc
         latency = time.monotonic() - started
         completion = Completion(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+import anyio
 import litellm
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import ModelResponse
@@ -62,7 +63,8 @@ class ReplayHandler(CustomLLM):
             )
             self._prices[rung.model] = price
 
-    def _serve(self, kwargs: dict[str, Any]) -> ModelResponse:
+    def _serve(self, kwargs: dict[str, Any]) -> tuple[ModelResponse, float]:
+        """The response for one call, and the simulated latency its cassette line asks for."""
         litellm_params = kwargs.get("litellm_params") or {}
         request: ReplayRequest | None = (litellm_params.get("metadata") or {}).get(METADATA_KEY)
         if request is None:
@@ -87,13 +89,19 @@ class ReplayHandler(CustomLLM):
             total_tokens=entry.usage.prompt_tokens + entry.usage.completion_tokens,
         )
         setattr(response, "usage", usage)  # noqa: B010 - `usage` is not a declared field
-        return response
+        return response, entry.latency_s
 
     def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        return self._serve(kwargs)
+        # Sync callers (none in cascade) get the answer at once: blocking a thread to simulate
+        # latency would only slow them down, not model anything.
+        return self._serve(kwargs)[0]
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        return self._serve(kwargs)
+        response, latency = self._serve(kwargs)
+        if latency:
+            # Yields to the event loop like a real network wait, so concurrent calls overlap.
+            await anyio.sleep(latency)
+        return response
 
 
 def install(cassette: Cassette, rung: RungConfig) -> None:

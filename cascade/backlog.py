@@ -1,0 +1,88 @@
+"""A replay backlog: a folder of issue files or a JSONL of Issue objects, read into a list of
+issues, and `--shard i/n`, a stable slice of it chosen by hashing each issue id."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cascade.errors import IssueError, UsageError
+from cascade.records import Issue
+
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`, 1-based (`--shard 1/2` and `--shard 2/2` split a backlog)."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        match = _SHARD.fullmatch(text)
+        if not match:
+            raise UsageError(f"--shard {text!r}: expected i/n, e.g. 1/4 (i from 1 to n)")
+        index, count = int(match[1]), int(match[2])
+        if count < 1 or not 1 <= index <= count:
+            raise UsageError(f"--shard {text!r}: i must be between 1 and n (n >= 1)")
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def holds(self, issue_id: str) -> bool:
+        # A hash, not list position: a shard keeps its issues when others are added or removed.
+        digest = hashlib.sha256(issue_id.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    def select(self, issues: list[Issue]) -> list[Issue]:
+        return [i for i in issues if self.holds(i.id)]
+
+
+def load_backlog(path: Path) -> list[Issue]:
+    """Every issue of a backlog, in a stable order; ids must be unique."""
+    if path.is_dir():
+        from cascade.sources.files import FileIssueSource
+
+        issues = FileIssueSource(path).list()
+        if not issues:
+            raise UsageError(f"backlog {path}: no issue files (*.md) in this folder")
+    elif path.is_file():
+        issues = _read_jsonl(path)
+    else:
+        raise UsageError(f"backlog {path}: no such folder or file")
+    seen: set[str] = set()
+    for issue in issues:
+        if issue.id in seen:
+            raise IssueError(f"backlog {path}: issue id {issue.id!r} appears twice")
+        seen.add(issue.id)
+    return issues
+
+
+def _read_jsonl(path: Path) -> list[Issue]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"backlog {path} cannot be read: {exc}") from exc
+    issues: list[Issue] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            issue = Issue.model_validate_json(line)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise IssueError(f"backlog {path}, line {lineno}: {problems}") from exc
+        issues.append(issue if issue.source else issue.model_copy(update={"source": str(path)}))
+    if not issues:
+        raise UsageError(f"backlog {path}: no issues (expected one JSON Issue object a line)")
+    return issues

@@ -1,0 +1,264 @@
+"""`cascade replay BACKLOG`: every issue of a backlog through the engine, N at a time, into a
+resumable batch folder, then a report; `--shadow` adds a baseline ladder, and `--regate RUN_DIR`
+re-judges recorded patches with the current gate. Sync at the edge; the batch runs in anyio.run."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+import typer
+
+from cascade.errors import CascadeError, UsageError
+
+if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
+    from cascade.cli_batch_progress import BatchProgress
+    from cascade.records import Issue
+    from cascade.settings import LoadedConfig
+
+
+def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
+    backlog: Annotated[
+        Path | None,
+        typer.Argument(help="A folder of issue files (*.md) or a JSONL file of issues."),
+    ] = None,
+    repo: Annotated[Path, typer.Option(help="The repository checkout (its HEAD is the base).")] = (
+        Path()
+    ),
+    config: Annotated[
+        Path | None, typer.Option(help="A config file instead of cascade.toml.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The batch folder (default .cascade/replay/<backlog>); re-run to resume."
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight.")] = 1,
+    model_concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Model calls in flight (default: --concurrency).")
+    ] = None,
+    sandbox_concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Sandboxes open at once (default: --concurrency).")
+    ] = None,
+    max_cost_usd: Annotated[
+        float | None, typer.Option(min=0.0, help="Start no new task once this much is spent.")
+    ] = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="Sandbox backend: auto, docker or local (unsafe).")
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Append every real model answer to this cassette file (main ladder)."),
+    ] = None,
+    cassette: Annotated[
+        Path | None,
+        typer.Option(help="Serve every rung from this recorded cassette: no model is called."),
+    ] = None,
+    shard: Annotated[
+        str, typer.Option(help="Run shard i of n (1-based), a stable slice by issue id.")
+    ] = "1/1",
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="Also run another ladder on the same tasks, for a baseline: 'strongest' (the "
+            "last rung alone) or a TOML file of ladder rungs. Nothing is applied."
+        ),
+    ] = None,
+    regate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Re-judge the recorded patches of this batch or run folder with the current "
+            "gate; no model is called."
+        ),
+    ] = None,
+) -> None:
+    """Replay a backlog: cheapest rung first for every issue, each run with its own proof.
+
+    Resumable: after a kill, run the same command again (finished tasks are skipped).
+
+    A report (report.md, report.json) is written into the batch folder.
+
+    Exit codes: 0 every task finished, 1 stopped by --max-cost-usd, 2 usage, 3 infrastructure.
+    """
+    request = ReplayRequest(
+        backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
+        max_cost_usd, sandbox, record, cassette, shard, shadow,
+    )  # fmt: skip
+    try:
+        if regate is not None:
+            from cascade.cli_regate import run_regate
+
+            if backlog is not None:
+                raise UsageError("--regate RUN_DIR takes no BACKLOG: it re-judges that folder")
+            code = run_regate(regate, repo, config, sandbox, concurrency)
+        else:
+            code = _replay(request)
+    except CascadeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    backlog: Path | None
+    repo: Path
+    config_file: Path | None
+    out: Path | None
+    concurrency: int
+    model_concurrency: int | None
+    sandbox_concurrency: int | None
+    max_cost_usd: float | None
+    backend: str | None
+    record: Path | None
+    cassette: Path | None
+    shard: str
+    shadow: str | None
+
+
+def load(repo: Path, config_file: Path | None, backend: str | None) -> LoadedConfig:
+    from cascade.settings import load_config
+
+    if not repo.is_dir():
+        raise UsageError(f"--repo {repo}: no such folder")
+    overrides: dict[str, tuple[Any, str]] = {}
+    if backend is not None:
+        overrides["sandbox.backend"] = (backend, "--sandbox")
+    return load_config(repo, config_file, overrides)
+
+
+def _replay(req: ReplayRequest) -> int:
+    from cascade.backlog import Shard, load_backlog
+    from cascade.batch import SHADOW_DIR
+    from cascade.cli_batch_progress import BatchProgress
+    from cascade.report import build_report
+    from cascade.report_data import load as load_report
+    from cascade.report_render import write_report
+    from cascade.shadow import shadow_config
+    from cascade.workspace import resolve_commit
+
+    if req.backlog is None:
+        raise UsageError("give a BACKLOG (a folder of issue files or a JSONL file), or --regate")
+    repo = req.repo.resolve()
+    loaded = load(repo, req.config_file, req.backend)
+    if req.cassette is not None:
+        loaded = _from_cassette(loaded, req.cassette, req.record)
+    shard = Shard.parse(req.shard)
+    backlog = req.backlog.resolve()
+    issues = shard.select(load_backlog(backlog))
+    commit = resolve_commit(repo)
+    shadow = shadow_config(loaded, req.shadow) if req.shadow else None
+    suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
+    out = (req.out or repo / ".cascade" / "replay" / f"{backlog.stem}{suffix}").resolve()
+    progress = BatchProgress(sys.stderr)
+    progress.note(
+        f"replay {len(issues)} issue(s) of {backlog.name} (shard {shard}) into {out}; "
+        f"ladder {' → '.join(r.name for r in loaded.config.ladder)}, "
+        f"concurrency {req.concurrency}"
+    )
+    try:
+        stopped = _run_batch(req, loaded, issues, repo, commit, out, str(shard), progress, "")
+        if shadow is not None and not stopped:
+            name, shadow_loaded = shadow
+            progress.note(
+                f"shadow {name}: {' → '.join(r.name for r in shadow_loaded.config.ladder)}"
+            )
+            where = out / SHADOW_DIR / name
+            stopped = _run_batch(
+                req, shadow_loaded, issues, repo, commit, where, str(shard), progress, str(out)
+            )
+    finally:
+        progress.close()
+    report = build_report(load_report([out]))
+    written = write_report(report, out)
+    t = report["tasks"]
+    typer.echo(
+        f"{t['verified']}/{t['total']} verified, {t['error']} error; "
+        f"cost ${report['cost']['total_usd']:.4f} (per verified patch "
+        f"{_usd(report['cost']['per_verified_usd'])})",
+        err=True,
+    )
+    typer.echo(f"report: {written[1]}", err=True)
+    return 1 if stopped else 0
+
+
+def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) -> LoadedConfig:
+    """Every rung served from a recorded cassette, under its own name (`replay/<rung>`)."""
+    import dataclasses
+
+    from cascade.models import as_replay
+
+    if record is not None:
+        raise UsageError("--cassette and --record together: a replayed answer is never recorded")
+    if not cassette.is_file():
+        raise UsageError(f"--cassette {cassette}: no such file")
+    path = str(cassette.resolve())
+    ladder = tuple(as_replay(r, path) for r in loaded.config.ladder)
+    config = loaded.config.model_copy(update={"ladder": ladder})
+    return dataclasses.replace(loaded, config=config)
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else f"${value:.4f}"
+
+
+def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
+    req: ReplayRequest,
+    loaded: LoadedConfig,
+    issues: list[Issue],
+    repo: Path,
+    commit: str,
+    out: Path,
+    shard: str,
+    progress: BatchProgress,
+    shadow_of: str,
+) -> bool:
+    """Run (or resume) one batch folder; True when the budget stopped it."""
+    from cascade.assemble import assemble
+    from cascade.batch import BatchDir, BatchHeader
+    from cascade.replay import BatchPlan, BatchRunner
+
+    cfg = loaded.config
+    # A shadow's answers are not recorded: they share cassette keys with the main ladder's.
+    record = req.record.resolve() if req.record and not shadow_of else None
+    parts = assemble(loaded, record=record)
+    header = BatchHeader(
+        backlog=str(req.backlog.resolve() if req.backlog else ""),
+        repo=str(repo),
+        base_commit=commit,
+        shard=shard,
+        ladder=tuple(r.name for r in cfg.ladder),
+        models=tuple(r.model for r in cfg.ladder),
+        gate=tuple(parts.gate.names),
+        config_file=str(loaded.config_file or ""),
+        shadow_of=shadow_of,
+    )
+    batch = BatchDir.open(out, header)
+    try:
+        for message in batch.settle():
+            progress.note(message)
+        if batch.header.base_commit != commit:
+            progress.note(
+                f"resuming at the batch's base commit {batch.header.base_commit[:12]} "
+                f"(HEAD is now {commit[:12]})"
+            )
+        plan = BatchPlan(
+            issues=issues,
+            repo=repo,
+            concurrency=req.concurrency,
+            model_concurrency=req.model_concurrency,
+            sandbox_concurrency=req.sandbox_concurrency,
+            max_cost_usd=req.max_cost_usd,
+        )
+        runner = BatchRunner(parts.engine, batch, plan, progress)
+        result = anyio.run(runner.run)
+    finally:
+        batch.close()
+    return result.budget_stopped

@@ -1,0 +1,84 @@
+"""A replay backlog built from the bundled demo: copies of each demo issue under distinct ids, a
+cassette keyed by those ids (optionally with a simulated model latency) and a config that reads
+it. The tests and `benchmarks/replay.py` replay it; nothing here runs a model."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cascade.models.cassette import Cassette
+from cascade.sources.files import FileIssueSource
+from cascade.testing import git
+
+DEMO_CASSETTE = "cassettes/demo.jsonl"
+_EVALUATORS = re.compile(r"^evaluators = \[.*\]$", re.MULTILINE)  # the [gate] line
+
+
+@dataclass(frozen=True)
+class DemoBacklog:
+    repo: Path  # a git checkout of the demo
+    backlog: Path  # JSONL, one issue a line
+    cassette: Path
+    config: Path  # the demo's cascade.toml, reading `cassette`
+    ids: tuple[str, ...]
+
+
+def demo_repo(demo: Path, dest: Path) -> Path:
+    """A git repository at `dest` holding a copy of the demo in one commit."""
+    shutil.copytree(demo, dest, ignore=shutil.ignore_patterns("__pycache__", "runs", "replay"))
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "demo: base")
+    return dest
+
+
+NO_EDITS = "I would need to look at this more closely before changing anything."
+
+
+def demo_backlog(
+    demo: Path,
+    dest: Path,
+    *,
+    copies: int = 2,
+    latency_s: float = 0.0,
+    gate: str = "",
+    cheap_without_edits: bool = False,
+) -> DemoBacklog:
+    """`copies` of each demo issue (ids `DEMO-1-c1`, ...), in `dest`. `gate` replaces the demo's
+    `[gate]` evaluators line when given (e.g. `["diff_scope"]`, which runs no code), and
+    `cheap_without_edits` makes every cheap answer prose with no edit, so each task still climbs
+    to the strong rung under such a gate."""
+    dest.mkdir(parents=True, exist_ok=True)
+    repo = demo_repo(demo, dest / "repo")
+    issues = FileIssueSource(repo / ".cascade" / "issues").list()
+    cassette = Cassette.load(repo / DEMO_CASSETTE)
+    lines, entries, ids = [], [], []
+    for copy in range(1, copies + 1):
+        for issue in issues:
+            new_id = f"{issue.id}-c{copy}"
+            ids.append(new_id)
+            lines.append(issue.model_copy(update={"id": new_id}).model_dump_json())
+            for rung in ("replay/demo-cheap", "replay/demo-strong"):
+                entry = cassette.find(issue.id, rung, 1)
+                if entry is not None:
+                    update: dict[str, object] = {"task": new_id, "latency_s": latency_s}
+                    if cheap_without_edits and rung.endswith("cheap"):
+                        update["content"] = NO_EDITS
+                    entries.append(entry.model_copy(update=update))
+    backlog = dest / "backlog.jsonl"
+    backlog.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tape = dest / "cassette.jsonl"
+    tape.write_text("".join(e.to_line() for e in entries), encoding="utf-8")
+    config = (repo / "cascade.toml").read_text(encoding="utf-8")
+    config = config.replace(f'"{DEMO_CASSETTE}"', json.dumps(str(tape)))
+    if gate:
+        config, found = _EVALUATORS.subn(f"evaluators = {gate}", config, count=1)
+        if not found:
+            raise ValueError(f"{repo / 'cascade.toml'} has no `evaluators = [...]` line")
+    config_file = dest / "replay.toml"
+    config_file.write_text(config, encoding="utf-8")
+    return DemoBacklog(repo, backlog, tape, config_file, tuple(ids))

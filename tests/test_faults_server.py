@@ -1,0 +1,304 @@
+"""Provider faults end to end: the engine climbing a ladder of real `LitellmModel` rungs whose
+provider is an OpenAI-compatible server on loopback that injects faults (429 with Retry-After,
+500, a hang, a stall, 401, 404, a context-length error, an empty body). Every call goes through
+litellm's real HTTP path; the tests count the HTTP requests, the waits (a fake sleep), and read
+the outcome and the proof records back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from cascade.budget import Purse
+from cascade.config import BudgetConfig, PolicyConfig, RungConfig, SandboxConfig
+from cascade.engine import Engine
+from cascade.gate import Gate
+from cascade.models import LitellmModel
+from cascade.proof import ATTEMPTS_FILE, ProofLog
+from cascade.protocols import Sandbox
+from cascade.records import Attempt, Issue, Patch, RunOutcome, Task, Verdict
+from cascade.registry import sandbox_opener
+from cascade.testing import git, make_repo
+from tests.loopback import HANG, STALL, FakeOpenAI, chat_body, error_body
+
+CALC = "def add(a, b):\n    return a - b\n"
+RIGHT = "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n"
+WRONG = "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a * b\n>>>>>>> REPLACE\n"
+OK = (200, chat_body(RIGHT), {})
+NOPE = (200, chat_body(WRONG), {})
+
+
+class AddsEvaluator:
+    """A gate that passes when the patch makes `add` add: enough to tell a right answer from a
+    wrong one without running a test suite (the pytest gate has its own tests)."""
+
+    name = "adds"
+
+    async def baseline(self, sandbox: Sandbox, task: Task) -> Mapping[str, Any]:
+        return {}
+
+    async def evaluate(
+        self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
+    ) -> Verdict:
+        ok = "+    return a + b" in patch.diff
+        return Verdict(evaluator=self.name, passed=ok, feedback="" if ok else "add must add")
+
+
+class Run:
+    def __init__(self, outcome: RunOutcome, waits: list[float]) -> None:
+        self.outcome = outcome
+        self.waits = waits
+        lines = (Path(outcome.run_dir) / ATTEMPTS_FILE).read_text().splitlines()
+        self.records = [
+            Attempt.model_validate(
+                {k: v for k, v in json.loads(x).items() if k not in ("prev", "sha256")}
+            )
+            for x in lines
+        ]
+
+    @property
+    def trail(self) -> list[tuple[str, str, str | None]]:
+        return [(r.rung, r.status, r.fault) for r in self.records]
+
+
+def rung(fake: FakeOpenAI, name: str, **extra: Any) -> RungConfig:
+    settings: dict[str, Any] = {"timeout": 5.0, **extra}
+    return RungConfig(name=name, model=f"openai/fake-{name}", api_base=fake.base, **settings)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"calc.py": CALC})
+
+
+async def climb(
+    repo: Path,
+    *rungs: RungConfig,
+    policy: PolicyConfig | None = None,
+    budget: BudgetConfig | None = None,
+    purse: Purse | None = None,
+) -> Run:
+    waits: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    engine = Engine(
+        ladder=rungs,
+        models={r.name: LitellmModel(r) for r in rungs},
+        gate=Gate([AddsEvaluator()]),
+        open_sandbox=sandbox_opener(SandboxConfig(), "local"),
+        counter=lambda _rung: lambda text: len(text) // 4,
+        sleep=fake_sleep,
+        policy=policy or PolicyConfig(),
+        budget=budget or BudgetConfig(),
+        purse=purse,
+    )
+    issue = Issue(id="CALC-1", title="add subtracts", body="`add` returns a - b.")
+    task = Task(issue=issue, repo=str(repo), base_commit=git(repo, "rev-parse", "HEAD").strip())
+    outcome = await engine.run(task, ProofLog.create(repo.parent / "runs"))
+    return Run(outcome, waits)
+
+
+@pytest.mark.anyio
+async def test_429_waits_as_asked_and_retries_the_same_attempt(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    limited = error_body("Rate limit reached", "rate_limit_exceeded", "requests")
+    fake_openai.script += [(429, limited, {"Retry-After": "3"}), OK]
+    run = await climb(repo, rung(fake_openai, "cheap"), rung(fake_openai, "strong"))
+    assert run.outcome.status == "verified" and run.outcome.verified_rung == "cheap"
+    assert fake_openai.calls("fake-cheap") == 2 and fake_openai.calls("fake-strong") == 0
+    assert run.waits == [3.0]
+    assert run.trail == [("cheap", "provider_error", "rate_limit"), ("cheap", "verified", None)]
+    retry = run.records[1]
+    assert (retry.attempt, retry.retry) == (1, 1)
+    assert retry.decision is not None and retry.decision.kind == "fault_retry"
+    assert retry.decision.wait_s == 3.0 and "as Retry-After asks" in retry.decision.why
+
+
+@pytest.mark.anyio
+async def test_429_above_the_cap_climbs_at_once_and_says_so(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    limited = error_body("Rate limit reached", "rate_limit_exceeded", "requests")
+    fake_openai.script += [(429, limited, {"Retry-After": "120"}), OK]
+    run = await climb(repo, rung(fake_openai, "cheap"), rung(fake_openai, "strong"))
+    assert run.outcome.verified_rung == "strong"
+    assert (fake_openai.calls("fake-cheap"), fake_openai.calls("fake-strong")) == (1, 1)
+    assert run.waits == []
+    climbed = run.records[1].decision
+    assert climbed is not None and climbed.kind == "climb"
+    assert "asks to wait 120s, more than retry_wait_cap_s 30s" in climbed.escalation
+    assert "Retry-After 120s" in run.records[0].error
+    summary = (Path(run.outcome.run_dir) / "summary.md").read_text()
+    assert "climbs at once" in summary
+
+
+@pytest.mark.anyio
+async def test_500s_are_retried_with_backoff_then_the_next_rung(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    boom = (500, error_body("boom", kind="server_error"), {})
+    fake_openai.script += [boom, boom, boom, OK]
+    run = await climb(repo, rung(fake_openai, "cheap"), rung(fake_openai, "strong"))
+    assert (fake_openai.calls("fake-cheap"), fake_openai.calls("fake-strong")) == (3, 1)
+    assert run.waits == [1.0, 2.0]  # backoff_s doubling; provider_retries = 2
+    assert [r.status for r in run.records] == ["provider_error"] * 3 + ["verified"]
+    assert {r.fault for r in run.records[:3]} == {"server"}
+    assert [r.attempt for r in run.records] == [1, 1, 1, 1]  # no model attempt was used up
+    assert "persisted through 3 tries" in (run.records[3].decision or Any).escalation
+
+
+@pytest.mark.anyio
+async def test_a_hang_times_out_and_a_stall_too(repo: Path, fake_openai: FakeOpenAI) -> None:
+    fake_openai.script += [HANG, STALL, OK]
+    policy = PolicyConfig(provider_retries=1)
+    cheap = rung(fake_openai, "cheap", timeout=0.5)
+    run = await climb(repo, cheap, rung(fake_openai, "strong"), policy=policy)
+    assert (fake_openai.calls("fake-cheap"), fake_openai.calls("fake-strong")) == (2, 1)
+    assert run.trail[:2] == [("cheap", "provider_error", "timeout")] * 2
+    assert run.waits == [1.0]
+    assert run.outcome.verified_rung == "strong"
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_is_transient_then_climbs(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    fake_openai.script += [OK]
+    dead = RungConfig(name="local", model="openai/fake-local", api_base=closed, timeout=5)
+    run = await climb(repo, dead, rung(fake_openai, "strong"))
+    assert run.trail == [("local", "provider_error", "connection")] * 3 + [
+        ("strong", "verified", None)
+    ]
+    assert run.waits == [1.0, 2.0]
+    assert fake_openai.calls("fake-strong") == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "body", "fault", "names"),
+    [
+        (
+            401,
+            error_body("Incorrect API key provided", "invalid_api_key"),
+            "auth",
+            "OPENAI_API_KEY",
+        ),
+        (
+            404,
+            error_body("The model does not exist", "model_not_found"),
+            "not_found",
+            "'openai/fake-cheap'",
+        ),
+        (
+            400,
+            error_body("Unrecognized request argument supplied: foo"),
+            "bad_request",
+            "'openai/fake-cheap'",
+        ),
+    ],
+)
+async def test_configuration_faults_stop_the_run_with_exit_3(
+    repo: Path, fake_openai: FakeOpenAI, status: int, body: dict[str, Any], fault: str, names: str
+) -> None:
+    fake_openai.script += [(status, body, {}), OK]
+    run = await climb(repo, rung(fake_openai, "cheap"), rung(fake_openai, "strong"))
+    assert run.outcome.status == "error" and run.outcome.exit_code == 3
+    assert len(fake_openai.requests) == 1  # no retry, no climb
+    assert run.trail == [("cheap", "provider_error", fault)]
+    assert "rung 'cheap'" in run.outcome.error and names in run.outcome.error
+    assert run.waits == []
+
+
+@pytest.mark.anyio
+async def test_context_window_skips_to_a_larger_window_without_retrying(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    too_long = error_body(
+        "This model's maximum context length is 8192 tokens. However, your messages resulted "
+        "in 9000 tokens.",
+        "context_length_exceeded",
+    )
+    fake_openai.script += [(400, too_long, {}), OK]
+    run = await climb(
+        repo,
+        rung(fake_openai, "cheap", max_input_tokens=8192, attempts=3),
+        rung(fake_openai, "mid", max_input_tokens=8192),
+        rung(fake_openai, "strong", max_input_tokens=128000),
+    )
+    calls = [fake_openai.calls(f"fake-{n}") for n in ("cheap", "mid", "strong")]
+    assert calls == [1, 0, 1]
+    assert run.trail == [
+        ("cheap", "provider_error", "context_window"),
+        ("strong", "verified", None),
+    ]
+    decision = run.records[1].decision
+    assert decision is not None
+    assert [(a.rung, a.why) for a in decision.rejected] == [
+        ("mid", "context window 8192 tokens, not larger than 8192 tokens")
+    ]
+    assert run.waits == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("body", [b"", b"not json at all", chat_body(None)])
+async def test_an_empty_or_unparsable_answer_is_a_format_failure(
+    repo: Path, fake_openai: FakeOpenAI, body: bytes | dict[str, Any]
+) -> None:
+    fake_openai.script += [(200, body, {}), OK]
+    run = await climb(repo, rung(fake_openai, "cheap", attempts=2), rung(fake_openai, "strong"))
+    assert run.trail == [("cheap", "edit_error", None), ("cheap", "verified", None)]
+    assert [r.attempt for r in run.records] == [1, 2]  # it used up a model attempt
+    assert fake_openai.calls("fake-cheap") == 2 and run.waits == []
+    assert "no edits" in run.records[0].feedback
+
+
+@pytest.mark.anyio
+async def test_a_budget_stops_before_the_call_that_could_overspend(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script += [NOPE, OK]
+    priced = {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-5, "max_tokens": 1000}
+    cheap = rung(fake_openai, "cheap", **priced)
+    strong = rung(fake_openai, "strong", input_cost_per_token=1e-5, output_cost_per_token=1e-4)
+    run = await climb(repo, cheap, strong, budget=BudgetConfig(max_cost_usd=0.05))
+    assert run.outcome.status == "budget_exhausted" and run.outcome.exit_code == 1
+    assert (fake_openai.calls("fake-cheap"), fake_openai.calls("fake-strong")) == (1, 0)
+    assert run.outcome.stop_reason.startswith("budget: the task has spent $0.0000")
+    assert "the next call on 'strong' may cost up to $0.4" in run.outcome.stop_reason
+    first = run.records[0]
+    assert first.decision is not None and first.decision.estimated_cost_usd > first.cost_usd > 0
+    best = run.outcome.best_unverified
+    assert best is not None and (best.seq, best.failed) == (1, ("adds",))
+    summary = (Path(run.outcome.run_dir) / "summary.md").read_text()
+    assert "**Budget exhausted**" in summary and "## Best unverified candidate" in summary
+
+
+@pytest.mark.anyio
+async def test_samples_are_drawn_concurrently_and_all_recorded(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script += [NOPE, OK, NOPE]
+    purse = Purse(limit=1.0)
+    cheap = rung(fake_openai, "cheap", samples=3, input_cost_per_token=1e-6)
+    run = await climb(repo, cheap, rung(fake_openai, "strong"), purse=purse)
+    assert fake_openai.calls("fake-cheap") == 3 and fake_openai.calls("fake-strong") == 0
+    assert run.outcome.status == "verified"
+    assert sorted(r.sample for r in run.records) == [1, 2, 3]
+    statuses = [r.status for r in run.records]
+    assert statuses.count("verified") == 1 and statuses[-1] == "verified"
+    assert set(statuses) <= {"rejected", "verified", "cancelled"}
+    assert purse.reserved == 0 and purse.spent == pytest.approx(run.outcome.cost_usd)

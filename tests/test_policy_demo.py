@@ -1,0 +1,52 @@
+"""The acceptance check of the ladder policy on the bundled demo: `cascade fix` (local sandbox)
+writes a summary.md that says, for every attempt, why that rung was chosen and why the ladder
+climbed; `cascade ladder stats` reads the demo's history back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cascade.cli import app
+from cascade.testing import git
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+runner = CliRunner()
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    repo = tmp_path / "demo"
+    shutil.copytree(DEMO, repo, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    return repo
+
+
+def test_demo_summary_says_why_each_rung_and_stats_read_the_history(demo: Path) -> None:
+    fixed = runner.invoke(
+        app, ["fix", "DEMO-3", "--repo", str(demo), "--sandbox", "local", "--json"]
+    )
+    assert fixed.exit_code == 0, fixed.stderr
+    outcome = json.loads(fixed.stdout)
+    summary = (Path(outcome["run_dir"]) / "summary.md").read_text()
+    assert "## Why each attempt" in summary
+    assert "- **#1** `cheap` · attempt 1 · rejected" in summary
+    assert "  - chosen: start at 'cheap': the cheapest rung" in summary
+    assert "  - chosen: climb to 'strong': 'cheap' 1 attempt(s) failed: gate failure" in summary
+    assert summary.count("  - cost: estimated ≤ $") == 2
+    assert "## Why it climbed" in summary
+    assert "- `cheap` → `strong` (#2): 'cheap' 1 attempt(s) failed: gate failure" in summary
+
+    stats = runner.invoke(app, ["ladder", "stats", "--repo", str(demo)])
+    assert stats.exit_code == 0, stats.stderr
+    rows = {tuple(line.split()[:2]): line.split()[2:5] for line in stats.stdout.splitlines()[2:]}
+    assert rows[("cheap", "*")] == ["1", "0", "0%"]
+    assert rows[("strong", "*")] == ["1", "1", "100%"]
+    assert rows[("cheap", "pricing")] == ["1", "0", "0%"]  # per label, from the issue
+    assert "learned skip off" in stats.stdout

@@ -1,0 +1,279 @@
+"""`cascade replay` as a user meets it: real git repositories (the bundled demo), the real engine,
+local sandbox, gate and proof log, the command line run in-process. Plus the small parts a batch
+stands on: backlog loading, shards, the torn-line-safe ledger, cassette latency."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from cascade.assemble import assemble
+from cascade.backlog import Shard, load_backlog
+from cascade.batch import LEDGER_FILE, RUNS_DIR, BatchDir, BatchHeader
+from cascade.cli import app
+from cascade.config import RungConfig
+from cascade.demo_backlog import DemoBacklog, demo_backlog, demo_repo
+from cascade.engine import Engine, Event
+from cascade.errors import UsageError
+from cascade.ledger import JsonlWriter, read_jsonl, read_ledger
+from cascade.models import build_model
+from cascade.records import CompletionParams, Message
+from cascade.replay import BatchPlan, BatchRunner
+from cascade.settings import load_config
+from cascade.verify import verify_run
+from cascade.workspace import resolve_commit
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+FAST_GATE = '["diff_scope"]'  # runs no code: tasks take milliseconds plus the model latency
+runner = CliRunner()
+
+
+def replay(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["replay", *args, "--sandbox", "local"])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def fast_backlog(tmp_path: Path, copies: int = 2) -> DemoBacklog:
+    return demo_backlog(
+        DEMO, tmp_path / "b", copies=copies, gate=FAST_GATE, cheap_without_edits=True
+    )
+
+
+def batch_args(b: DemoBacklog, out: Path, *extra: str) -> list[str]:
+    return [str(b.backlog), "--repo", str(b.repo), "--config", str(b.config), "--out", str(out),
+            *extra]  # fmt: skip
+
+
+# --- the small parts -----------------------------------------------------------------------
+
+
+def test_shards_partition_the_backlog_stably() -> None:
+    ids = [f"ISSUE-{n}" for n in range(200)]
+    shards = [Shard(i, 3) for i in (1, 2, 3)]
+    owners = [[s for s in shards if s.holds(i)] for i in ids]
+    assert all(len(o) == 1 for o in owners)  # each issue in exactly one shard
+    assert all(sum(1 for o in owners if o[0] is s) > 40 for s in shards)  # and spread out
+    # Adding issues moves none of the old ones: the slice depends on the id alone.
+    assert [Shard(2, 3).holds(i) for i in ids] == [Shard(2, 3).holds(i) for i in ids]
+    assert Shard.parse(" 2/3 ") == Shard(2, 3)
+    for bad in ("0/3", "4/3", "x/2", "1/0", "2"):
+        with pytest.raises(UsageError, match="--shard"):
+            Shard.parse(bad)
+
+
+def test_ledger_repairs_a_torn_tail_and_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / LEDGER_FILE
+    writer = JsonlWriter(path)
+    writer.append({"event": "start", "task": "A", "run_id": "A.r1"})
+    with path.open("ab") as handle:  # a kill in the middle of the next write
+        handle.write(b'{"event":"done","task":"A","run_')
+    read = read_jsonl(path)
+    assert [r["task"] for r in read.records] == ["A"] and read.torn_tail
+    again = JsonlWriter(path)  # the next process: starts a fresh line, keeps the fragment
+    assert again.repaired and not JsonlWriter(path).repaired
+    again.append({"event": "start", "task": "B", "run_id": "B.r1"})
+    read = read_jsonl(path)
+    assert [r["task"] for r in read.records] == ["A", "B"]
+    assert read.bad_lines == 1 and not read.torn_tail
+    assert b'"run_\n{"' in path.read_bytes()  # the fragment is still there, on its own line
+    state = read_ledger(path)
+    assert state.tasks["A"].open_runs == ["A.r1"] and state.bad_lines == 1
+
+
+def test_backlog_and_flag_errors_are_exit_2_without_a_traceback(tmp_path: Path) -> None:
+    b = fast_backlog(tmp_path, copies=1)
+    out = tmp_path / "out"
+    code, _, err = replay(*batch_args(b, out, "--shard", "3/2"))
+    assert code == 2 and "--shard '3/2'" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(b.backlog.read_text() + '{"id": "X-1"}\n')
+    code, _, err = replay(str(bad), "--repo", str(b.repo), "--config", str(b.config))
+    assert code == 2 and "bad.jsonl, line 4" in err and "title" in err
+    bad.write_text(b.backlog.read_text().splitlines()[0] + "\n" + b.backlog.read_text())
+    code, _, err = replay(str(bad), "--repo", str(b.repo), "--config", str(b.config))
+    assert code == 2 and "appears twice" in err
+    code, _, err = replay(str(tmp_path / "nope"), "--repo", str(b.repo))
+    assert code == 2 and "no such folder or file" in err
+    code, _, err = replay("--repo", str(b.repo))
+    assert code == 2 and "BACKLOG" in err
+    assert "Traceback" not in err
+    assert not (out / RUNS_DIR).exists()  # nothing was started
+
+
+@pytest.mark.anyio
+async def test_cassette_latency_is_simulated_and_concurrent_calls_overlap(tmp_path: Path) -> None:
+    entry = {"task": "T-1", "model": "replay/cheap", "attempt": 1, "content": "hi",
+             "latency_s": 0.4}  # fmt: skip
+    (tmp_path / "c.jsonl").write_text(json.dumps(entry) + "\n")
+    model = build_model(
+        RungConfig(name="cheap", model="replay/cheap", cassette="c.jsonl"), config_dir=tmp_path
+    )
+    params = CompletionParams(task_id="T-1", attempt=1, timeout=10)
+    messages = [Message(role="user", content="fix")]
+    await model.complete(messages, params)  # imports litellm outside the timing
+    started = time.monotonic()
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(model.complete, messages, params)
+    elapsed = time.monotonic() - started
+    assert 0.4 <= elapsed < 1.0  # three 0.4 s answers in parallel, not 1.2 s in a row
+
+
+# --- whole batches ---------------------------------------------------------------------------
+
+
+def _report(out: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    return report
+
+
+def _with_gate(repo: Path, dest: Path, gate: str) -> Path:
+    """The demo's config with another `[gate]` evaluators line (cassette paths made absolute)."""
+    text = (repo / "cascade.toml").read_text().replace('"cassettes/', f'"{repo}/cassettes/')
+    text, found = re.subn(r"(?m)^evaluators = \[.*\]$", f"evaluators = {gate}", text, count=1)
+    assert found, "the demo's cascade.toml has no evaluators line"
+    dest.write_text(text)
+    return dest
+
+
+def test_demo_backlog_with_the_test_gate_a_shadow_baseline_and_a_regate(tmp_path: Path) -> None:
+    """The demo's three issues, gated by pytest: each cheap answer is rejected and each strong one
+    verified. A `--shadow strongest` run makes the always-strongest baseline computable; a
+    re-gate with a gate that runs no tests flips the cheap verdicts without calling a model."""
+    repo = demo_repo(DEMO, tmp_path / "demo")
+    config = _with_gate(repo, tmp_path / "pytest.toml", '["pytest"]')
+    out = tmp_path / "batch"
+    issues = repo / ".cascade" / "issues"
+    code, _, err = replay(
+        str(issues), "--repo", str(repo), "--config", str(config), "--out", str(out),
+        "--concurrency", "3", "--shadow", "strongest",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "3/3 verified" in err and "report:" in err
+    report = _report(out)
+    assert report["tasks"]["verified"] == 3 and report["tasks"]["not_started"] == []
+    assert report["rungs"]["strong"]["verified"] == 3 and report["rungs"]["cheap"]["verified"] == 0
+    assert report["escalation_rate"] == 1.0
+    assert report["attempts"] == {"total": 6, "per_task_mean": 2.0, "per_task_max": 2,
+                                  "per_task_histogram": {"2": 3}}  # fmt: skip
+    cost = report["cost"]
+    assert cost["per_verified_usd"] == pytest.approx(cost["total_usd"] / 3)
+    assert cost["unverified_usd"] == 0 and cost["total_usd"] > 0
+    assert report["tokens"]["in"] > 0 and report["time"]["task_p95_s"] > 0
+    assert report["failures"]["evaluators"]["pytest"]["rejected"] == 3
+    assert set(report["labels"]) == {"bug", "money", "import", "feature", "pricing"}
+    baselines = {b["name"]: b for b in report["baselines"]}
+    cheap_only = baselines["cheapest rung alone (cheap)"]
+    assert cheap_only["available"] and cheap_only["verified"] == 0
+    strongest = baselines["always strongest rung (strong)"]
+    assert strongest["available"] and strongest["kind"] == "shadow"
+    assert strongest["verified"] == 3 and strongest["cost_usd"] < cost["total_usd"]
+    assert strongest["cascade_cost_ratio"] > 1  # here the cascade paid for the cheap tries
+    md = (out / "report.md").read_text()
+    assert "per verified patch" in md and "always strongest rung (strong)" in md
+    for row in report["task_rows"]:
+        assert verify_run(out / RUNS_DIR / row["run_id"]).ok
+
+    # The same batch again: everything is finished, nothing runs.
+    code, _, err = replay(str(issues), "--repo", str(repo), "--config", str(config),
+                          "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    assert len(list((out / RUNS_DIR).iterdir())) == 3
+
+    # Re-gate with a gate that runs no tests: the three rejected cheap patches now pass.
+    loose = _with_gate(repo, tmp_path / "loose.toml", FAST_GATE)
+    code, stdout, err = replay("--regate", str(out), "--config", str(loose))
+    assert code == 0, err
+    assert "6 recorded patch(es) re-judged" in stdout and "3 newly accepted" in stdout
+    regated = json.loads(next((out / "regate").glob("*.json")).read_text())
+    assert {(c["rung"], c["before"], c["after"]) for c in regated["changes"]} == {
+        ("cheap", "rejected", "accepted")
+    }
+
+
+class Exploding:
+    """A model with a bug: it raises something that is not a cascade error."""
+
+    async def complete(self, messages: Any, params: CompletionParams) -> Any:
+        raise RuntimeError("boom: a bug in an adapter")
+
+
+@pytest.mark.anyio
+async def test_one_task_exception_is_that_tasks_error_record(tmp_path: Path) -> None:
+    b = fast_backlog(tmp_path, copies=1)
+    loaded = load_config(b.repo, b.config, {"sandbox.backend": ("local", "test")})
+    parts = assemble(loaded)
+
+    def engine_for(run_id: str, on_event: Callable[[Event], None]) -> Engine:
+        engine = parts.engine(run_id, on_event)
+        if run_id.startswith("DEMO-2"):
+            return dataclasses.replace(engine, models={n: Exploding() for n in engine.models})
+        return engine
+
+    header = BatchHeader(backlog=str(b.backlog), repo=str(b.repo),
+                         base_commit=resolve_commit(b.repo), ladder=("cheap", "strong"),
+                         gate=("diff_scope",))  # fmt: skip
+    batch = BatchDir.open(tmp_path / "out", header)
+    plan = BatchPlan(issues=load_backlog(b.backlog), repo=b.repo, concurrency=3)
+    try:
+        result = await BatchRunner(engine_for, batch, plan).run()
+    finally:
+        batch.close()
+    assert (result.tally.verified, result.tally.errors) == (2, 1)
+    state = read_ledger(tmp_path / "out" / LEDGER_FILE)
+    failed = state.tasks["DEMO-2-c1"].done
+    assert failed is not None and failed.outcome is not None
+    assert failed.outcome.status == "error" and "boom" in failed.outcome.error
+    # The failed run is sealed too: its folder is a complete proof of the error.
+    assert verify_run(tmp_path / "out" / RUNS_DIR / failed.run_id).ok
+
+
+def test_budget_stops_new_tasks_and_a_rerun_finishes_the_rest(tmp_path: Path) -> None:
+    b = fast_backlog(tmp_path, copies=2)
+    out = tmp_path / "out"
+    code, _, err = replay(*batch_args(b, out, "--max-cost-usd", "0.015"))
+    assert code == 1, err
+    assert "not started" in err
+    report = _report(out)
+    assert report["budget"]["stopped"] and "--max-cost-usd" in report["budget"]["notes"][0]
+    done = report["tasks"]["total"]
+    assert 1 <= done < 6 and len(report["tasks"]["not_started"]) == 6 - done
+    assert report["cost"]["total_usd"] >= 0.015  # the task in flight finished
+    assert "Stopped by the budget" in (out / "report.md").read_text()
+
+    code, _, err = replay(*batch_args(b, out))
+    assert code == 0, err
+    report = _report(out)
+    assert report["tasks"]["verified"] == 6 and not report["budget"]["stopped"]
+    assert len(list((out / RUNS_DIR).iterdir())) == 6  # no finished task ran twice
+
+
+def test_cassette_flag_replays_a_recorded_file_and_a_changed_ladder_is_refused(
+    tmp_path: Path,
+) -> None:
+    b = fast_backlog(tmp_path, copies=1)
+    # A replay rung keeps its own model string as the cassette key (`replay/demo-cheap`).
+    recorded = tmp_path / "recorded.jsonl"
+    recorded.write_text(b.cassette.read_text())
+    b.cassette.write_text("")  # the config's own cassette answers nothing now
+    out = tmp_path / "out"
+    code, _, err = replay(*batch_args(b, out, "--cassette", str(recorded)))
+    assert code == 0, err
+    assert _report(out)["tasks"]["verified"] == 3
+    # Resuming the folder with other models under the same rung names would mix two batches.
+    other = tmp_path / "other.toml"
+    other.write_text(b.config.read_text().replace("replay/demo-cheap", "replay/other-cheap"))
+    code, _, err = replay(str(b.backlog), "--repo", str(b.repo), "--config", str(other),
+                          "--out", str(out))  # fmt: skip
+    assert code == 2 and "models" in err and "another --out" in err
+    code, _, err = replay(*batch_args(b, out, "--cassette", str(recorded), "--record", "x.jsonl"))
+    assert code == 2 and "never recorded" in err
