@@ -256,6 +256,13 @@ class _Run:
         if not patch.diff.strip():
             fields["feedback"] = "Your edits changed nothing: the files already read that way."
             return "empty_patch", None
+        noop = sorted({e.path for e in edits} - set(patch.files))
+        if noop:  # a block that "applied" but changed nothing: the model misread the file
+            fields["feedback"] = (
+                f"apply_noop: your edits to {', '.join(noop)} changed nothing (the replacement "
+                "equals what is there). None of your edits were kept; send them all again."
+            )
+            return "edit_error", None
         fields["patch_sha256"] = self.proof.put_blob(patch.diff)
         self.diffs[patch.sha256] = patch.diff
         try:

@@ -197,3 +197,17 @@ async def test_hidden_tests_never_reach_a_prompt(repo: Path, tmp_path: Path) -> 
     # The gate did run the hidden test, and the workspace file was removed after.
     assert outcome.status == "verified"
     assert not (repo / HIDDEN_PATH).exists()
+
+
+@pytest.mark.anyio
+async def test_an_edit_that_changes_nothing_is_apply_noop(repo: Path, tmp_path: Path) -> None:
+    # The second block applies to the test file but changes nothing in it.
+    line = "    assert add(2, 2) == 4\n"
+    same = block(line, line, "tests/test_calc.py")
+    cheap = ScriptedModel("cheap", sequence=[RIGHT + same])
+    strong = ScriptedModel("strong", sequence=[RIGHT])
+    outcome, records, _ = await _run(repo, tmp_path, cheap, strong)
+    assert records[0]["status"] == "edit_error"
+    assert str(records[0]["feedback"]).startswith("apply_noop: your edits to tests/test_calc.py")
+    # The half-applied first block was reset before the next answer: it verifies cleanly.
+    assert outcome.status == "verified"
