@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cascade.config import IssuesConfig
 from cascade.errors import IssueError, UsageError
 from cascade.records import Issue
 
@@ -45,6 +46,27 @@ class Shard:
         return [i for i in issues if self.holds(i.id)]
 
 
+GITHUB_PREFIX = "github:"
+
+
+def is_github_query(spec: str) -> bool:
+    return spec.startswith(GITHUB_PREFIX)
+
+
+def github_backlog(spec: str, repo: Path, config: IssuesConfig) -> list[Issue]:
+    """`github:OWNER/NAME[?QUERY]`: the repository's open issues (pull requests skipped), those
+    whose id or title contains QUERY or that carry it as a label when it is given."""
+    from cascade.sources.github import GitHubIssueSource
+
+    target, _, query = spec.removeprefix(GITHUB_PREFIX).partition("?")
+    if target.count("/") != 1 or not all(target.split("/")):
+        raise UsageError(f"backlog {spec!r}: expected github:OWNER/NAME or github:OWNER/NAME?QUERY")
+    issues = GitHubIssueSource(config, repo=target, checkout=repo).list(query)
+    if not issues:
+        raise UsageError(f"backlog {spec!r}: no open issue matches")
+    return _unique(issues, spec)
+
+
 def load_backlog(path: Path) -> list[Issue]:
     """Every issue of a backlog, in a stable order; ids must be unique."""
     if path.is_dir():
@@ -57,10 +79,14 @@ def load_backlog(path: Path) -> list[Issue]:
         issues = _read_jsonl(path)
     else:
         raise UsageError(f"backlog {path}: no such folder or file")
+    return _unique(issues, str(path))
+
+
+def _unique(issues: list[Issue], where: str) -> list[Issue]:
     seen: set[str] = set()
     for issue in issues:
         if issue.id in seen:
-            raise IssueError(f"backlog {path}: issue id {issue.id!r} appears twice")
+            raise IssueError(f"backlog {where}: issue id {issue.id!r} appears twice")
         seen.add(issue.id)
     return issues
 

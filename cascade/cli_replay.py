@@ -23,7 +23,10 @@ if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
 def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
     backlog: Annotated[
         Path | None,
-        typer.Argument(help="A folder of issue files (*.md) or a JSONL file of issues."),
+        typer.Argument(
+            help="A folder of issue files (*.md), a JSONL file of issues, or "
+            "github:OWNER/NAME[?QUERY] (open issues; QUERY: a label or words of the title)."
+        ),
     ] = None,
     repo: Annotated[Path, typer.Option(help="The repository checkout (its HEAD is the base).")] = (
         Path()
@@ -135,8 +138,8 @@ def load(repo: Path, config_file: Path | None, backend: str | None) -> LoadedCon
 
 
 def _replay(req: ReplayRequest) -> int:
-    from cascade.backlog import Shard, load_backlog
-    from cascade.batch import SHADOW_DIR
+    from cascade.backlog import Shard, github_backlog, is_github_query, load_backlog
+    from cascade.batch import SHADOW_DIR, safe_name
     from cascade.cli_batch_progress import BatchProgress
     from cascade.report import build_report
     from cascade.report_data import load as load_report
@@ -151,8 +154,13 @@ def _replay(req: ReplayRequest) -> int:
     if req.cassette is not None:
         loaded = _from_cassette(loaded, req.cassette, req.record)
     shard = Shard.parse(req.shard)
-    backlog = req.backlog.resolve()
-    issues = shard.select(load_backlog(backlog))
+    spec = str(req.backlog)
+    if is_github_query(spec):
+        issues = shard.select(github_backlog(spec, repo, loaded.config.issues))
+        backlog = Path(safe_name(spec.removeprefix("github:")))
+    else:
+        backlog = req.backlog.resolve()
+        issues = shard.select(load_backlog(backlog))
     commit = resolve_commit(repo)
     shadow = shadow_config(loaded, req.shadow) if req.shadow else None
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
@@ -230,7 +238,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     record = req.record.resolve() if req.record and not shadow_of else None
     parts = assemble(loaded, record=record)
     header = BatchHeader(
-        backlog=str(req.backlog.resolve() if req.backlog else ""),
+        backlog=_backlog_name(req.backlog),
         repo=str(repo),
         base_commit=commit,
         shard=shard,
@@ -262,3 +270,12 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     finally:
         batch.close()
     return result.budget_stopped
+
+
+def _backlog_name(backlog: Path | None) -> str:
+    """What the batch header records: a resolved path, or the github: query as given."""
+    if backlog is None:
+        return ""
+    from cascade.backlog import is_github_query
+
+    return str(backlog) if is_github_query(str(backlog)) else str(backlog.resolve())
