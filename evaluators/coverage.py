@@ -89,7 +89,7 @@ class CoverageEvaluator:
         data, out = f"{DATA_DIR}/cascade-coverage-{tag}", f"{DATA_DIR}/cascade-coverage-{tag}.json"
         run = [
             *("python", "-m", "coverage", "run", "--branch", f"--data-file={data}"),
-            *("-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "--no-header"),
+            *("-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header"),
             *self.config.args,
         ]
         try:

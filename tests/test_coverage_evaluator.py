@@ -63,3 +63,23 @@ def test_changed_lines_leave_tests_and_deleted_files_out() -> None:
         "--- a/tests/test_m.py\n+++ b/tests/test_m.py\n@@ -1,1 +1,2 @@\n x = 1\n+y = 2\n"
     )
     assert changed_lines(diff) == {"pkg/m.py": {2}}
+
+
+@pytest.mark.anyio
+async def test_a_failing_test_elsewhere_does_not_stop_the_measurement(tmp_path: Path) -> None:
+    files = {
+        "shapes.py": SHAPES,
+        "tests/test_a_broken.py": "def test_known_failure():\n    assert False\n",
+        "tests/test_shapes.py": TESTS,
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    task = Task(issue=Issue(id="C-2", title="shapes"), repo=str(repo), base_commit="HEAD")
+    box = await LocalSandbox.open(repo, "HEAD")
+    try:
+        await box.write_files({"shapes.py": SHAPES.replace("w * h", "h * w").encode()})
+        patch = await canonical_patch(box)
+        strict = CoverageEvaluator(CoverageConfig(min_diff_coverage=1.0))
+        verdict = await strict.evaluate(box, task, patch, {})
+    finally:
+        await box.close()
+    assert verdict.passed, verdict.feedback  # test_area (after the broken file) ran the line
