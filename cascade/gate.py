@@ -85,6 +85,7 @@ class Gate:
     ) -> list[Verdict]:
         """Verdicts of the stages run, in order; stops after the first stage with a failure."""
         verdicts: list[Verdict] = []
+        before: dict[str, str] | None = None  # the tree as the last snapshot saw it
         for stage in self.stages():
             results: dict[str, Verdict] = {}
 
@@ -93,7 +94,10 @@ class Gate:
                     evaluator, sandbox, task, patch, baselines.get(evaluator.name, {})
                 )
 
-            before = await snapshot(sandbox) if self.check_tamper else {}
+            # A stage that runs no code in the sandbox (diff_scope) cannot move the tree.
+            watch = self.check_tamper and any(getattr(e, "runs_code", True) for e in stage)
+            if watch and before is None:
+                before = await snapshot(sandbox)
             if len(stage) == 1:
                 await one(stage[0])
             else:
@@ -101,8 +105,11 @@ class Gate:
                     for evaluator in stage:
                         group.start_soon(one, evaluator)
             moved: set[str] = set()
-            if self.check_tamper:
-                moved = changed(before, await snapshot(sandbox))
+            if watch and before is not None:
+                # This stage's "after" is the next stage's "before": one snapshot per stage.
+                after = await snapshot(sandbox)
+                moved = changed(before, after)
+                before = after
                 for e in stage:
                     moved -= set(baselines.get(e.name, {}).get(MUTATES, ()))
             verdicts += [results[e.name] for e in stage]

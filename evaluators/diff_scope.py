@@ -61,6 +61,7 @@ class DiffScopeEvaluator:
     by the issue label `allow-test-changes`."""
 
     name = "diff_scope"
+    runs_code = False  # reads the patch (and at most one file): the gate needs no tamper check
     config_model: ClassVar[type[DiffScopeConfig]] = DiffScopeConfig
 
     def __init__(self, config: DiffScopeConfig | None = None) -> None:
