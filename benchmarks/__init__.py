@@ -1,0 +1,1 @@
+"""Scripts that measure cascade, and the task suites they run."""

@@ -1,0 +1,212 @@
+"""The gate benchmark's task suite (benchmarks/tasks): its manifest as typed records, a check that
+every task folder holds what the manifest promises, and a real git checkout of a task repository
+with its issues and hidden tests laid out as the `files` issue source expects them.
+
+    benchmarks/tasks/manifest.json          gate config, patch kinds, every task and expectation
+    benchmarks/tasks/<repo>/repo/           the repository at its base commit
+    benchmarks/tasks/<repo>/tasks/<ID>/     issue.md, hidden/<repo path>, correct.diff, wrong-*.diff
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade.records import Issue
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ROOT / "benchmarks" / "tasks"
+WRONG_KINDS = (
+    "breaks-other-test",
+    "fails-hidden",
+    "lint-error",
+    "type-error",
+    "edits-test",
+    "denied-path",
+    "uncovered",
+)
+Kind = Literal[
+    "correct",
+    "breaks-other-test",
+    "fails-hidden",
+    "lint-error",
+    "type-error",
+    "edits-test",
+    "denied-path",
+    "uncovered",
+]
+GIT_IDENTITY = ("-c", "user.name=cascade-bench", "-c", "user.email=bench@localhost")
+# Left behind by running a task repo's tools in place; never part of its base commit.
+TOOL_CACHES = ("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Expectation(Spec):
+    """What the gate should say. `by` is the evaluator that should reject first and `rule` a
+    rule among its findings; `requires` names an evaluator without which the expectation
+    cannot be judged (a coverage evaluator with `min_diff_coverage` > 0 for `uncovered`)."""
+
+    verdict: Literal["accept", "reject"]
+    by: str = ""
+    rule: str = ""
+    requires: str = ""
+
+
+class Checked(Spec):
+    """The patch's premise as checked with plain pytest, ruff, mypy and coverage.py when the
+    suite was built (independent of cascade's evaluators)."""
+
+    targets_pass: bool
+    hidden_pass: bool
+    regressions: int = Field(ge=0)
+    new_ruff: tuple[str, ...] = ()
+    new_mypy: tuple[str, ...] = ()
+    diff_coverage: float = Field(ge=0, le=1)  # of added executable lines, all tests run
+
+
+class PatchSpec(Spec):
+    file: str
+    kind: Kind
+    expect: Expectation
+    note: str
+    checked: Checked
+
+
+class TaskSpec(Spec):
+    id: str
+    type: Literal["bug", "feature"]
+    targets: tuple[str, ...]
+    hidden: tuple[str, ...]
+    patches: tuple[PatchSpec, ...]
+
+    @property
+    def hidden_files(self) -> list[str]:
+        return sorted({node.split("::", 1)[0] for node in self.hidden})
+
+
+class RepoSpec(Spec):
+    description: str
+    mypy: str
+    tasks: tuple[TaskSpec, ...]
+
+
+class GateSpec(Spec):
+    evaluators: tuple[str, ...]
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Manifest(Spec):
+    schema_version: Literal[1]
+    gate: GateSpec
+    kinds: dict[str, str]
+    repos: dict[str, RepoSpec]
+
+    def task_count(self) -> int:
+        return sum(len(repo.tasks) for repo in self.repos.values())
+
+
+def load_manifest(root: Path = TASKS) -> Manifest:
+    return Manifest.model_validate_json((root / "manifest.json").read_text(encoding="utf-8"))
+
+
+def task_dir(root: Path, repo: str, task_id: str) -> Path:
+    return root / repo / "tasks" / task_id
+
+
+def structure_problems(manifest: Manifest, root: Path = TASKS) -> list[str]:
+    """Everything that keeps the suite from being what the manifest says; [] when it is."""
+    problems: list[str] = []
+    for name, repo in manifest.repos.items():
+        if not (root / name / "repo" / "pyproject.toml").is_file():
+            problems.append(f"{name}: repo/pyproject.toml is missing")
+        on_disk = {p.name for p in (root / name / "tasks").iterdir() if p.is_dir()}
+        listed = {task.id for task in repo.tasks}
+        problems += [
+            f"{name}/{t}: a task folder the manifest does not list" for t in on_disk - listed
+        ]
+        hidden_owner: dict[str, str] = {}
+        for task in repo.tasks:
+            problems += _task_problems(root, name, task)
+            for path in task.hidden_files:
+                if path in hidden_owner:
+                    problems.append(f"{task.id}: hidden file {path} is also {hidden_owner[path]}'s")
+                hidden_owner[path] = task.id
+    return problems
+
+
+def _task_problems(root: Path, repo: str, task: TaskSpec) -> list[str]:
+    from cascade.errors import IssueError
+
+    where = task_dir(root, repo, task.id)
+    if not (where / "issue.md").is_file():
+        return [f"{task.id}: issue.md is missing"]
+    problems: list[str] = []
+    try:
+        issue = read_issue(where, task.id)
+    except IssueError as exc:
+        return [f"{task.id}: {exc}"]
+    if issue.tests != task.targets or issue.hidden_tests != task.hidden:
+        problems.append(f"{task.id}: issue.md and the manifest name different tests")
+    if not task.targets or not task.hidden:
+        problems.append(f"{task.id}: needs target tests and hidden tests")
+    files = [p.file for p in task.patches]
+    diffs = {p.name for p in where.glob("*.diff")}
+    if sorted(diffs) != sorted(files):
+        problems.append(f"{task.id}: diffs on disk {sorted(diffs)} != manifest {sorted(files)}")
+    if files.count("correct.diff") != 1:
+        problems.append(f"{task.id}: needs exactly one correct.diff")
+    wrong = [p for p in task.patches if p.kind != "correct"]
+    if len({p.kind for p in wrong}) < 2 or len(wrong) != len({p.kind for p in wrong}):
+        problems.append(f"{task.id}: needs at least two wrong patches, each of its own kind")
+    for patch in task.patches:
+        expected = "correct.diff" if patch.kind == "correct" else f"wrong-{patch.kind}.diff"
+        if patch.file != expected:
+            problems.append(f"{task.id}: {patch.file} should be named {expected}")
+        if (patch.kind == "correct") != (patch.expect.verdict == "accept"):
+            problems.append(f"{task.id}: {patch.file} expects {patch.expect.verdict}")
+    return problems
+
+
+def read_issue(where: Path, task_id: str) -> Issue:
+    """The task's issue as cascade's `files` source reads it (`issue.md` + `hidden/`)."""
+    from cascade.sources.files import FileIssueSource
+
+    with tempfile.TemporaryDirectory(prefix="cascade-issue-") as tmp:
+        shutil.copyfile(where / "issue.md", Path(tmp) / f"{task_id}.md")  # the source's naming
+        return FileIssueSource(Path(tmp), hidden_dir=where / "hidden").get(task_id)
+
+
+def make_checkout(root: Path, repo: str, tasks: Iterable[TaskSpec], dest: Path) -> str:
+    """A git repository at `dest`: the task repo's files in one commit, plus the tasks' issues
+    in `.cascade/issues/<ID>.md` and hidden tests in `.cascade/hidden/` (never copied into a
+    sandbox). Returns the commit's sha."""
+    shutil.copytree(root / repo / "repo", dest, ignore=shutil.ignore_patterns(*TOOL_CACHES))
+    for task in tasks:
+        where = task_dir(root, repo, task.id)
+        issues = dest / ".cascade" / "issues"
+        issues.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(where / "issue.md", issues / f"{task.id}.md")
+        if (where / "hidden").is_dir():
+            shutil.copytree(where / "hidden", dest / ".cascade" / "hidden", dirs_exist_ok=True)
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "add", "-A")
+    _git(dest, *GIT_IDENTITY, "commit", "-q", "-m", "base")
+    return _git(dest, "rev-parse", "HEAD").strip()
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {repo}: {result.stderr.strip()}")
+    return result.stdout
