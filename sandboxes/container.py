@@ -280,13 +280,18 @@ def _create(image: str, options: DockerOptions, run_id: str, tar_bytes: bytes) -
     volume = container = None
     try:
         image_id = str(client.images.get(image).id)
-        volume = client.volumes.create(name=name, labels=labels)
+        volume = client.volumes.create(name=name, labels=labels, **_volume_driver(options))
         container = client.containers.create(
             name=name, **container_spec(options, image, name, labels)
         )
         box = DockerSandbox(client, container, volume, image_id)
-        box._put(tar_bytes)
-        container.start()
+        if options.workspace == "tmpfs":
+            # A tmpfs volume exists only while a container has it mounted: fill it after start.
+            container.start()
+            box._put(tar_bytes)
+        else:
+            box._put(tar_bytes)  # the root is read-only, but a volume takes an archive unstarted
+            container.start()
         return box
     except NotFound as exc:
         _cleanup(container, volume)
@@ -297,7 +302,20 @@ def _create(image: str, options: DockerOptions, run_id: str, tar_bytes: bytes) -
         _cleanup(container, volume)
         if isinstance(exc, SandboxError):
             raise
-        raise SandboxError(f"could not start a sandbox container: {_explain(exc)}") from exc
+        hint = ""
+        if "no space left" in str(exc).lower() and options.workspace == "tmpfs":
+            hint = (
+                f" (the in-memory workspace is capped at {options.workspace_size}: raise "
+                '[sandbox.options] workspace_size, or set workspace = "disk")'
+            )
+        raise SandboxError(f"could not start a sandbox container: {_explain(exc)}{hint}") from exc
+
+
+def _volume_driver(options: DockerOptions) -> dict[str, Any]:
+    if options.workspace != "tmpfs":
+        return {}
+    mount = f"size={options.workspace_size},uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755"
+    return {"driver": "local", "driver_opts": {"type": "tmpfs", "device": "tmpfs", "o": mount}}
 
 
 def _cleanup(container: Any, volume: Any) -> None:

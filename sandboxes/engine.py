@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import docker
 from docker.errors import DockerException
@@ -52,6 +52,11 @@ class DockerOptions(BaseModel):
     mem_limit: str = "2g"  # memory and memory+swap (no swap at all), docker's size syntax
     cpus: float = Field(default=2.0, gt=0, le=256)
     tmp_size: str = "256m"  # the /tmp tmpfs, the only writable place besides the workspace
+    # The workspace volume: "tmpfs" (in memory, capped at workspace_size; writing 2,000 files
+    # takes 0.1 s instead of 1.5 s on a disk-backed volume here) or "disk" for repositories too
+    # big for memory.
+    workspace: Literal["tmpfs", "disk"] = "tmpfs"
+    workspace_size: str = "2g"
     ttl: int = Field(default=6 * 3600, ge=60)  # seconds before a container stops on its own
     base: str = DEFAULT_BASE  # the image `cascade sandbox build` starts from, when it has it
     tools: tuple[str, ...] = TOOLS  # pip requirements installed into the image's venv

@@ -313,3 +313,31 @@ def test_cli_run_uses_the_sandbox(repo: Path) -> None:
     result = runner.invoke(sandbox_app, argv)
     assert result.exit_code == 1
     assert "Network is unreachable" in result.output
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["tmpfs", "disk"])
+async def test_both_workspace_kinds_hold_the_repo(repo: Path, kind: str) -> None:
+    box = await _open(repo, workspace=kind)
+    try:
+        mounts = await box.exec(["sh", "-c", "grep ' /workspace ' /proc/mounts"], timeout=30)
+        listed = await box.exec(["git", "ls-files"], timeout=30)
+        await box.write_files({"new.txt": b"x\n"})
+    finally:
+        await box.close()
+    assert ("tmpfs" in mounts.stdout) == (kind == "tmpfs"), mounts.stdout
+    assert "pkg/calc.py" in listed.stdout.split()
+
+
+@pytest.mark.anyio
+async def test_a_repo_too_big_for_the_memory_workspace_says_what_to_change(
+    tmp_path: Path,
+) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "blob.txt").write_text("0123456789abcdef\n" * 200_000)  # 3.4 MB
+    _git(big, "init", "-q")
+    _git(big, "add", "-A")
+    _git(big, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "big")
+    with pytest.raises(SandboxError, match='workspace_size, or set workspace = "disk"'):
+        await _open(big, workspace_size="1m")
