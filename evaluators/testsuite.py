@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,6 +31,12 @@ REPORT_DIR = ".git"  # inside .git, so the report never shows in the tree or the
 LOG_LINES = 200
 FLAKY = "flaky"  # finding rule: failed once, passed on the re-run; does not fail the verdict
 MAX_RERUN = 10
+# Runs "$@" (pytest), then prints a marker line and the JUnit report, removes it, and exits
+# with pytest's own code.
+RUN_AND_REPORT = (
+    'r="$1"; m="$2"; shift 2; "$@"; c=$?; printf \'\\n%s\\n\' "$m"; '
+    'cat "$r" 2>/dev/null; rm -f "$r"; exit $c'
+)
 EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error"}
 
 
@@ -180,23 +187,31 @@ class PytestEvaluator:
         return feedback(failures, hidden, scrub), findings(failures, hidden, scrub)
 
     async def _run(self, sandbox: Sandbox, paths: Sequence[str]) -> _Run:
-        report = f"{REPORT_DIR}/cascade-junit-{secrets.token_hex(6)}.xml"
-        argv = [
+        token = secrets.token_hex(6)
+        report = f"{REPORT_DIR}/cascade-junit-{token}.xml"
+        marker = f"@@cascade-junit-{token}@@"
+        pytest = [
             *("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=short"),
             *("-o", "junit_family=xunit1", "--continue-on-collection-errors"),
             *self.config.args,
             f"--junitxml={report}",
             *paths,
         ]
-        try:
-            result = await sandbox.exec(
-                argv, timeout=self.config.timeout, env={"PYTHONDONTWRITEBYTECODE": "1"}
-            )
-            data = await sandbox.read_file(report)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await sandbox.write_files({report: None})
-        output = "\n".join(x for x in (result.stdout, result.stderr) if x.strip())
+        # One sandbox call, not three (run, read the report, delete it): each costs ~50 ms in
+        # Docker. The report follows the run's output after a marker no test can predict.
+        argv = ["sh", "-c", RUN_AND_REPORT, "sh", report, marker, *pytest]
+        env = {"PYTHONDONTWRITEBYTECODE": "1"}
+        result = await sandbox.exec(argv, timeout=self.config.timeout, env=env)
+        stdout, found, tail = result.stdout.rpartition(f"\n{marker}\n")
+        data: bytes | None = tail.encode() if found else None
+        if not found:  # killed, or the output was cut short: fetch the report by itself
+            try:
+                data = await sandbox.read_file(report)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await sandbox.write_files({report: None})
+            stdout = result.stdout
+        output = "\n".join(x for x in (stdout, result.stderr) if x.strip())
         xml = data.decode("utf-8", errors="replace") if data else ""
         results: dict[str, CaseResult] | None = None
         problem = "pytest wrote no report"
@@ -271,10 +286,16 @@ class PytestEvaluator:
         )
 
 
+_ROOTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 async def _workspace(sandbox: Sandbox) -> str:
-    """The workspace's absolute path, to make paths in tracebacks relative ("" if unknown)."""
-    result = await sandbox.exec(["pwd"], timeout=30)
-    return result.stdout.strip() if result.exit_code == 0 else ""
+    """The workspace's absolute path, to make paths in tracebacks relative ("" if unknown).
+    Asked once per sandbox."""
+    if sandbox not in _ROOTS:
+        result = await sandbox.exec(["pwd"], timeout=30)
+        _ROOTS[sandbox] = result.stdout.strip() if result.exit_code == 0 else ""
+    return _ROOTS[sandbox]
 
 
 @asynccontextmanager
@@ -295,12 +316,17 @@ async def _hidden_files(sandbox: Sandbox, files: Mapping[str, str]) -> AsyncIter
 async def _existing_files(sandbox: Sandbox, nodeids: Sequence[str]) -> list[str]:
     """The test files of these node ids that exist; pytest refuses a whole run over one missing
     node id (exit 4), so files are run and ids looked up in the results instead."""
-    paths: list[str] = []
-    for path in dict.fromkeys(file_of(n) for n in nodeids):
-        unsafe = path.startswith(("-", "/")) or ".." in path.split("/")
-        if not unsafe and await sandbox.read_file(path) is not None:
-            paths.append(path)
-    return paths
+    wanted = [
+        path
+        for path in dict.fromkeys(file_of(n) for n in nodeids)
+        if not (path.startswith(("-", "/")) or ".." in path.split("/"))
+    ]
+    if not wanted:
+        return []
+    script = 'for f; do if [ -f "$f" ]; then printf \'%s\\0\' "$f"; fi; done'
+    result = await sandbox.exec(["sh", "-c", script, "sh", *wanted], timeout=30)
+    present = set(result.stdout.split("\0"))
+    return [path for path in wanted if path in present]
 
 
 def _tail(text: str, lines: int) -> str:
