@@ -4,6 +4,7 @@ the sandbox, telling new findings from old ones whose lines moved, and feedback 
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -11,7 +12,7 @@ from typing import Any
 
 from cascade.errors import InfraError
 from cascade.protocols import Sandbox
-from cascade.records import ExecResult, Finding, Patch
+from cascade.records import ExecResult, Finding, Patch, Verdict
 from evaluators.patch_files import DiffError, FileDiff, parse_diff
 
 # Prints the workspace path (as given and resolved) before the tool's own output, so absolute
@@ -137,3 +138,21 @@ def feedback(head: str, findings: Sequence[ToolFinding], limit: int) -> str:
 
 def tail(text: str, lines: int = 15, chars: int = 1500) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])[-chars:]
+
+
+def tool_verdict(
+    name: str,
+    started: float,
+    text: str,
+    found: tuple[Finding, ...],
+    artifacts: dict[str, str] | None = None,
+) -> Verdict:
+    """A lint or type verdict: it passes exactly when there is no feedback to give."""
+    return Verdict(
+        evaluator=name,
+        passed=not text,
+        feedback=text,
+        findings=found,
+        duration_s=round(time.monotonic() - started, 3),
+        artifacts=artifacts or {},
+    )

@@ -25,6 +25,7 @@ from evaluators.findings import (
     source_line,
     split_lines,
     tail,
+    tool_verdict,
 )
 from evaluators.patch_files import by_path, old_text, python_files
 
@@ -75,7 +76,9 @@ class RuffEvaluator:
         after, doc, problem = await self._check(sandbox, paths)
         if problem:
             text = f"ruff could not check your change: {problem}"
-            return self._verdict(started, text, (Finding(rule="ruff_failed", message=text),))
+            return tool_verdict(
+                self.name, started, text, (Finding(rule="ruff_failed", message=text),)
+            )
         checked = set(paths)
         before = [
             f for f in map(ToolFinding.from_json, baseline.get("findings", [])) if f.path in checked
@@ -97,7 +100,7 @@ class RuffEvaluator:
         fresh = [after[i] for i in sorted(new, key=lambda i: (after[i].path, after[i].line))]
         artifacts = {ARTIFACT: sarif.dump(sarif.mark(doc, new))}
         if not fresh:
-            return self._verdict(started, "", (), artifacts)
+            return tool_verdict(self.name, started, "", (), artifacts)
         head = (
             f"ruff reports {len(fresh)} new problem(s) in the files you changed (problems that "
             "were there before your change are not counted). Fix them in the code; do not "
@@ -105,7 +108,7 @@ class RuffEvaluator:
         )
         text = feedback(head, fresh, self.config.feedback_chars)
         shown = tuple(f.as_finding() for f in fresh[:MAX_FINDINGS])
-        return self._verdict(started, text, shown, artifacts)
+        return tool_verdict(self.name, started, text, shown, artifacts)
 
     async def _check(
         self, sandbox: Sandbox, paths: Sequence[str]
@@ -132,19 +135,3 @@ class RuffEvaluator:
             detail = tail(run.result.stderr or run.output)
             return [], {}, f"ruff exit {run.result.exit_code}: {detail}"
         return sarif.findings(doc), doc, ""
-
-    def _verdict(
-        self,
-        started: float,
-        text: str,
-        found: tuple[Finding, ...],
-        artifacts: dict[str, str] | None = None,
-    ) -> Verdict:
-        return Verdict(
-            evaluator=self.name,
-            passed=not text,
-            feedback=text,
-            findings=found,
-            duration_s=round(time.monotonic() - started, 3),
-            artifacts=artifacts or {},
-        )

@@ -25,6 +25,7 @@ from evaluators.findings import (
     read_patch,
     run_tool,
     tail,
+    tool_verdict,
 )
 from evaluators.patch_files import PYTHON_SUFFIXES, by_path, python_files
 from evaluators.typecheck_setup import (
@@ -150,7 +151,9 @@ class MypyEvaluator:
             run = await self._mypy(sandbox, baseline.get("flags", []), self._targets(mode, targets))
         if run.problem:
             text = f"mypy could not check your change: {run.problem}"
-            return self._verdict(started, text, (Finding(rule="mypy_failed", message=text),))
+            return tool_verdict(
+                self.name, started, text, (Finding(rule="mypy_failed", message=text),)
+            )
         before = [ToolFinding.from_json(f) for f in baseline.get("findings", [])]
         after = [*run.errors, *(broken.values() if mode == "files" else ())]
         if mode == "files":  # errors mypy found in modules the changed files import are not judged
@@ -162,14 +165,14 @@ class MypyEvaluator:
         artifacts = {ARTIFACT: sarif.dump(doc)}
         fresh = [after[i] for i in sorted(new, key=lambda i: (after[i].path, after[i].line))]
         if not fresh:
-            return self._verdict(started, "", (), artifacts)
+            return tool_verdict(self.name, started, "", (), artifacts)
         head = (
             f"mypy reports {len(fresh)} new type error(s) after your change (errors that were "
             "there before are not counted). Fix the types; do not add `# type: ignore`:"
         )
         text = feedback(head, fresh, self.config.feedback_chars)
         shown = tuple(f.as_finding() for f in fresh[:MAX_FINDINGS])
-        return self._verdict(started, text, shown, artifacts)
+        return tool_verdict(self.name, started, text, shown, artifacts)
 
     def _targets(self, mode: Mode, changed: Sequence[str]) -> list[str]:
         if mode == "targets":
@@ -198,19 +201,3 @@ class MypyEvaluator:
             detail = tail(result.stderr or run.output)
             return _Run([], result.exit_code, f"mypy exit {result.exit_code}: {detail}")
         return _Run(errors, result.exit_code)
-
-    def _verdict(
-        self,
-        started: float,
-        text: str,
-        found: tuple[Finding, ...],
-        artifacts: dict[str, str] | None = None,
-    ) -> Verdict:
-        return Verdict(
-            evaluator=self.name,
-            passed=not text,
-            feedback=text,
-            findings=found,
-            duration_s=round(time.monotonic() - started, 3),
-            artifacts=artifacts or {},
-        )

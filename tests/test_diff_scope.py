@@ -7,7 +7,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,8 @@ import pytest
 
 from cascade.edit_apply import canonical_patch
 from cascade.records import Issue, Patch, Scope, Task, Verdict
+from cascade.testing import git as _git
+from cascade.testing import make_repo
 from evaluators.diff_scope import DiffScopeConfig, DiffScopeEvaluator
 from evaluators.path_globs import match_glob
 from sandboxes.local import LocalSandbox
@@ -61,25 +62,9 @@ FILES = {
 }
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    for path, text in FILES.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "base")
-    return root
+    return make_repo(tmp_path / "repo", FILES)
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import pytest
 from cascade.edit_apply import canonical_patch
 from cascade.errors import InfraError
 from cascade.records import ExecResult, Issue, Patch, Task, Verdict
+from cascade.testing import git as _git
+from cascade.testing import make_repo
 from evaluators.lint import ARTIFACT, RuffConfig, RuffEvaluator
 from sandboxes.local import LocalSandbox
 
@@ -36,29 +38,10 @@ OTHER = "import json\n"  # F401 in a file the patches below never touch
 TASK = Task(issue=Issue(id="L-1", title="fix add"), repo="/unused", base_commit="HEAD")
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-def _make_repo(root: Path, files: Mapping[str, str]) -> Path:
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "base")
-    return root
-
-
 @pytest.fixture
 async def box(tmp_path: Path) -> AsyncIterator[LocalSandbox]:
     files = {"pyproject.toml": PYPROJECT, "calc/core.py": CORE, "calc/other.py": OTHER}
-    repo = _make_repo(tmp_path / "repo", files)
+    repo = make_repo(tmp_path / "repo", files)
     sandbox = await LocalSandbox.open(repo, _git(repo, "rev-parse", "HEAD").strip())
     try:
         yield sandbox
@@ -202,7 +185,7 @@ async def test_repo_config_and_extra_args_are_honoured(tmp_path: Path) -> None:
     # The repo ignores F401 and has ruff `fix = true`: the gate does not report F401, and does
     # not let ruff rewrite the workspace (F541 has a safe fix ruff would otherwise apply).
     config = '[tool.ruff]\nfix = true\n\n[tool.ruff.lint]\nselect = ["F"]\nignore = ["F401"]\n'
-    repo = _make_repo(tmp_path / "repo", {"pyproject.toml": config, "m.py": "x = 1\n"})
+    repo = make_repo(tmp_path / "repo", {"pyproject.toml": config, "m.py": "x = 1\n"})
     box = await LocalSandbox.open(repo, "HEAD")
     try:
         source = 'import os\n\n\ndef f():\n    return f"plain"  \n'
@@ -218,7 +201,7 @@ async def test_repo_config_and_extra_args_are_honoured(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_no_repo_config_means_ruff_defaults(tmp_path: Path) -> None:
-    repo = _make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
+    repo = make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
     box = await LocalSandbox.open(repo, "HEAD")
     try:
         # F401 is in ruff's default set, E501 (line length) is not.
@@ -268,7 +251,7 @@ async def test_missing_ruff_is_an_infrastructure_error(tmp_path: Path) -> None:
     if not system.exists() or probe.returncode == 0:
         pytest.skip("needs a system python3 without ruff")
     assert Path(sys.executable) != system
-    repo = _make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
+    repo = make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
     box = await _NoRuffSandbox.open(repo, "HEAD")
     assert isinstance(box, _NoRuffSandbox)
     (tmp_path / "bin").mkdir()

@@ -3,7 +3,6 @@ and pytest inside it."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ from cascade.config import PytestConfig
 from cascade.edit_apply import canonical_patch
 from cascade.gate import target_failures
 from cascade.records import Issue, Patch, Task, Verdict
+from cascade.testing import git as _git
+from cascade.testing import make_repo
 from evaluators.junit import CaseResult, node_id, parse_junit
 from evaluators.regressions import FEEDBACK_CHARS, Failure, Scrubber, feedback
 from evaluators.testsuite import PytestEvaluator
@@ -63,18 +64,8 @@ HIDDEN = f"from calc import add\n\n\ndef {HIDDEN_NAME}():\n    assert {HIDDEN_BO
 TARGET = "tests/test_calc.py::test_add"
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
     files = {
         "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
         "calc/__init__.py": CALC,
@@ -82,13 +73,7 @@ def repo(tmp_path: Path) -> Path:
         "tests/test_calc.py": TESTS,
         "tests/test_other.py": OTHER,
     }
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "base")
-    return root
+    return make_repo(tmp_path / "repo", files)
 
 
 @pytest.fixture

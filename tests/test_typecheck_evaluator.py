@@ -16,6 +16,7 @@ import pytest
 from cascade.edit_apply import canonical_patch
 from cascade.errors import InfraError
 from cascade.records import ExecResult, Issue, Task, Verdict
+from cascade.testing import make_repo
 from evaluators.typecheck import ARTIFACT, MypyConfig, MypyEvaluator
 from sandboxes.local import LocalSandbox
 
@@ -33,15 +34,6 @@ TASK = Task(issue=Issue(id="M-1", title="types"), repo="/unused", base_commit="H
 OLD_ERROR = ("calc/core.py", "return-value")
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
 @pytest.fixture
 def config() -> MypyConfig:
     return MypyConfig()
@@ -55,13 +47,7 @@ class _Repo:
         self.boxes: list[LocalSandbox] = []
 
     async def open(self, files: Mapping[str, str], cls: type[LocalSandbox] = LocalSandbox) -> Any:
-        repo = self.root / f"repo{len(self.boxes)}"
-        for path, text in files.items():
-            (repo / path).parent.mkdir(parents=True, exist_ok=True)
-            (repo / path).write_text(text)
-        _git(repo, "init", "-q")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-q", "-m", "base")
+        repo = make_repo(self.root / f"repo{len(self.boxes)}", files)
         box = await cls.open(repo, "HEAD")
         self.boxes.append(box)
         return box
