@@ -1,6 +1,7 @@
 import os
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,13 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with serve() as fake:
         yield fake
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """The bundled demo (examples/demo) as a fresh one-commit git repository."""
+    from cascade.demo_backlog import demo_repo
+
+    return demo_repo(
+        Path(__file__).resolve().parent.parent / "examples" / "demo", tmp_path / "demo"
+    )

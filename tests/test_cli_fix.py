@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,16 +20,6 @@ from tests.loopback import chat_body
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 runner = CliRunner()
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    repo = tmp_path / "demo"
-    shutil.copytree(DEMO, repo, ignore=shutil.ignore_patterns("__pycache__", "runs"))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    return repo
 
 
 def _fix(repo: Path, *args: str) -> tuple[int, str, str]:

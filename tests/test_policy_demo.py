@@ -5,27 +5,14 @@ climbed; `cascade ladder stats` reads the demo's history back."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from cascade.cli import app
-from cascade.testing import git
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 runner = CliRunner()
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    repo = tmp_path / "demo"
-    shutil.copytree(DEMO, repo, ignore=shutil.ignore_patterns("__pycache__", "runs"))
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    return repo
 
 
 def test_demo_summary_says_why_each_rung_and_stats_read_the_history(demo: Path) -> None:
