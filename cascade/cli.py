@@ -8,13 +8,13 @@ from pathlib import Path
 import typer
 
 from cascade.cli_ci import ci_app
+from cascade.cli_errors import reported
 from cascade.cli_fix import fix
 from cascade.cli_init import init
 from cascade.cli_ladder import ladder_app
 from cascade.cli_replay import replay
 from cascade.cli_report import report_app
 from cascade.cli_sandbox import sandbox_app
-from cascade.errors import CascadeError
 
 app = typer.Typer(
     help="Turn an issue into a verified patch, cheapest model first, with proof.",
@@ -56,11 +56,8 @@ def config_show(
     """Print every resolved value and where it came from."""
     from cascade.settings import flatten, load_config
 
-    try:
+    with reported():
         loaded = load_config(repo.resolve(), config)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     for key, value in flatten(loaded.config.model_dump(mode="json")).items():
         typer.echo(f"{key} = {json.dumps(value)}    # {loaded.origin(key)}")
 

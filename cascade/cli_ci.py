@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.errors import CascadeError
+from cascade.cli_errors import reported
 
 ci_app = typer.Typer(
     name="ci",
@@ -48,12 +48,6 @@ def github(
     options = CIOptions(
         label=label, config_file=config, backend=sandbox or None, artifact_name=artifact_name
     )
-    try:
+    with reported():
         code = run_ci(options, os.environ, lambda line: typer.echo(line, err=True), sys.stderr)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
     raise typer.Exit(code)

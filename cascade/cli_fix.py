@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from cascade.errors import CascadeError, UsageError
+from cascade.cli_errors import reported
+from cascade.errors import UsageError
 from cascade.records import RunOutcome
 
 
@@ -64,17 +65,11 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
     Exit codes: 0 verified patch · 1 none (exhausted or budget spent) · 2 usage or config
     error · 3 infrastructure (sandbox, provider auth, issue source).
     """
-    try:
+    with reported():
         request = FixRequest(
             issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd
         )
         outcome = _fix(request)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
     raise typer.Exit(outcome.exit_code)
 
 

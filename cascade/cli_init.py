@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.errors import CascadeError
+from cascade.cli_errors import reported
 
 
 def init(
@@ -30,7 +30,7 @@ def init(
     """
     from cascade.init import hosted_rungs, local_rung, ollama_models, render, write
 
-    try:
+    with reported():
         local = local_rung(ollama_models(ollama_url), ollama_url)
         rungs = ([local] if local else []) + hosted_rungs(os.environ)
         available = sorted(ep.name for ep in entry_points(group="cascade.evaluators"))
@@ -39,8 +39,5 @@ def init(
             typer.echo(text)
             return
         path = write(repo.resolve(), text, force=force)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     names = " → ".join(r.name for r in rungs) or "the default (needs OPENAI_API_KEY)"
     typer.echo(f"wrote {path}: ladder {names}", err=True)

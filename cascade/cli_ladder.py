@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cascade.errors import CascadeError
+from cascade.cli_errors import reported
 
 ladder_app = typer.Typer(help="Inspect the ladder's history.", no_args_is_help=True)
 
@@ -28,11 +28,8 @@ def stats(
     from cascade.history import load_runs, stats_table
     from cascade.settings import load_config
 
-    try:
+    with reported():
         loaded = load_config(repo.resolve(), config)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     cfg = loaded.config.policy.learned_skip
     folder = runs.resolve() if runs else loaded.path(loaded.config.run.out)
     past = load_runs(folder)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import anyio
 import typer
 
-from cascade.errors import CascadeError, UsageError
+from cascade.cli_errors import reported
+from cascade.errors import UsageError
 
 if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
     from cascade.cli_batch_progress import BatchProgress
@@ -91,7 +92,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
         backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
         max_cost_usd, sandbox, record, cassette, shard, shadow,
     )  # fmt: skip
-    try:
+    with reported("interrupted: run the same command again to resume"):
         if regate is not None:
             from cascade.cli_regate import run_regate
 
@@ -100,12 +101,6 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
             code = run_regate(regate, repo, config, sandbox, concurrency)
         else:
             code = _replay(request)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cascade.errors import CascadeError, UsageError
+from cascade.cli_errors import reported
+from cascade.errors import UsageError
 
 DEFAULT_COMMAND = "build"
 
@@ -50,13 +51,10 @@ def build(
     ] = False,
 ) -> None:
     """Write report.md and report.json; `cascade report DIR...` runs this."""
-    try:
+    with reported():
         if out is None and len(dirs) > 1:
             raise UsageError("several folders: say where the report goes with --out")
         _write(dirs, out or dirs[0], charts, as_json)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
 
 
 @report_app.command("merge")
@@ -71,7 +69,7 @@ def merge(
     """Join shard batch folders into one (runs copied, ledgers joined) and report on it."""
     from cascade.batch_merge import merge_batches
 
-    try:
+    with reported():
         for path in dirs:
             if not path.is_dir():
                 raise UsageError(f"{path}: no such folder")
@@ -79,9 +77,6 @@ def merge(
         for note in notes:
             typer.echo(f"note: {note}", err=True)
         _write([out], out, charts, as_json)
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
 
 
 def _write(dirs: list[Path], out: Path, charts: bool, as_json: bool) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from typing import Annotated, TypeVar
 import anyio
 import typer
 
+from cascade.cli_errors import reported
 from cascade.config import SandboxConfig
-from cascade.errors import CascadeError
 
 sandbox_app = typer.Typer(
     name="sandbox",
@@ -30,14 +30,8 @@ T = TypeVar("T")
 def _guard(action: Callable[[], T]) -> T:
     """Run one command's work: a CascadeError becomes a message and its exit code (3 for the
     sandbox), never a traceback."""
-    try:
+    with reported():
         return action()
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
 
 
 def _sandbox_config(repo: Path) -> SandboxConfig:
