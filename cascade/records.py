@@ -33,6 +33,17 @@ class Issue(Record):
     scope: Scope = Scope()
     source: str = ""  # where it was read from (a file path, a URL)
 
+    def matches(self, query: str) -> bool:
+        """What an issue source's `list(query)` keeps: "" keeps all; else the query found in the
+        id or title, or equal to a label (case-insensitive)."""
+        q = query.lower()
+        return (
+            not q
+            or q in self.id.lower()
+            or q in self.title.lower()
+            or any(q == label.lower() for label in self.labels)
+        )
+
 
 class Task(Record):
     """One issue against one repository at one commit."""

@@ -51,15 +51,7 @@ class FileIssueSource:
         if not self.directory.is_dir():
             raise IssueError(f"issue folder not found: {self.directory}")
         issues = [self._read(p, p.stem) for p in sorted(self.directory.glob("*.md"))]
-        q = query.lower()
-        return [
-            i
-            for i in issues
-            if not q
-            or q in i.id.lower()
-            or q in i.title.lower()
-            or any(q == label.lower() for label in i.labels)
-        ]
+        return [i for i in issues if i.matches(query)]
 
     def _read(self, path: Path, issue_id: str) -> Issue:
         import frontmatter  # a leaf dependency, only needed here

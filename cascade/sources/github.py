@@ -94,15 +94,7 @@ class GitHubIssueSource:
             for item in items
             if isinstance(item, dict) and "pull_request" not in item
         ]
-        q = query.lower()
-        return [
-            i
-            for i in issues
-            if not q
-            or q in i.id.lower()
-            or q in i.title.lower()
-            or any(q == label.lower() for label in i.labels)
-        ]
+        return [i for i in issues if i.matches(query)]
 
     def _ref(self, issue_id: str) -> IssueRef:
         ref = parse_ref(issue_id, bare_numbers=True)
