@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from cascade.config import IssuesConfig
 from cascade.errors import IssueError, UsageError
 from cascade.records import Issue
+from cascade.validation import describe
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -103,10 +104,7 @@ def _read_jsonl(path: Path) -> list[Issue]:
         try:
             issue = Issue.model_validate_json(line)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = describe(exc, label="{}", unknown=None, top="line")
             raise IssueError(f"backlog {path}, line {lineno}: {problems}") from exc
         issues.append(issue if issue.source else issue.model_copy(update={"source": str(path)}))
     if not issues:

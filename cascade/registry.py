@@ -16,6 +16,7 @@ from cascade.config import CascadeConfig, GateConfig, SandboxConfig
 from cascade.errors import ConfigError
 from cascade.gate import Gate
 from cascade.protocols import Evaluator, IssueSource, Sandbox, SandboxOpener
+from cascade.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,7 @@ def build_evaluator(name: str, gate: GateConfig) -> Evaluator:
     try:
         config = model.model_validate(options)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"`{'.'.join(str(p) for p in err['loc'])}`: "
-            + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
-            for err in exc.errors()
-        )
+        problems = describe(exc, top="``")
         raise ConfigError(f"[gate.options.{name}] is invalid: {problems}") from exc
     return cls(config)  # type: ignore[no-any-return]
 

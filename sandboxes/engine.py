@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade.config import SandboxConfig
 from cascade.errors import ConfigError, SandboxError
+from cascade.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ class DockerOptions(BaseModel):
         try:
             return cls.model_validate(config.options)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
+            problems = describe(exc, label="{}", unknown=None, top="")
             raise ConfigError(
                 f"[sandbox.options] is invalid for the docker backend: {problems}"
             ) from None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade.errors import ConfigError, ProviderEscalate
 from cascade.records import Usage
+from cascade.validation import describe
 
 CassetteKey = tuple[str, str, int]  # (task id, rung model string, attempt)
 
@@ -71,10 +72,7 @@ class Cassette:
             try:
                 entry = CassetteEntry.model_validate_json(line)
             except ValidationError as exc:
-                problem = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc']) or 'line'}: {err['msg']}"
-                    for err in exc.errors()
-                )
+                problem = describe(exc, label="{}", unknown=None, top="line")
                 raise ConfigError(f"cassette {path}, line {lineno}: {problem}") from exc
             entries[entry.key] = entry
         return cls(path, entries)

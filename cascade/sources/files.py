@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from cascade.errors import IssueError
 from cascade.records import Issue, Scope
+from cascade.validation import describe
 
 
 class _FrontMatter(BaseModel):
@@ -66,11 +67,7 @@ class FileIssueSource:
         try:
             meta = _FrontMatter.model_validate(dict(post.metadata))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"field `{'.'.join(str(p) for p in e['loc'])}`: "
-                + ("unknown field" if e["type"] == "extra_forbidden" else e["msg"])
-                for e in exc.errors()
-            )
+            problems = describe(exc, label="field `{}`", unknown="unknown field", top="field ``")
             raise IssueError(f"{path}: {problems}") from exc
         if meta.id is not None and meta.id != issue_id:
             raise IssueError(

@@ -17,6 +17,7 @@ from cascade.errors import IssueError, SourceError
 from cascade.records import Issue, Scope
 from cascade.sources.github_api import GitHubAPI, api_url_from_env, token_from_env
 from cascade.sources.github_refs import IssueRef, api_url_for_host, parse_ref
+from cascade.validation import describe
 
 TRUSTED = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 HIDDEN_ROOT = Path(".cascade") / "hidden"
@@ -195,11 +196,7 @@ def _split_block(body: str, issue: str) -> tuple[_Block, str]:
     try:
         block = _Block.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"`{'.'.join(str(p) for p in e['loc'])}`: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
-            for e in exc.errors()
-        )
+        problems = describe(exc, top="``")
         raise IssueError(f"{issue}: the ```cascade block is invalid: {problems}") from exc
     rest = body[: match.start()] + body[match.end() :]
     return block, re.sub(r"\n{3,}", "\n\n", rest)
