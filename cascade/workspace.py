@@ -4,6 +4,7 @@ hidden tests and proof) as a tar, and the commands that make it a one-commit git
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from cascade.errors import SandboxError, UsageError
@@ -62,6 +63,46 @@ def archive(repo: Path, commit: str) -> bytes:
     )
     if proc.returncode != 0:
         raise SandboxError(f"git archive {commit} failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def read_blobs(repo: Path, commit: str, paths: Sequence[str], max_bytes: int) -> dict[str, bytes]:
+    """The content at `commit` of each of `paths` no larger than `max_bytes` (missing and
+    larger ones left out), read with two git processes whatever the number of paths."""
+    usable = [p for p in paths if "\n" not in p]  # cat-file reads one name a line
+    if not usable:
+        return {}
+    names = "".join(f"{commit}:{p}\n" for p in usable).encode()
+    sizes = _cat_file(repo, "--batch-check", names).decode("utf-8", "replace").splitlines()
+    small = [p for p, line in zip(usable, sizes, strict=False) if _blob_size(line) <= max_bytes]
+    if not small:
+        return {}
+    out = _cat_file(repo, "--batch", "".join(f"{commit}:{p}\n" for p in small).encode())
+    blobs: dict[str, bytes] = {}
+    at = 0
+    for path in small:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        at = end + 1
+        if len(header) != 3 or header[1] != b"blob":
+            continue  # "<name> missing"
+        size = int(header[2])
+        blobs[path] = out[at : at + size]
+        at += size + 1  # the content, then a newline
+    return blobs
+
+
+def _blob_size(line: str) -> int:
+    parts = line.split()
+    return int(parts[2]) if len(parts) == 3 and parts[1] == "blob" else 1 << 62
+
+
+def _cat_file(repo: Path, mode: str, names: bytes) -> bytes:
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", mode], input=names, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SandboxError(f"git cat-file failed in {repo}: {proc.stderr.decode(errors='replace')}")
     return proc.stdout
 
 

@@ -9,6 +9,7 @@ import pytest
 from cascade.context import build_context, rank_files
 from cascade.records import Issue, Task
 from cascade.testing import make_repo
+from cascade.workspace import read_blobs
 from sandboxes.local import LocalSandbox
 
 TEXTS = {
@@ -64,3 +65,10 @@ async def test_budget_and_hidden_files_on_a_real_sandbox(tmp_path: Path) -> None
     assert all("test_secret" not in p for p in [*wide.listing, *(f.path for f in wide.files)])
     assert len(narrow.files) < len(wide.files) and narrow.tokens <= 60
     assert "shop/cart.py" in narrow.omitted or "shop/cart.py" in [f.path for f in narrow.files]
+
+
+def test_read_blobs_reads_the_commit_not_the_working_tree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.py": "x = 1\n", "big.txt": "y" * 500, "sub/b.py": ""})
+    (repo / "a.py").write_text("edited, not committed\n")
+    blobs = read_blobs(repo, "HEAD", ["a.py", "big.txt", "sub/b.py", "gone.py"], 100)
+    assert blobs == {"a.py": b"x = 1\n", "sub/b.py": b""}
