@@ -5,37 +5,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 
+from cascade import tree_walk
 from cascade.errors import SandboxError
 from cascade.protocols import Sandbox
 
 # Caches that tools write as a side effect are not the tree; `.git` holds our own reports.
 SKIP_DIRS = (".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis")
-SCRIPT = f"""
-import hashlib, json, os, stat
-skip = set({list(SKIP_DIRS)!r})
-out = {{}}
-for root, dirs, files in os.walk(".", followlinks=False):
-    dirs[:] = sorted(d for d in dirs if d not in skip and not os.path.islink(os.path.join(root, d)))
-    for name in dirs + files:
-        path = os.path.join(root, name)
-        st = os.lstat(path)
-        if stat.S_ISDIR(st.st_mode) and not os.path.islink(path):
-            continue
-        h = hashlib.sha256(oct(st.st_mode).encode())
-        if stat.S_ISLNK(st.st_mode):
-            h.update(os.readlink(path).encode())
-        elif stat.S_ISREG(st.st_mode):
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-        out[path[2:]] = h.hexdigest()
-print(json.dumps(out))
-"""
+SCRIPT = Path(tree_walk.__file__).read_text(encoding="utf-8")  # run as `python -I -c`
 
 
 async def snapshot(sandbox: Sandbox) -> dict[str, str]:
-    result = await sandbox.exec(["python", "-I", "-c", SCRIPT], timeout=120)
+    """A sandbox may walk its tree itself (`tree_state(skip)`, with the same rules as
+    cascade/tree_walk.py: the Docker sandbox's pid 1 does, with no process to start); one that
+    does not, or answers None, has it walked by a script run in it."""
+    own = getattr(sandbox, "tree_state", None)
+    if callable(own):
+        state = await own(SKIP_DIRS)
+        if state is not None:
+            return {str(k): str(v) for k, v in state.items()}
+    result = await sandbox.exec(["python", "-I", "-c", SCRIPT, *SKIP_DIRS], timeout=120)
     if result.exit_code != 0:
         raise SandboxError(
             f"cannot snapshot the workspace: {(result.stderr or result.stdout)[-300:]}"

@@ -23,6 +23,7 @@ from cascade.edit_apply import apply_edits
 from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
 from cascade.workspace import INIT_SCRIPT, archive, reset_workspace
+from sandboxes.agent import AgentClient, AgentError, AgentGone
 from sandboxes.container_spec import LIMIT_COUNTERS, SWEEP, USER, WRAPPER, container_spec
 from sandboxes.engine import (
     CREATED_LABEL,
@@ -62,6 +63,7 @@ class DockerSandbox:
         self._limiter = anyio.CapacityLimiter(4)
         self._limit_counts: dict[str, int] = {}
         self._closed = False
+        self._agent: AgentClient | None = None  # pid 1's command server, when attached
 
     @property
     def image_id(self) -> str:
@@ -113,7 +115,7 @@ class DockerSandbox:
         try:
             with anyio.fail_after(timeout + HOST_GRACE):
                 code = await anyio.to_thread.run_sync(
-                    self._exec_blocking, wrapped, env, out, err,
+                    self._exec_blocking, wrapped, env, out, err, timeout + 2 * HOST_GRACE,
                     abandon_on_cancel=True, limiter=self._limiter,
                 )  # fmt: skip
         except TimeoutError:
@@ -142,6 +144,9 @@ class DockerSandbox:
         )
 
     async def read_file(self, path: str) -> bytes | None:
+        agent = self._agent
+        if agent is not None and agent.alive:
+            return await self._call(self._agent_read, agent, relative(path))  # type: ignore[no-any-return]
         target = f"{WORKDIR}/{relative(path)}"
         data: bytes | None
         data, is_link = await self._call(self._get_file, target)
@@ -153,6 +158,10 @@ class DockerSandbox:
     async def write_files(self, files: Mapping[str, bytes | None]) -> None:
         if self._closed:
             raise SandboxError("sandbox is closed")
+        agent = self._agent
+        if agent is not None and agent.alive:
+            await self._call(self._agent_write, agent, {relative(p): d for p, d in files.items()})
+            return
         writes = {p: d for p, d in files.items() if d is not None}
         deletes = [f"{WORKDIR}/{relative(p)}" for p, d in files.items() if d is None]
         if writes:  # an overwritten file keeps its executable bit, as with LocalSandbox
@@ -165,6 +174,16 @@ class DockerSandbox:
             if code != 0:
                 raise SandboxError(f"could not delete {', '.join(deletes)} (exit {code})")
 
+    async def tree_state(self, skip: Sequence[str]) -> dict[str, str] | None:
+        """The tamper check's snapshot, walked by pid 1 (no process started); None without it."""
+        agent = self._agent
+        if agent is None or not agent.alive:
+            return None
+        try:
+            return await self._call(agent.tree_state, skip)  # type: ignore[no-any-return]
+        except (AgentGone, AgentError) as exc:
+            raise SandboxError(f"cannot snapshot the workspace: {exc}") from exc
+
     async def apply(self, edits: Sequence[Edit]) -> Patch:
         return await apply_edits(self, edits)
 
@@ -175,6 +194,8 @@ class DockerSandbox:
         if self._closed:
             return
         self._closed = True
+        if self._agent is not None:
+            self._agent.close()
         await anyio.to_thread.run_sync(self._remove, limiter=self._limiter)
 
     # -- blocking helpers, always run in a worker thread -------------------------------------
@@ -186,6 +207,25 @@ class DockerSandbox:
             raise SandboxError(f"docker: {_explain(exc)}") from exc
 
     def _exec_blocking(
+        self,
+        argv: list[str],
+        env: Mapping[str, str] | None,
+        out: bytearray,
+        err: bytearray,
+        wait: float = 600.0,
+    ) -> int:
+        """Through the agent when it is there (a fork in the container), else `docker exec`."""
+        agent = self._agent
+        if agent is not None and agent.alive:
+            try:
+                return agent.run(argv, env, out, err, wait)
+            except AgentGone as exc:  # mid-command: it may have run, so it is not run again
+                raise SandboxError(f"lost the sandbox's command server: {exc}") from exc
+            except AgentError as exc:
+                raise SandboxError(f"could not run {argv[-1]!r} in the sandbox: {exc}") from exc
+        return self._docker_exec(argv, env, out, err)
+
+    def _docker_exec(
         self, argv: list[str], env: Mapping[str, str] | None, out: bytearray, err: bytearray
     ) -> int:
         api = self._client.api
@@ -206,6 +246,18 @@ class DockerSandbox:
         code = self._exec_blocking(argv, None, out, err)
         return code, bytes(out)
 
+    def _agent_read(self, agent: AgentClient, path: str) -> bytes | None:
+        try:
+            return agent.read(path)
+        except (AgentGone, AgentError) as exc:
+            raise SandboxError(f"could not read {path} in the sandbox: {exc}") from exc
+
+    def _agent_write(self, agent: AgentClient, files: Mapping[str, bytes | None]) -> None:
+        try:
+            agent.write(files)
+        except (AgentGone, AgentError) as exc:
+            raise SandboxError(f"could not write {', '.join(files)} in the sandbox: {exc}") from exc
+
     def _get_file(self, target: str) -> tuple[bytes | None, bool]:
         try:
             stream, _stat = self._container.get_archive(target)
@@ -220,7 +272,10 @@ class DockerSandbox:
     async def _sweep(self) -> None:
         try:
             with anyio.move_on_after(30):
-                await anyio.to_thread.run_sync(self._run_raw, SWEEP, limiter=self._limiter)
+                # Never through the agent: it may be the one stuck.
+                await anyio.to_thread.run_sync(
+                    self._docker_exec, SWEEP, None, bytearray(), bytearray(), limiter=self._limiter
+                )
         except SandboxError as exc:
             log.warning("could not kill leftover processes in %s: %s", self.name, exc)
 
@@ -292,6 +347,7 @@ def _create(image: str, options: DockerOptions, run_id: str, tar_bytes: bytes) -
         else:
             box._put(tar_bytes)  # the root is read-only, but a volume takes an archive unstarted
             container.start()
+        box._agent = _attach(container)
         return box
     except NotFound as exc:
         _cleanup(container, volume)
@@ -309,6 +365,14 @@ def _create(image: str, options: DockerOptions, run_id: str, tar_bytes: bytes) -
                 '[sandbox.options] workspace_size, or set workspace = "disk")'
             )
         raise SandboxError(f"could not start a sandbox container: {_explain(exc)}{hint}") from exc
+
+
+def _attach(container: Any) -> AgentClient | None:
+    try:
+        return AgentClient.attach(container)
+    except DockerException as exc:  # commands still run, each through `docker exec`
+        log.warning("no command server in %s (%s): using docker exec", container.name, exc)
+        return None
 
 
 def _volume_driver(options: DockerOptions) -> dict[str, Any]:

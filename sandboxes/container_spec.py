@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from docker.types import Mount
+from docker.types import LogConfig, Mount
 
+from sandboxes.agent import command as agent_command
 from sandboxes.engine import SANDBOX_UID, VENV, WORKDIR, DockerOptions
 
 USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
@@ -21,8 +22,9 @@ ENV = {  # the whole environment: nothing from the host ever passes
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_TERMINAL_PROMPT": "0",
 }
-# pid 1: reaps orphans (so killed process trees free their pids) and exits after the TTL, so a
-# container whose run crashed stops on its own. `sleep` as pid 1 would leave zombies behind.
+# pid 1 of the environment-layer build container (setup_layer): reaps orphans (so killed process
+# trees free their pids) and exits after the TTL, so a container whose run crashed stops on its
+# own. A sandbox's pid 1 does the same and serves commands too (sandboxes/agent_main.py).
 REAPER = (
     "import os, signal, sys, time\n"
     "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
@@ -58,7 +60,10 @@ def container_spec(
     Never privileged, no added capability, the default seccomp profile."""
     return {
         "image": image,
-        "command": ["python3", "-c", REAPER, str(options.ttl)],
+        # pid 1 reaps, ends the container after the TTL and serves commands on its stdin.
+        "command": agent_command(options.ttl, WORKDIR),
+        "stdin_open": True,
+        "log_config": LogConfig(type=LogConfig.types.NONE),  # its stdout is our answers
         "user": USER,
         "working_dir": WORKDIR,
         "environment": dict(ENV),

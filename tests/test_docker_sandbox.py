@@ -341,3 +341,40 @@ async def test_a_repo_too_big_for_the_memory_workspace_says_what_to_change(
     _git(big, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "big")
     with pytest.raises(SandboxError, match='workspace_size, or set workspace = "disk"'):
         await _open(big, workspace_size="1m")
+
+
+# The chain of parents of the command: through the agent it ends at the container's pid 1;
+# through `docker exec` at a process whose parent is outside the namespace (0).
+PARENTS = (
+    "import os\n"
+    "pid, chain = os.getpid(), []\n"
+    "while pid > 0:\n"
+    "    chain.append(pid)\n"
+    "    pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+    "print(chain[-1])\n"
+)
+
+
+@pytest.mark.anyio
+async def test_commands_run_through_pid_1_which_the_sandbox_cannot_kill_or_read(
+    box: DockerSandbox,
+) -> None:
+    assert (await box.exec(["python", "-c", PARENTS], timeout=30)).stdout == "1\n"
+    await box.exec(["sh", "-c", "kill -KILL 1; kill -TERM 1"], timeout=30)
+    peek = await box.exec(["sh", "-c", "cat /proc/1/environ"], timeout=30)
+    assert peek.exit_code != 0 and "Permission denied" in peek.stderr  # not dumpable: no ptrace
+    after = await box.exec(["python", "-c", PARENTS], timeout=30)
+    assert after.exit_code == 0 and after.stdout == "1\n"
+
+
+@pytest.mark.anyio
+async def test_without_its_command_server_the_sandbox_still_works(box: DockerSandbox) -> None:
+    assert box._agent is not None
+    box._agent.close()  # as when the attach connection breaks
+    result = await box.exec(["python", "-c", PARENTS], timeout=30)
+    assert result.exit_code == 0 and result.stdout != "1\n"  # `docker exec` now
+    await box.write_files({"pkg/new.py": b"X = 1\n", "README.md": None})
+    assert await box.read_file("pkg/new.py") == b"X = 1\n"
+    assert await box.read_file("README.md") is None
+    timed = await box.exec(["sleep", "30"], timeout=1)
+    assert timed.timed_out and timed.exit_code == 124

@@ -11,9 +11,11 @@ import pytest
 
 from cascade.edit_apply import canonical_patch
 from cascade.gate import TAMPER, Gate, baseline_key
+from cascade.protocols import Sandbox
 from cascade.records import Issue, Patch, Task, Verdict
 from cascade.testing import git, make_repo
 from evaluators.testsuite import PytestEvaluator
+from sandboxes.container import DockerSandbox
 from sandboxes.local import LocalSandbox
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -30,12 +32,21 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo", {"calc.py": CALC, "tests/test_calc.py": TESTS})
 
 
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def opener(request: pytest.FixtureRequest) -> Any:
+    """Both sandboxes: the Docker one snapshots through its pid 1, the local one by a script."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_engine")
+        return DockerSandbox.open
+    return LocalSandbox.open
+
+
 def _task(repo: Path, tests: tuple[str, ...] = ("tests/test_calc.py::test_add",)) -> Task:
     commit = git(repo, "rev-parse", "HEAD").strip()
     return Task(issue=Issue(id="G-1", title="add", tests=tests), repo=str(repo), base_commit=commit)
 
 
-async def _patched(box: LocalSandbox, files: Mapping[str, str]) -> Patch:
+async def _patched(box: Sandbox, files: Mapping[str, str]) -> Patch:
     await box.write_files({p: t.encode() for p, t in files.items()})
     return await canonical_patch(box)
 
@@ -62,9 +73,9 @@ class Recorder:
 
 
 @pytest.mark.anyio
-async def test_a_conftest_that_rewrites_tests_is_tampering(repo: Path) -> None:
+async def test_a_conftest_that_rewrites_tests_is_tampering(repo: Path, opener: Any) -> None:
     task = _task(repo)
-    box = await LocalSandbox.open(repo, task.base_commit)
+    box = await opener(repo, task.base_commit)
     try:
         gate = Gate([PytestEvaluator()])
         base = await gate.baseline(box, task)
@@ -79,9 +90,9 @@ async def test_a_conftest_that_rewrites_tests_is_tampering(repo: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_an_honest_patch_is_not_tampering(repo: Path) -> None:
+async def test_an_honest_patch_is_not_tampering(repo: Path, opener: Any) -> None:
     task = _task(repo)
-    box = await LocalSandbox.open(repo, task.base_commit)
+    box = await opener(repo, task.base_commit)
     try:
         gate = Gate([PytestEvaluator()])
         base = await gate.baseline(box, task)

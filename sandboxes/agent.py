@@ -1,0 +1,187 @@
+"""The host's side of the container's command server (sandboxes/agent_main.py): requests written
+to pid 1's stdin over one attach connection, responses read from its stdout by one reader
+thread and handed to whichever worker thread is waiting for them. Blocking by design: the
+sandbox calls it from `anyio.to_thread`, as it calls the docker SDK.
+
+When the connection breaks, every waiting call and every later one raises `AgentGone`, and the
+sandbox goes back to `docker exec` for the rest of its life: slower, never wrong."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import logging
+import struct
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cascade import tree_walk
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("agent_main.py").read_text(encoding="utf-8")
+WALKER = Path(tree_walk.__file__).read_text(encoding="utf-8")
+ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+STDOUT, STDERR = 1, 2
+
+
+class AgentGone(Exception):
+    """The connection to the agent is closed or broken: use `docker exec` instead."""
+
+
+class AgentError(Exception):
+    """The agent answered that it could not serve the request (its words are the message)."""
+
+
+def command(ttl: float, workdir: str) -> list[str]:
+    """The container's command: the agent as pid 1."""
+    return ["python3", "-I", "-c", SOURCE, str(ttl), workdir, WALKER]
+
+
+class AgentClient:
+    def __init__(self, sock: Any) -> None:
+        self._sock = getattr(sock, "_sock", sock)  # a SocketIO wraps the socket itself
+        self._keep = sock  # the attach response dies with its socket object: hold it
+        self._ids = itertools.count(1)
+        self._write_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, _Slot] = {}
+        self._gone = False
+        self._stderr = bytearray()
+        self._reader = threading.Thread(target=self._read_loop, name="sandbox-agent", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def attach(cls, container: Any) -> AgentClient | None:
+        """A client on the container's pid 1, or None when it cannot attach that way (an
+        engine reached over ssh, say)."""
+        sock = container.attach_socket(params=dict(ATTACH))
+        raw = getattr(sock, "_sock", sock)
+        if not (hasattr(raw, "sendall") and hasattr(raw, "recv")):
+            return None
+        return cls(sock)
+
+    @property
+    def alive(self) -> bool:
+        return not self._gone
+
+    def run(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None,
+        out: bytearray,
+        err: bytearray,
+        wait: float | None = None,
+    ) -> int:
+        """Run argv in the workspace; its output is added to `out`/`err` (as `docker exec`'s
+        would be); its exit code is returned. No answer within `wait` seconds: AgentGone."""
+        request = {"op": "run", "argv": list(argv), "env": dict(env or {})}
+        reply = self._call(request, wait)
+        out.extend(base64.b64decode(reply["out"]))
+        err.extend(base64.b64decode(reply["err"]))
+        return int(reply["code"])
+
+    def read(self, path: str) -> bytes | None:
+        data = self._call({"op": "read", "path": path})["data"]
+        return None if data is None else base64.b64decode(data)
+
+    def write(self, files: Mapping[str, bytes | None]) -> None:
+        encoded = [
+            [p, None if d is None else base64.b64encode(d).decode()] for p, d in files.items()
+        ]
+        self._call({"op": "write", "files": encoded})
+
+    def tree_state(self, skip: Sequence[str]) -> dict[str, str]:
+        """The workspace snapshot of the gate's tamper check (cascade/tree_walk.py)."""
+        tree = self._call({"op": "snapshot", "skip": list(skip)})["tree"]
+        return {str(k): str(v) for k, v in tree.items()}
+
+    def close(self) -> None:
+        self._fail("closed")
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, request: dict[str, Any], wait: float | None = None) -> dict[str, Any]:
+        rid = next(self._ids)
+        slot = _Slot()
+        with self._lock:
+            if self._gone:
+                raise AgentGone("the sandbox agent is gone")
+            self._waiting[rid] = slot
+        data = json.dumps({"id": rid, **request}).encode() + b"\n"
+        try:
+            with self._write_lock:
+                self._sock.sendall(data)
+        except OSError as exc:
+            self._fail(f"write failed: {exc}")
+        if not slot.done.wait(wait):
+            self._fail(f"no answer in {wait:g} s")  # wedged: nothing more is asked of it
+        if slot.reply is None:
+            raise AgentGone(slot.why)
+        if "error" in slot.reply:
+            raise AgentError(str(slot.reply["error"]))
+        return slot.reply
+
+    def _read_loop(self) -> None:
+        buf = b""
+        line = bytearray()
+        try:
+            while True:
+                chunk = self._sock.recv(1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= 8:
+                    stream, size = struct.unpack(">BxxxL", buf[:8])
+                    if len(buf) < 8 + size:
+                        break
+                    payload, buf = buf[8 : 8 + size], buf[8 + size :]
+                    if stream == STDERR:
+                        self._stderr = (self._stderr + payload)[-4000:]
+                        continue
+                    line += payload
+                    if b"\n" in payload:  # a response is one line, often many frames long
+                        *complete, rest = bytes(line).split(b"\n")
+                        line = bytearray(rest)
+                        for message in complete:
+                            self._deliver(message)
+        except OSError as exc:
+            self._fail(f"read failed: {exc}")
+            return
+        self._fail("the agent closed its output")
+
+    def _deliver(self, message: bytes) -> None:
+        try:
+            reply = json.loads(message)
+            rid = int(reply["id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("sandbox agent sent something unreadable: %r", message[:200])
+            return
+        with self._lock:
+            slot = self._waiting.pop(rid, None)
+        if slot is not None:  # else: its caller gave up (a host-side timeout)
+            slot.reply = reply
+            slot.done.set()
+
+    def _fail(self, why: str) -> None:
+        detail = self._stderr.decode(errors="replace").strip()
+        why = f"{why}: {detail[-300:]}" if detail else why
+        with self._lock:
+            self._gone = True
+            waiting, self._waiting = self._waiting, {}
+        for slot in waiting.values():
+            slot.why = why
+            slot.done.set()
+
+
+class _Slot:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.reply: dict[str, Any] | None = None
+        self.why = ""
