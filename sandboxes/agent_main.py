@@ -61,7 +61,6 @@ class Agent:
         self.sel = selectors.DefaultSelector()
         self.jobs: dict[int, Job] = {}  # pid -> job
         self.pending = b""
-        self.stdin_open = True
 
     def serve(self) -> None:
         wake_r, wake_w = os.pipe()
@@ -96,7 +95,6 @@ class Agent:
         chunk = os.read(0, 1 << 20)
         if not chunk:  # the host went away: stay on as the reaper until the TTL
             self.sel.unregister(0)
-            self.stdin_open = False
             return
         self.pending += chunk
         *lines, self.pending = self.pending.split(b"\n")
