@@ -78,7 +78,7 @@ async def build_context(
     candidates = [p for p in candidates if p not in hidden]
     wanted = [p for p in candidates if p.endswith(TEXT_SUFFIXES) or "." not in p.rsplit("/", 1)[-1]]
     # The sandbox holds exactly the base commit's tree: read it from git on the host in one
-    # process, not one sandbox call per file (~50 ms each in Docker: minutes for a big repo).
+    # process, not one sandbox call per file (a round trip each, whatever the backend).
     blobs = await anyio.to_thread.run_sync(
         read_blobs, Path(task.repo), task.base_commit, wanted, MAX_FILE_BYTES
     )

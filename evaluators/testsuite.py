@@ -197,8 +197,8 @@ class PytestEvaluator:
             f"--junitxml={report}",
             *paths,
         ]
-        # One sandbox call, not three (run, read the report, delete it): each costs ~50 ms in
-        # Docker. The report follows the run's output after a marker no test can predict.
+        # One sandbox call, not three (run, read the report, delete it): a sandbox call is a
+        # round trip. The report follows the run's output after a marker no test can predict.
         argv = ["sh", "-c", RUN_AND_REPORT, "sh", report, marker, *pytest]
         env = {"PYTHONDONTWRITEBYTECODE": "1"}
         result = await sandbox.exec(argv, timeout=self.config.timeout, env=env)
