@@ -60,22 +60,24 @@ class PytestEvaluator:
 
     async def baseline(self, sandbox: Sandbox, task: Task) -> dict[str, Any]:
         """The whole suite at the base commit. Raises InfraError when pytest cannot run there at
-        all (a timeout, a usage error): no patch could be judged against that."""
+        all (a timeout, a usage error): no patch could be judged against that. Hidden files are
+        copied in only when they could change other tests (see `_shared`); either way their
+        tests are left out when a patch is judged."""
         started = time.monotonic()
         issue = task.issue
+        shared = _shared(issue)
         # target_failures reach the prompt: no workspace paths, nothing naming a hidden test.
         scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await _workspace(sandbox))
-        async with _hidden_files(sandbox, issue.hidden_files):
+        async with _hidden_files(sandbox, {} if shared else issue.hidden_files):
             run = await self._run(sandbox, [])
         problem = self._run_problem(run)
         if run.results is None or (problem and run.exit_code != 5):
             detail = problem or f"no readable JUnit report ({run.problem})"
             raise InfraError(f"pytest cannot run the suite at the base commit: {detail}")
-        hidden = {*issue.hidden_tests}
         outcomes = {
             nodeid: result.outcome
             for nodeid, result in sorted(run.results.items())
-            if nodeid not in hidden and file_of(nodeid) not in issue.hidden_files
+            if shared or not _is_hidden(nodeid, issue)
         }
         # Every failure's text, not only the targets': the baseline does not depend on which
         # tests an issue names, so the gate can share it between tasks on the same commit.
@@ -92,8 +94,11 @@ class PytestEvaluator:
         }
 
     def baseline_key(self, task: Task) -> str:
-        """What of the task the baseline depends on: only the hidden files copied in for it."""
+        """What of the task the baseline depends on: nothing when its hidden files are plain
+        test modules (`_shared`), else the hidden files copied in for it."""
         issue = task.issue
+        if _shared(issue):
+            return ""
         return repr((sorted(issue.hidden_files.items()), sorted(issue.hidden_tests)))
 
     async def evaluate(
@@ -118,7 +123,8 @@ class PytestEvaluator:
                 runs.append(await self._run(sandbox, []))
             else:
                 only = set(paths)
-            before = dict(baseline.get("outcomes", {}))
+            outcomes = baseline.get("outcomes", {})
+            before = {n: o for n, o in outcomes.items() if not _is_hidden(n, issue)}
             rerun, flaky = await self._rerun_failures(sandbox, runs[-1], issue, before, only)
         for nodeid in flaky:  # not held against the patch; reported as flaky instead
             before.pop(nodeid, None)
@@ -287,6 +293,25 @@ class PytestEvaluator:
 
 
 _ROOTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _shared(issue: Issue) -> bool:
+    """Whether the baseline can be run without the issue's hidden files, and so be shared by
+    every task on the commit: they are all test modules (`test_*.py`, `*_test.py`: no conftest,
+    fixture or data file that could change how other tests run) and hold every hidden test
+    (none of which then exists at baseline)."""
+    files = issue.hidden_files
+    modules = all(_is_test_module(path) for path in files)
+    return modules and all(file_of(nodeid) in files for nodeid in issue.hidden_tests)
+
+
+def _is_test_module(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
+
+
+def _is_hidden(nodeid: str, issue: Issue) -> bool:
+    return nodeid in issue.hidden_tests or file_of(nodeid) in issue.hidden_files
 
 
 async def _workspace(sandbox: Sandbox) -> str:

@@ -120,10 +120,45 @@ async def test_baseline_is_cached_for_a_second_task_on_the_same_commit(repo: Pat
     assert one["pytest"] is two["pytest"]
     other_commit = first.model_copy(update={"base_commit": "0" * 40})
     assert baseline_key(shared, other_commit) != baseline_key(shared, first)
-    hidden = first.issue.model_copy(update={"hidden_files": {"tests/test_h.py": "x = 1\n"}})
+    # A hidden conftest could change how every other test runs: that baseline is its own.
+    hidden = first.issue.model_copy(update={"hidden_files": {"tests/conftest.py": "x = 1\n"}})
     with_hidden = first.model_copy(update={"issue": hidden})
     pytest_ev = gate.evaluators[-1]
     assert baseline_key(pytest_ev, with_hidden) != baseline_key(pytest_ev, first)
+
+
+HIDDEN_ADD = "from calc import add\n\n\ndef test_hidden_add():\n    assert add(3, 4) == 7\n"
+HIDDEN_NEG = "from calc import add\n\n\ndef test_hidden_neg():\n    assert add(-1, -1) == -2\n"
+
+
+@pytest.mark.anyio
+async def test_tasks_with_different_hidden_test_modules_share_one_baseline(repo: Path) -> None:
+    def hidden_task(path: str, source: str, test: str) -> Task:
+        task = _task(repo)
+        issue = task.issue.model_copy(
+            update={"hidden_files": {path: source}, "hidden_tests": (f"{path}::{test}",)}
+        )
+        return task.model_copy(update={"issue": issue})
+
+    first = hidden_task("tests/test_hidden_a.py", HIDDEN_ADD, "test_hidden_add")
+    second = hidden_task("tests/test_hidden_b.py", HIDDEN_NEG, "test_hidden_neg")
+    gate = Gate([PytestEvaluator()])
+    box = await LocalSandbox.open(repo, first.base_commit)
+    try:
+        one = await gate.baseline(box, first)
+        two = await gate.baseline(box, second)
+        # Neither hidden module was copied in for the baseline, so the second task reuses it...
+        assert gate.cache_hits == 1 and one["pytest"] is two["pytest"]
+        assert not any("hidden" in nodeid for nodeid in one["pytest"]["outcomes"])
+        # ...and each task is still judged on its own hidden test, copied in for its run.
+        half_fix = await _patched(box, {"calc.py": "def add(a, b):\n    return abs(a) + abs(b)\n"})
+        verdicts_one = await gate.run(box, first, half_fix, one)
+        verdicts_two = await gate.run(box, second, half_fix, two)
+    finally:
+        await box.close()
+    assert [v.passed for v in verdicts_one] == [True]
+    assert [v.passed for v in verdicts_two] == [False]
+    assert "test_hidden_neg" not in verdicts_two[0].feedback  # a hidden test is never named
 
 
 @pytest.mark.anyio
