@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -63,4 +64,9 @@ def config_show(
 
 
 def main() -> None:
+    # Prices come from the map that ships with the installed litellm: the same figures on every
+    # run of one install (the costs in a proof can be checked later), and no fetch from GitHub
+    # when litellm is imported (offline, that fetch stalls ~7 s and warns). Setting
+    # LITELLM_LOCAL_MODEL_COST_MAP=False asks litellm for its live map instead.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     app()

@@ -77,6 +77,19 @@ def test_apply_refuses_a_dirty_tree_before_spending_anything(demo: Path) -> None
     assert not (demo / ".cascade" / "runs").exists()
 
 
+def test_prices_come_from_the_installed_map_without_a_fetch(demo: Path) -> None:
+    """Run as a user would, with no LITELLM_LOCAL_MODEL_COST_MAP set and any fetch bound to fail
+    (a proxy nobody listens on): litellm does not try to download its price map."""
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    cascade = str(Path(sys.executable).parent / "cascade")
+    argv = [cascade, "fix", "DEMO-1", "--repo", str(demo), "--sandbox", "local", "--json"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "cost map" not in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["cost_usd"] > 0  # priced all the same
+
+
 def test_record_writes_a_cassette_only_for_real_models(demo: Path, tmp_path: Path) -> None:
     # Replayed answers are not re-recorded: the file is created by nothing.
     cassette = tmp_path / "rec.jsonl"
