@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from cascade.errors import CascadeError, InfraError
 from cascade.protocols import Evaluator, Sandbox
 from cascade.records import Finding, Patch, Task, Verdict
+from cascade.taskgroups import task_group
 from cascade.tree import changed, snapshot
 
 # Cheap first: scope needs no execution, lint and types take seconds, tests and coverage more.
@@ -101,7 +102,7 @@ class Gate:
             if len(stage) == 1:
                 await one(stage[0])
             else:
-                async with anyio.create_task_group() as group:
+                async with task_group() as group:
                     for evaluator in stage:
                         group.start_soon(one, evaluator)
             moved: set[str] = set()

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import anyio
-
 from cascade.budget import Purse
 from cascade.errors import ModelError
 from cascade.protocols import Model
 from cascade.records import Completion, CompletionParams, Message
+from cascade.taskgroups import task_group
 
 Result = Completion | ModelError
 
@@ -36,7 +35,7 @@ async def draw(
 
     reserved = purse.reserve(estimate) if purse else 0.0
     try:
-        async with anyio.create_task_group() as group:
+        async with task_group() as group:
             for i in range(count):
                 group.start_soon(one, i)
     finally:

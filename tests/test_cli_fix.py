@@ -96,6 +96,13 @@ def test_record_writes_a_cassette_only_for_real_models(demo: Path, tmp_path: Pat
     code, _, err = _fix(demo, "DEMO-1", "--record", str(cassette))
     assert code == 0, err
     assert not cassette.exists()
+    # A place that cannot take a cassette is a usage error before anything is spent.
+    runs = len(list((demo / ".cascade" / "runs").iterdir()))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    code, _, err = _fix(demo, "DEMO-1", "--record", str(blocker / "rec.jsonl"))
+    assert code == 2 and "record file" in err
+    assert len(list((demo / ".cascade" / "runs").iterdir())) == runs  # no run was started
 
 
 @pytest.mark.docker

@@ -4,16 +4,18 @@ real pytest gate and the real proof log. Each test reads the proof back as a use
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cascade.config import PytestConfig, RungConfig, SandboxConfig
 from cascade.engine import Engine, Event
-from cascade.errors import ProviderEscalate, ProviderRetry, ProviderStop, UsageError
+from cascade.errors import InfraError, ProviderEscalate, ProviderRetry, ProviderStop, UsageError
 from cascade.gate import Gate
 from cascade.proof import ATTEMPTS_FILE, BLOBS_DIR, ProofLog
-from cascade.records import Issue, RunOutcome, Task
+from cascade.records import Issue, RunOutcome, Task, Verdict
 from cascade.registry import sandbox_opener
 from cascade.testing import ScriptedModel, git, make_repo
 from cascade.verify import verify_run
@@ -72,12 +74,13 @@ async def _run(
     *,
     hidden: bool = False,
     start_at: str | None = None,
+    gate: Gate | None = None,
 ) -> tuple[RunOutcome, list[dict[str, object]], list[Event]]:
     events: list[Event] = []
     engine = Engine(
         ladder=LADDER,
         models={"cheap": cheap, "strong": strong},
-        gate=Gate([PytestEvaluator(PytestConfig())]),
+        gate=gate or Gate([PytestEvaluator(PytestConfig())]),
         open_sandbox=sandbox_opener(SandboxConfig(), "local"),
         counter=lambda _rung: lambda text: len(text) // 4,
         on_event=events.append,
@@ -211,3 +214,39 @@ async def test_an_edit_that_changes_nothing_is_apply_noop(repo: Path, tmp_path: 
     assert str(records[0]["feedback"]).startswith("apply_noop: your edits to tests/test_calc.py")
     # The half-applied first block was reset before the next answer: it verifies cleanly.
     assert outcome.status == "verified"
+
+
+class Broken:
+    """An evaluator whose harness fails (an OOM-killed tool, a dead container)."""
+
+    def __init__(self, name: str, fails: bool) -> None:
+        self.name, self.fails = name, fails
+
+    def baseline_key(self, task: Task) -> str:
+        return ""
+
+    async def baseline(self, sandbox: Any, task: Task) -> dict[str, Any]:
+        return {}
+
+    async def evaluate(
+        self, sandbox: Any, task: Task, patch: Any, baseline: Mapping[str, Any]
+    ) -> Verdict:
+        if self.fails:
+            raise InfraError("mypy was killed (out of memory)")
+        return Verdict(evaluator=self.name, passed=True)
+
+
+@pytest.mark.anyio
+async def test_an_infra_failure_inside_a_concurrent_stage_is_sealed_as_an_error(
+    repo: Path, tmp_path: Path
+) -> None:
+    # ruff and mypy share a stage and run in a task group: the failure must still arrive as
+    # an InfraError (an attempt's infra_error, then a sealed run), not as an ExceptionGroup.
+    gate = Gate([Broken("ruff", fails=False), Broken("mypy", fails=True)], check_tamper=False)
+    cheap = ScriptedModel("cheap", sequence=[RIGHT] * 5)
+    strong = ScriptedModel("strong", sequence=[RIGHT] * 5)
+    outcome, records, _ = await _run(repo, tmp_path, cheap, strong, gate=gate)
+    assert records and all(r["status"] == "infra_error" for r in records)
+    assert "out of memory" in str(records[0]["error"])
+    assert outcome.status == "error" and outcome.exit_code == 3
+    assert verify_run(Path(outcome.run_dir)).ok

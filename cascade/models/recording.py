@@ -40,7 +40,15 @@ class Recorder:
     """Appends one cassette line per real (non-replay) answer, flushed as it is written."""
 
     def __init__(self, path: Path) -> None:
+        """Checks the place before anything is spent: its folder is made if missing, and a
+        path that cannot take a cassette is a ConfigError now rather than after a paid call."""
         self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the folder of the record file {path}: {exc}") from exc
+        if path.is_dir():
+            raise ConfigError(f"the record file {path} is a directory")
 
     def record(self, rung: RungConfig, params: CompletionParams, completion: Completion) -> None:
         if rung.is_replay:
