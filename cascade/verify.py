@@ -1,6 +1,6 @@
 """Check a run folder written by `cascade.proof`: the hash chain, every blob's name against its
-bytes, every digest a record names, and the receipt against the log and patch.diff. Reading
-only: a broken run is reported, never repaired."""
+bytes, every digest a record names, and what the seal claims (receipt, patch.diff, outcome.json)
+against the log. Reading only: a broken run is reported, never repaired."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,15 +16,22 @@ from cascade.proof import (
     ATTEMPTS_FILE,
     BLOBS_DIR,
     GENESIS,
+    OUTCOME_FILE,
     PATCH_FILE,
     PATCH_SUBJECT,
     RECEIPT_FILE,
     STATEMENT_TYPE,
     record_digest,
 )
+from cascade.records import RunStatus
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _RECEIPT_KEYS = ("seq", "rung", "model", "status", "sha256")
+_RUN_STATUSES = get_args(RunStatus)
+# The ladder stops at the first verified attempt, so a run that ran out never verified. An
+# "error" run may hold one: the run can break after verifying (closing the sandbox) and is then
+# sealed as an error without a patch, which is honest.
+_NEVER_VERIFIED = ("exhausted", "budget_exhausted")
 
 
 class VerifyReport(BaseModel):
@@ -191,7 +198,12 @@ def _check_receipt(
             f"{head}: records were removed or added after sealing"
         )
     _compare_listed(listed, records, problems)
-    _check_patch(run_dir, subjects.get(PATCH_SUBJECT), predicate.get("status"), problems)
+    status = predicate.get("status")
+    verified = _check_status(status, records, problems)
+    shipped = _check_patch(run_dir, subjects.get(PATCH_SUBJECT), status, problems)
+    if verified is not None and shipped is not None:
+        _check_verified_patch(shipped, *verified, problems)
+    _check_outcome(run_dir, status, shipped, problems)
 
 
 def _compare_listed(
@@ -218,17 +230,83 @@ def _compare_listed(
         problems.append(f"{_where(number, line)}: not in the receipt (appended after sealing)")
 
 
-def _check_patch(run_dir: Path, digest: Any, status: Any, problems: list[str]) -> None:
+def _check_status(
+    status: Any, records: list[tuple[int, dict[str, Any]]], problems: list[str]
+) -> tuple[int, dict[str, Any]] | None:
+    """The receipt's status against the log: a verified run ends at its verified attempt (the
+    engine records the winner last and stops). Return that attempt when the status holds."""
+    if status not in _RUN_STATUSES:
+        problems.append(f"{RECEIPT_FILE}: status {status!r} is not a run status")
+        return None
+    if status == "verified":
+        if not records:
+            problems.append(f"{RECEIPT_FILE} says verified, but {ATTEMPTS_FILE} has no attempts")
+            return None
+        number, line = records[-1]
+        if line.get("status") != "verified":
+            problems.append(
+                f"{RECEIPT_FILE} says verified, but the last attempt, {_where(number, line)}, "
+                f"is {line.get('status')!r}"
+            )
+            return None
+        return number, line
+    won = next((r for r in records if r[1].get("status") == "verified"), None)
+    if status in _NEVER_VERIFIED and won is not None:
+        problems.append(f"{RECEIPT_FILE} says {status}, but {_where(*won)} verified")
+    return None
+
+
+def _check_patch(run_dir: Path, digest: Any, status: Any, problems: list[str]) -> str | None:
+    """patch.diff against the receipt's subject; return its sha256 when it exists."""
     path = run_dir / PATCH_FILE
     if digest is None:
         if status == "verified":
             problems.append(f"{RECEIPT_FILE}: a verified run but no {PATCH_SUBJECT} subject")
         if path.exists():
             problems.append(f"{PATCH_FILE} exists but the receipt does not name it")
-        return
+        return None
+    if status != "verified":
+        problems.append(
+            f"{RECEIPT_FILE} names a {PATCH_SUBJECT} subject, but its status is {status!r} "
+            "(only a verified run ships a patch)"
+        )
     if not path.is_file():
         problems.append(f"{PATCH_FILE} is missing; the receipt names it")
-        return
+        return None
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if not isinstance(digest, dict) or digest.get("sha256") != actual:
         problems.append(f"{PATCH_FILE} does not match the receipt's subject digest")
+    return actual
+
+
+def _check_verified_patch(
+    shipped: str, number: int, line: dict[str, Any], problems: list[str]
+) -> None:
+    # patch_sha256 is the blob digest of the diff the gate passed; patch.diff is that diff.
+    stated = line.get("patch_sha256")
+    if stated != shipped:
+        problems.append(
+            f"{PATCH_FILE} (sha256 {shipped}) is not the patch of the verified attempt: "
+            f"{_where(number, line)} has patch_sha256 {stated or 'none'}"
+        )
+
+
+def _check_outcome(run_dir: Path, status: Any, shipped: str | None, problems: list[str]) -> None:
+    """outcome.json is written by the same seal as the receipt and must tell the same story."""
+    path = run_dir / OUTCOME_FILE
+    if not path.exists():
+        problems.append(f"{OUTCOME_FILE} is missing; the receipt seals the run")
+        return
+    try:
+        outcome = json.loads(path.read_text(encoding="utf-8"))
+        told, named = outcome["status"], outcome.get("patch_sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problems.append(f"{OUTCOME_FILE} is not a readable run outcome ({exc!r})")
+        return
+    if told != status:
+        problems.append(f"{OUTCOME_FILE} says status {told!r}, the receipt {status!r}")
+    if status == "verified" and shipped is not None and named != shipped:
+        problems.append(
+            f"{OUTCOME_FILE} names patch_sha256 {named or 'none'}, "
+            f"but {PATCH_FILE} has sha256 {shipped}"
+        )

@@ -50,7 +50,8 @@ def _attempt(log: ProofLog, seq: int, rung: str, status: str, **extra: object) -
     return Attempt.model_validate(fields)
 
 
-def _write_run(runs: Path) -> tuple[ProofLog, list[Attempt]]:
+def _write_run(runs: Path, last: str = "verified") -> tuple[ProofLog, list[Attempt]]:
+    """Three attempts; the third gated with status `last` (its pytest passes only if verified)."""
     log = ProofLog.create(runs, "run-1")
     patch_sha = log.put_blob(DIFF)
     log_sha = log.put_blob("FAILED tests/test_m.py::test_x - assert 1 == 2\n")
@@ -78,9 +79,9 @@ def _write_run(runs: Path) -> tuple[ProofLog, list[Attempt]]:
             log,
             3,
             "strong",
-            "verified",
+            last,
             patch_sha256=patch_sha,
-            verdicts=(Verdict(evaluator="pytest", passed=True),),
+            verdicts=(Verdict(evaluator="pytest", passed=last == "verified"),),
         ),
     ]
     for attempt in attempts:
@@ -315,7 +316,7 @@ def test_each_evaluator_gets_a_test_result_predicate() -> None:
 
 
 def test_an_exhausted_run_has_no_patch(tmp_path: Path) -> None:
-    log, attempts = _write_run(tmp_path)
+    log, attempts = _write_run(tmp_path, last="rejected")
     outcome = _outcome(log).model_copy(
         update={"status": "exhausted", "verified_rung": "", "patch_sha256": ""}
     )

@@ -1,0 +1,143 @@
+"""verify against a run's own claims: the receipt's status and patch.diff must agree with the
+log's verified attempt, and outcome.json with the receipt. Each run is written by the real proof
+writer, then tampered with the way an auditor did: thoroughly, so that only the check under test
+can notice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cascade.verify import VerifyReport, format_report, verify_run
+from tests.test_proof import DIFF, LADDER, _outcome, _seal, _write_run
+
+OTHER_DIFF = DIFF.replace("+x = 2", "+x = 2  # and a backdoor")
+DIFF_SHA = hashlib.sha256(DIFF.encode()).hexdigest()
+OTHER_SHA = hashlib.sha256(OTHER_DIFF.encode()).hexdigest()
+
+
+def _verified_run(tmp_path: Path) -> Path:
+    log, attempts = _write_run(tmp_path / "runs")
+    _seal(log, attempts)
+    return log.run_dir
+
+
+def _stopped_run(tmp_path: Path, status: str, last: str = "rejected") -> Path:
+    log, attempts = _write_run(tmp_path / "runs", last=last)
+    outcome = _outcome(log).model_copy(
+        update={"status": status, "verified_rung": "", "patch_sha256": ""}
+    )
+    log.seal(outcome, attempts, None, "x should be 2", LADDER)
+    return log.run_dir
+
+
+def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def _relabel(run_dir: Path, status: str, patch_sha: str) -> None:
+    """Set the status and the patch digest in both the receipt and outcome.json."""
+
+    def receipt(data: dict[str, Any]) -> None:
+        data["predicate"]["status"] = status
+        data["subject"] = [s for s in data["subject"] if s["name"] != "patch.diff"]
+        if patch_sha:
+            data["subject"].insert(0, {"name": "patch.diff", "digest": {"sha256": patch_sha}})
+
+    def outcome(data: dict[str, Any]) -> None:
+        data["status"] = status
+        data["patch_sha256"] = patch_sha
+
+    _edit(run_dir / "receipt.intoto.json", receipt)
+    _edit(run_dir / "outcome.json", outcome)
+
+
+def _only_problem(run_dir: Path, expected: str) -> VerifyReport:
+    report = verify_run(run_dir)
+    assert not report.ok
+    assert report.problems == [expected], format_report(report)
+    return report
+
+
+def test_an_intact_verified_and_an_intact_exhausted_run_verify(tmp_path: Path) -> None:
+    for run_dir in (_verified_run(tmp_path / "v"), _stopped_run(tmp_path / "x", "exhausted")):
+        report = verify_run(run_dir)
+        assert report.ok, format_report(report)
+
+
+def test_an_error_after_verifying_is_an_honest_run(tmp_path: Path) -> None:
+    # The run can break after its verified attempt (closing the sandbox): sealed as an error,
+    # without a patch. That log and that receipt agree.
+    report = verify_run(_stopped_run(tmp_path, "error", last="verified"))
+    assert report.ok, format_report(report)
+
+
+def test_a_replaced_patch_is_not_the_verified_attempts(tmp_path: Path) -> None:
+    run_dir = _verified_run(tmp_path)
+    (run_dir / "patch.diff").write_text(OTHER_DIFF)
+    _relabel(run_dir, "verified", OTHER_SHA)
+    _only_problem(
+        run_dir,
+        f"patch.diff (sha256 {OTHER_SHA}) is not the patch of the verified attempt: "
+        f"attempts.jsonl line 3 (seq 3) has patch_sha256 {DIFF_SHA}",
+    )
+
+
+def test_an_exhausted_run_relabelled_verified_is_caught(tmp_path: Path) -> None:
+    run_dir = _stopped_run(tmp_path, "exhausted")
+    (run_dir / "patch.diff").write_text(OTHER_DIFF)
+    _relabel(run_dir, "verified", OTHER_SHA)
+    _only_problem(
+        run_dir,
+        "receipt.intoto.json says verified, but the last attempt, "
+        "attempts.jsonl line 3 (seq 3), is 'rejected'",
+    )
+
+
+def test_a_verified_run_relabelled_exhausted_is_caught(tmp_path: Path) -> None:
+    run_dir = _verified_run(tmp_path)
+    (run_dir / "patch.diff").unlink()
+    _relabel(run_dir, "exhausted", "")
+    _only_problem(
+        run_dir, "receipt.intoto.json says exhausted, but attempts.jsonl line 3 (seq 3) verified"
+    )
+
+
+def test_an_unknown_status_is_named(tmp_path: Path) -> None:
+    run_dir = _stopped_run(tmp_path, "exhausted")
+    _relabel(run_dir, "solved", "")
+    _only_problem(run_dir, "receipt.intoto.json: status 'solved' is not a run status")
+
+
+def test_a_patch_on_a_run_that_did_not_verify_is_named(tmp_path: Path) -> None:
+    run_dir = _stopped_run(tmp_path, "exhausted")
+    (run_dir / "patch.diff").write_text(DIFF)
+    _relabel(run_dir, "exhausted", DIFF_SHA)
+    _only_problem(
+        run_dir,
+        "receipt.intoto.json names a patch.diff subject, but its status is 'exhausted' "
+        "(only a verified run ships a patch)",
+    )
+
+
+def test_outcome_json_must_tell_the_receipts_story(tmp_path: Path) -> None:
+    run_dir = _verified_run(tmp_path)
+    outcome = run_dir / "outcome.json"
+    original = outcome.read_text()
+    _edit(outcome, lambda data: data.update(status="exhausted"))
+    _only_problem(run_dir, "outcome.json says status 'exhausted', the receipt 'verified'")
+
+    outcome.write_text(original)
+    _edit(outcome, lambda data: data.update(patch_sha256=OTHER_SHA))
+    _only_problem(
+        run_dir,
+        f"outcome.json names patch_sha256 {OTHER_SHA}, but patch.diff has sha256 {DIFF_SHA}",
+    )
+
+    outcome.unlink()
+    _only_problem(run_dir, "outcome.json is missing; the receipt seals the run")
