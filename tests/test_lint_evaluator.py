@@ -165,8 +165,10 @@ async def test_same_size_patch_in_the_same_second_is_judged_afresh(box: LocalSan
     before = target.stat()
     target.write_text("import json\n".replace("import json", "x = y + 1  "))
     assert target.stat().st_size == before.st_size
+    # The patch first: git itself trusts size and mtime, and would not see the change after.
+    patch = await canonical_patch(box)
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
-    verdict = await evaluator.evaluate(box, TASK, await canonical_patch(box), base)
+    verdict = await evaluator.evaluate(box, TASK, patch, base)
     assert [f.rule for f in verdict.findings] == ["F821"]
 
 
