@@ -60,7 +60,9 @@ class PytestConfig(Section):
 
 
 class GateConfig(Section):
-    evaluators: tuple[str, ...] = ("pytest",)
+    # diff_scope costs nothing (no sandbox work) and holds the default deny rules (.github/,
+    # CI and lock files, deleted or weakened tests): a gate without it has none of them.
+    evaluators: tuple[str, ...] = ("diff_scope", "pytest")
     pytest: PytestConfig = PytestConfig()
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-evaluator extras
 

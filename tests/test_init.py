@@ -66,7 +66,7 @@ def test_keys_and_a_local_ollama_make_a_ladder_cheap_to_strong(
     text = (tmp_path / "cascade.toml").read_text()
     assert "OPENAI_API_KEY is set" in text and "per million tokens" in text
     assert "also there: llama3.2:3b" in text
-    assert loaded.config.gate.evaluators == ("pytest",)
+    assert loaded.config.gate.evaluators == ("diff_scope", "pytest")
     # an existing file is kept unless --force
     again = runner.invoke(app, ["init", "--repo", str(tmp_path), "--ollama-url", closed_url()])
     assert again.exit_code == 2 and "--force" in again.stderr
