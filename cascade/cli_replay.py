@@ -82,11 +82,16 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
 ) -> None:
     """Replay a backlog: cheapest rung first for every issue, each run with its own proof.
 
-    Resumable: after a kill, run the same command again (finished tasks are skipped).
+    Resumable: after a kill, run the same command again (finished tasks are skipped; a task
+    that ended in error is finished too: to retry it, replay it into a new --out).
 
     A report (report.md, report.json) is written into the batch folder.
 
-    Exit codes: 0 every task finished, 1 stopped by --max-cost-usd, 2 usage, 3 infrastructure.
+    Exit codes: 0 the batch ran to its end, whatever the tasks' outcomes (a task whose ladder
+    ran out without a verified patch is a result, not a failure); 1 stopped by --max-cost-usd
+    with tasks not started (run again to go on); 2 usage or configuration error; 3 at least
+    one task of this shard, or of its --shadow batch, ended in an infrastructure error
+    (sandbox, provider auth, ...). 3 outranks 1: a stopped batch with an errored task exits 3.
     """
     request = ReplayRequest(
         backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
@@ -136,9 +141,6 @@ def _replay(req: ReplayRequest) -> int:
     from cascade.backlog import Shard, github_backlog, is_github_query, load_backlog
     from cascade.batch import SHADOW_DIR, safe_name
     from cascade.cli_batch_progress import BatchProgress
-    from cascade.report import build_report
-    from cascade.report_data import load as load_report
-    from cascade.report_render import write_report
     from cascade.shadow import shadow_config
     from cascade.workspace import resolve_commit
 
@@ -166,6 +168,9 @@ def _replay(req: ReplayRequest) -> int:
         f"ladder {' → '.join(r.name for r in loaded.config.ladder)}, "
         f"concurrency {req.concurrency}"
     )
+    batches = {"the batch": out}  # every folder this command writes, for the error count
+    if shadow is not None:
+        batches[f"shadow {shadow[0]}"] = out / SHADOW_DIR / shadow[0]
     try:
         stopped = _run_batch(req, loaded, issues, repo, commit, out, str(shard), progress, "")
         if shadow is not None and not stopped:
@@ -173,22 +178,41 @@ def _replay(req: ReplayRequest) -> int:
             progress.note(
                 f"shadow {name}: {' → '.join(r.name for r in shadow_loaded.config.ladder)}"
             )
-            where = out / SHADOW_DIR / name
+            where = batches[f"shadow {name}"]
             stopped = _run_batch(
                 req, shadow_loaded, issues, repo, commit, where, str(shard), progress, str(out)
             )
     finally:
         progress.close()
+    return _finish(out, batches, {issue.id for issue in issues}, stopped=stopped)
+
+
+def _finish(out: Path, batches: dict[str, Path], ids: set[str], *, stopped: bool) -> int:
+    """Write the report, sum the batch up on stderr, and choose the exit code."""
+    from cascade.report import build_report
+    from cascade.report_data import load as load_report
+    from cascade.report_render import write_report
+
     report = build_report(load_report([out]))
     written = write_report(report, out)
     t = report["tasks"]
+    outcomes = "".join(
+        f", {t[s]} {s.replace('_', ' ')}" for s in t["statuses"] if s != "verified" and t[s]
+    )
     typer.echo(
-        f"{t['verified']}/{t['total']} verified, {t['error']} error; "
+        f"{t['verified']}/{t['total']} verified{outcomes}; "
         f"cost ${report['cost']['total_usd']:.4f} (per verified patch "
         f"{_usd(report['cost']['per_verified_usd'])})",
         err=True,
     )
     typer.echo(f"report: {written[1]}", err=True)
+    # Counted from the ledgers, not this session's tallies: an error an earlier session left
+    # stays in the batch (a resume does not run it again), and a shadow the budget kept from
+    # running this time still holds its own.
+    errored = {label: _errored(path, ids) for label, path in batches.items()}
+    if any(errored.values()):
+        typer.echo(_errored_note(errored), err=True)
+        return 3  # before 1: a re-run goes on after a budget stop, but does not mend these
     return 1 if stopped else 0
 
 
@@ -210,6 +234,31 @@ def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) ->
 
 def _usd(value: float | None) -> str:
     return "—" if value is None else f"${value:.4f}"
+
+
+def _errored(batch: Path, ids: set[str]) -> list[str]:
+    """This shard's tasks whose run ended in error, as the batch folder's ledger records them."""
+    from cascade.batch import LEDGER_FILE
+    from cascade.ledger import read_ledger
+
+    tasks = read_ledger(batch / LEDGER_FILE).tasks
+    done = [tasks[task_id].done for task_id in sorted(ids & tasks.keys())]
+    return [d.task for d in done if d and d.outcome and d.outcome.status == "error"]
+
+
+def _errored_note(errored: dict[str, list[str]]) -> str:
+    """The last line of a batch with errors: how many, which, and how to run them again."""
+    total = sum(len(ids) for ids in errored.values())
+    where = "; ".join(
+        f"{len(ids)} in {label} ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
+        for label, ids in errored.items()
+        if ids
+    )
+    return (
+        f"{total} task(s) ended in an infrastructure error: {where}. Re-running this command "
+        "resumes the batch but does not run them again (an errored task counts as finished): "
+        "fix the cause, then replay those issues into a new --out."
+    )
 
 
 def _run_batch(  # noqa: PLR0917 - one call site, every value is needed

@@ -99,10 +99,12 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
             "(an interrupted write; nothing after it was lost)"
         )
     runs = path / RUNS_DIR
+    errored = 0
     for task_id in state.finished:
         line = state.tasks[task_id].done
         if line is None or line.outcome is None:
             continue
+        errored += 1 if line.outcome.status == "error" else 0
         result = TaskResult(
             task_id=line.task,
             outcome=line.outcome,
@@ -115,6 +117,12 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
         for run_id in sorted(task_state.aborted):
             data.aborted_runs += 1
             data.aborted_attempts += read_attempts(runs / run_id)
+    if errored:
+        data.notes.append(
+            f"{path}: {errored} task(s) ended in an infrastructure error; resuming the batch "
+            "does not run them again (an errored task counts as finished): fix the cause, then "
+            "replay those issues into a new --out"
+        )
     data.planned |= set(state.plan)
     data.budget_notes += [f"{path}: {line.reason}" for line in state.budget_stops]
     shadow_root = path / SHADOW_DIR

@@ -31,6 +31,7 @@ from cascade.replay import BatchPlan, BatchRunner
 from cascade.settings import load_config
 from cascade.verify import verify_run
 from cascade.workspace import resolve_commit
+from tests.loopback import FakeOpenAI, error_body
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 FAST_GATE = '["diff_scope"]'  # runs no code: tasks take milliseconds plus the model latency
@@ -255,6 +256,86 @@ def test_budget_stops_new_tasks_and_a_rerun_finishes_the_rest(tmp_path: Path) ->
     report = _report(out)
     assert report["tasks"]["verified"] == 6 and not report["budget"]["stopped"]
     assert len(list((out / RUNS_DIR).iterdir())) == 6  # no finished task ran twice
+
+
+AUTH_REFUSED = (401, error_body("Incorrect API key provided", "invalid_api_key"), {})
+FALLBACK_RUNG = """
+[[ladder]]
+name = "fallback"
+model = "openai/fake-fallback"
+api_base = "{base}"
+attempts = 1
+timeout = 5
+input_cost_per_token = 0.0
+output_cost_per_token = 0.0
+"""
+
+
+def with_refusing_provider(b: DemoBacklog, fake: FakeOpenAI, task: str) -> None:
+    """`task` loses its strong answer, so it alone climbs on to a third rung: a loopback
+    provider that refuses the API key (401), a provider auth fault that ends the run in error."""
+    entries = [json.loads(line) for line in b.cassette.read_text().splitlines()]
+    kept = [e for e in entries if (e["task"], e["model"]) != (task, "replay/demo-strong")]
+    assert len(kept) == len(entries) - 1
+    b.cassette.write_text("".join(json.dumps(e) + "\n" for e in kept))
+    b.config.write_text(b.config.read_text() + FALLBACK_RUNG.format(base=fake.base))
+
+
+def test_an_infrastructure_error_is_exit_3_and_a_resume_does_not_run_it_again(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    b = fast_backlog(tmp_path, copies=1)
+    with_refusing_provider(b, fake_openai, "DEMO-2-c1")
+    fake_openai.script.append(AUTH_REFUSED)
+    out = tmp_path / "out"
+    code, _, err = replay(*batch_args(b, out))
+    assert code == 3, err
+    assert "2/3 verified, 1 error;" in err
+    last = err.rstrip().splitlines()[-1]  # the final line says how many, and what a re-run does
+    assert last.startswith("1 task(s) ended in an infrastructure error: 1 in the batch (DEMO-2-c1)")
+    assert "does not run them again" in last and "new --out" in last
+    report = _report(out)
+    assert report["tasks"]["error"] == 1
+    assert "OPENAI_API_KEY" in report["failures"]["errors"][0]["error"]
+    assert any("1 task(s) ended in an infrastructure error" in n for n in report["notes"])
+
+    # A resume runs nothing (the errored task counts as finished) and still exits 3.
+    code, _, err = replay(*batch_args(b, out))
+    assert code == 3 and "1 task(s) ended in an infrastructure error" in err
+    assert len(fake_openai.requests) == 1 and len(list((out / RUNS_DIR).iterdir())) == 3
+
+    # The shadow batch's errors count too: the last rung alone is the refusing provider.
+    fake_openai.script += [AUTH_REFUSED] * 3
+    code, _, err = replay(*batch_args(b, out, "--shadow", "strongest"))
+    assert code == 3, err
+    assert (
+        "4 task(s) ended in an infrastructure error: 1 in the batch (DEMO-2-c1); 3 in shadow "
+        "strongest-fallback (DEMO-1-c1, DEMO-2-c1, DEMO-3-c1)" in err
+    )
+
+
+def test_an_infrastructure_error_outranks_a_budget_stop(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    b = fast_backlog(tmp_path, copies=1)
+    with_refusing_provider(b, fake_openai, "DEMO-1-c1")  # the first task of the backlog
+    fake_openai.script.append(AUTH_REFUSED)
+    code, _, err = replay(*batch_args(b, tmp_path / "out", "--max-cost-usd", "0.000001"))
+    assert code == 3, err
+    assert "2 task(s) not started" in err
+    assert "1 task(s) ended in an infrastructure error: 1 in the batch (DEMO-1-c1)" in err
+
+
+def test_a_batch_whose_tasks_all_exhaust_the_ladder_exits_0(tmp_path: Path) -> None:
+    """A ladder that runs out without a verified patch is an outcome of the batch, not a failure
+    of the command."""
+    b = fast_backlog(tmp_path, copies=1)
+    b.cassette.write_text("")  # no rung has an answer for any task
+    out = tmp_path / "out"
+    code, _, err = replay(*batch_args(b, out))
+    assert code == 0, err
+    assert "0/3 verified, 3 exhausted;" in err and "infrastructure error" not in err
+    assert _report(out)["tasks"]["exhausted"] == 3
 
 
 def test_cassette_flag_replays_a_recorded_file_and_a_changed_ladder_is_refused(
