@@ -168,6 +168,11 @@ class BatchDir:
         self._append(LedgerLine(event="aborted", at=now(), task=task_id, run_id=run_id,
                                 reason=reason))  # fmt: skip
 
+    def retry(self, task_id: str, run_id: str) -> None:
+        """Reopen a task whose run `run_id` ended in error, to run it again."""
+        self._append(LedgerLine(event="retry", at=now(), task=task_id, run_id=run_id,
+                                reason="replay --retry-errors"))  # fmt: skip
+
     def plan(self, task_ids: Sequence[str]) -> None:
         self._append(LedgerLine(event="plan", at=now(), tasks=tuple(task_ids)))
 

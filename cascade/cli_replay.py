@@ -79,11 +79,19 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
             "gate; no model is called."
         ),
     ] = None,
+    retry_errors: Annotated[
+        bool,
+        typer.Option(
+            "--retry-errors",
+            help="Also run again the tasks whose run ended in an infrastructure error (once "
+            "its cause is fixed); the errored runs stay on record and their cost still counts.",
+        ),
+    ] = False,
 ) -> None:
     """Replay a backlog: cheapest rung first for every issue, each run with its own proof.
 
     Resumable: after a kill, run the same command again (finished tasks are skipped; a task
-    that ended in error is finished too: to retry it, replay it into a new --out).
+    that ended in an infrastructure error is finished too, until --retry-errors runs it again).
 
     A report (report.md, report.json) is written into the batch folder.
 
@@ -95,7 +103,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
     """
     request = ReplayRequest(
         backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
-        max_cost_usd, sandbox, record, cassette, shard, shadow,
+        max_cost_usd, sandbox, record, cassette, shard, shadow, retry_errors,
     )  # fmt: skip
     with reported("interrupted: run the same command again to resume"):
         if regate is not None:
@@ -124,6 +132,7 @@ class ReplayRequest:
     cassette: Path | None
     shard: str
     shadow: str | None
+    retry_errors: bool = False
 
 
 def load(repo: Path, config_file: Path | None, backend: str | None) -> LoadedConfig:
@@ -255,9 +264,9 @@ def _errored_note(errored: dict[str, list[str]]) -> str:
         if ids
     )
     return (
-        f"{total} task(s) ended in an infrastructure error: {where}. Re-running this command "
-        "resumes the batch but does not run them again (an errored task counts as finished): "
-        "fix the cause, then replay those issues into a new --out."
+        f"{total} task(s) ended in an infrastructure error: {where}. Fix the cause, then run "
+        "this command again with --retry-errors to run them again (a plain re-run counts "
+        "them as finished)."
     )
 
 
@@ -308,6 +317,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
             model_concurrency=req.model_concurrency,
             sandbox_concurrency=req.sandbox_concurrency,
             max_cost_usd=req.max_cost_usd,
+            retry_errors=req.retry_errors,
         )
         runner = BatchRunner(parts.engine, batch, plan, progress)
         result = anyio.run(runner.run)

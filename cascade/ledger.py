@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from cascade.errors import InfraError
 from cascade.records import SCHEMA_VERSION, RunOutcome
 
-LedgerEvent = Literal["plan", "start", "done", "aborted", "budget_stop"]
+LedgerEvent = Literal["plan", "start", "done", "aborted", "budget_stop", "retry"]
 
 
 class LedgerLine(BaseModel):
@@ -163,6 +163,12 @@ class LedgerState:
             self.finished.append(line.task)
         elif line.event == "aborted":
             state.aborted.add(line.run_id)
+        elif line.event == "retry" and state.done is not None:
+            # `replay --retry-errors`: the errored run is superseded; it stays on record (and
+            # in the spend) as an aborted run, and the task's next done line finishes it.
+            state.aborted.add(state.done.run_id)
+            state.done = None
+            self.finished.remove(line.task)
 
 
 def fold(lines: Iterable[LedgerLine]) -> LedgerState:

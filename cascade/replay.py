@@ -37,6 +37,7 @@ class BatchPlan:
     model_concurrency: int | None = None  # model calls in flight (default: concurrency)
     sandbox_concurrency: int | None = None  # sandboxes open (default: concurrency)
     max_cost_usd: float | None = None  # no new task starts once this much is spent
+    retry_errors: bool = False  # run again the tasks whose run ended in an infrastructure error
 
 
 @dataclass
@@ -116,9 +117,11 @@ class BatchRunner:
         for issue in self.plan.issues:
             done = state.task(issue.id).done
             if done is not None and done.outcome is not None:
-                self.tally.count(done.outcome)
-            else:
-                self._pending.append(issue)
+                if not (self.plan.retry_errors and done.outcome.status == "error"):
+                    self.tally.count(done.outcome)
+                    continue
+                self.batch.retry(issue.id, done.run_id)
+            self._pending.append(issue)
         self.batch.plan([i.id for i in self.plan.issues])
         workers = min(max(self.plan.concurrency, 1), len(self._pending))
         async with anyio.create_task_group() as group:

@@ -119,9 +119,9 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
             data.aborted_attempts += read_attempts(runs / run_id)
     if errored:
         data.notes.append(
-            f"{path}: {errored} task(s) ended in an infrastructure error; resuming the batch "
-            "does not run them again (an errored task counts as finished): fix the cause, then "
-            "replay those issues into a new --out"
+            f"{path}: {errored} task(s) ended in an infrastructure error: fix the cause, then "
+            "replay again with --retry-errors to run them again (a plain resume counts them "
+            "as finished)"
         )
     data.planned |= set(state.plan)
     data.budget_notes += [f"{path}: {line.reason}" for line in state.budget_stops]

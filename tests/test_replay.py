@@ -293,7 +293,7 @@ def test_an_infrastructure_error_is_exit_3_and_a_resume_does_not_run_it_again(
     assert "2/3 verified, 1 error;" in err
     last = err.rstrip().splitlines()[-1]  # the final line says how many, and what a re-run does
     assert last.startswith("1 task(s) ended in an infrastructure error: 1 in the batch (DEMO-2-c1)")
-    assert "does not run them again" in last and "new --out" in last
+    assert "--retry-errors" in last
     report = _report(out)
     assert report["tasks"]["error"] == 1
     assert "OPENAI_API_KEY" in report["failures"]["errors"][0]["error"]
@@ -312,6 +312,34 @@ def test_an_infrastructure_error_is_exit_3_and_a_resume_does_not_run_it_again(
         "4 task(s) ended in an infrastructure error: 1 in the batch (DEMO-2-c1); 3 in shadow "
         "strongest-fallback (DEMO-1-c1, DEMO-2-c1, DEMO-3-c1)" in err
     )
+
+
+def test_retry_errors_runs_an_errored_task_again_once_its_cause_is_fixed(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    b = fast_backlog(tmp_path, copies=1)
+    whole = b.cassette.read_text()
+    with_refusing_provider(b, fake_openai, "DEMO-2-c1")
+    fake_openai.script.append(AUTH_REFUSED)
+    out = tmp_path / "out"
+    code, _, err = replay(*batch_args(b, out))
+    assert code == 3, err
+    errored_cost = _report(out)["cost"]["total_usd"]
+
+    b.cassette.write_text(whole)  # the cause is fixed: the strong rung has its answer again
+    code, _, err = replay(*batch_args(b, out, "--retry-errors"))
+    assert code == 0, err
+    assert "3/3 verified;" in err and "infrastructure error" not in err
+    report = _report(out)
+    assert report["tasks"]["verified"] == 3 and report["tasks"]["error"] == 0
+    # Only the errored task ran again; its first run stays on record, and in the spend.
+    assert len(list((out / RUNS_DIR).iterdir())) == 4
+    assert report["tasks"]["aborted_runs"] == 1
+    assert report["cost"]["total_usd"] >= errored_cost
+    assert len(fake_openai.requests) == 1  # the refusing provider was not asked again
+
+    code, _, err = replay(*batch_args(b, out, "--retry-errors"))  # nothing left to retry
+    assert code == 0 and len(list((out / RUNS_DIR).iterdir())) == 4
 
 
 def test_an_infrastructure_error_outranks_a_budget_stop(
