@@ -37,8 +37,21 @@ app.add_typer(ci_app, name="ci")
 @proof_app.command("verify")
 def proof_verify(
     run_dir: Path = typer.Argument(..., help="A run folder, .cascade/runs/<id>"),
+    reexecute: bool = typer.Option(
+        False,
+        "--reexecute",
+        help="Also apply the run's recorded patches again at its base commit, each in a fresh "
+        "sandbox, and run the gate (as --repo's configuration has it now): exit 1 if any "
+        "verdict comes out differently. No model is called.",
+    ),
+    repo: Path = typer.Option(Path("."), help="With --reexecute: the repository of the run."),
+    config: Path | None = typer.Option(None, help="With --reexecute: a config file."),
+    sandbox: str | None = typer.Option(None, help="With --reexecute: the sandbox backend."),
 ) -> None:
-    """Check the hash chain, every blob's digest and the receipt; exit 0 only when intact."""
+    """Check the hash chain, every blob's digest and the receipt; exit 0 only when intact.
+
+    Exit codes: 0 intact (and, with --reexecute, every verdict the same), 1 not, 2 usage,
+    3 infrastructure (the sandbox could not run the gate)."""
     from cascade.verify import format_report, verify_run
 
     if not run_dir.is_dir():
@@ -46,7 +59,21 @@ def proof_verify(
         raise typer.Exit(2)
     report = verify_run(run_dir)
     typer.echo(format_report(report))
-    raise typer.Exit(0 if report.ok else 1)
+    if not report.ok or not reexecute:
+        raise typer.Exit(0 if report.ok else 1)
+    from cascade.cli_regate import regate_folder
+    from cascade.regate import render_regate
+
+    with reported():
+        result = regate_folder(run_dir, repo, config, sandbox, 1)
+    typer.echo(render_regate(result))
+    data = result.to_json()
+    same = data["patches"] > 0 and not (data["changed"] or data["errors"] or data["skipped"])
+    typer.echo(
+        "re-executed: every verdict is the same" if same
+        else "re-executed: the verdicts are not reproduced (see above)"
+    )  # fmt: skip
+    raise typer.Exit(0 if same else 1)
 
 
 @config_app.command("show")

@@ -12,6 +12,7 @@ import anyio
 import typer
 
 from cascade.errors import UsageError
+from cascade.regate import RegateResult, render_regate
 
 if TYPE_CHECKING:
     from cascade.protocols import SandboxOpener
@@ -20,12 +21,31 @@ if TYPE_CHECKING:
 def run_regate(
     run_dir: Path, repo: Path, config_file: Path | None, backend: str | None, concurrency: int
 ) -> int:
+    """Re-gate, print the result, and keep it under RUN_DIR/regate/."""
+    result = regate_folder(run_dir, repo, config_file, backend, concurrency)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    where = run_dir.resolve() / "regate"
+    where.mkdir(exist_ok=True)
+    text = render_regate(result)
+    (where / f"{stamp}.md").write_text(text, encoding="utf-8")
+    data = json.dumps(result.to_json(), indent=2) + "\n"
+    (where / f"{stamp}.json").write_text(data, encoding="utf-8")
+    typer.echo(text)
+    typer.echo(f"written: {where / stamp}.md and .json", err=True)
+    return 0
+
+
+def regate_folder(
+    run_dir: Path, repo: Path, config_file: Path | None, backend: str | None, concurrency: int
+) -> RegateResult:
+    """Every recorded patch of a batch or run folder, applied again at its base commit in a
+    fresh sandbox and judged by the gate as `repo`'s configuration has it now."""
     from cascade.batch import BATCH_FILE, LEDGER_FILE, RUNS_DIR, load_issue, read_header
     from cascade.cli_replay import load
     from cascade.ledger import read_ledger
     from cascade.proof import OUTCOME_FILE
     from cascade.records import RunOutcome
-    from cascade.regate import RegateTask, regate, render_regate
+    from cascade.regate import RegateTask, regate
     from cascade.registry import build_gate, build_source, choose_backend, sandbox_opener
     from cascade.report_data import read_attempts
 
@@ -69,14 +89,4 @@ def run_regate(
         f"(sandbox {backend_name}); no model is called",
         err=True,
     )
-    result = anyio.run(regate, tasks, gate, opener_for, repo, concurrency)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    where = run_dir / "regate"
-    where.mkdir(exist_ok=True)
-    text = render_regate(result)
-    (where / f"{stamp}.md").write_text(text, encoding="utf-8")
-    data = json.dumps(result.to_json(), indent=2) + "\n"
-    (where / f"{stamp}.json").write_text(data, encoding="utf-8")
-    typer.echo(text)
-    typer.echo(f"written: {where / stamp}.md and .json", err=True)
-    return 0
+    return anyio.run(regate, tasks, gate, opener_for, repo, concurrency)

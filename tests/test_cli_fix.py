@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,27 @@ def test_prices_come_from_the_installed_map_without_a_fetch(demo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "cost map" not in proc.stderr, proc.stderr
     assert json.loads(proc.stdout)["cost_usd"] > 0  # priced all the same
+
+
+def test_proof_verify_reexecute_reproduces_the_verdicts(demo: Path, tmp_path: Path) -> None:
+    code, out, err = _fix(demo, "DEMO-1", "--json")
+    assert code == 0, err
+    run_dir = json.loads(out)["run_dir"]
+    local = ["--repo", str(demo), "--sandbox", "local"]
+    same = runner.invoke(app, ["proof", "verify", run_dir, "--reexecute", *local])
+    assert same.exit_code == 0, same.stdout + same.stderr
+    assert "2 recorded patch(es) re-judged" in same.stdout
+    assert "every verdict is the same" in same.stdout
+    # A gate without pytest would have let the cheap rung's wrong patch through: not reproduced.
+    config = (demo / "cascade.toml").read_text()
+    loose = tmp_path / "loose.toml"
+    loose.write_text(re.sub(r"(?m)^evaluators = .*$", 'evaluators = ["diff_scope"]', config))
+    changed = runner.invoke(
+        app, ["proof", "verify", run_dir, "--reexecute", *local, "--config", str(loose)]
+    )
+    assert changed.exit_code == 1
+    assert "1 verdict(s) change (1 newly accepted" in changed.stdout
+    assert "not reproduced" in changed.stdout
 
 
 def test_record_writes_a_cassette_only_for_real_models(demo: Path, tmp_path: Path) -> None:
