@@ -5,6 +5,7 @@ defaults < `[tool.cascade]` in pyproject.toml, or cascade.toml (or --config)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 
 from cascade.config import CascadeConfig
 from cascade.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "CASCADE_"
 DEFAULT = "default"
@@ -55,9 +58,16 @@ def load_config(
         _merge(data, file_data, origins, str(chosen), ())
     env = os.environ if environ is None else environ
     for name in sorted(env):
-        if name.startswith(ENV_PREFIX) and name not in ("CASCADE_CANARY_SECRET",):
-            keys = name[len(ENV_PREFIX) :].lower().split("__")
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        # Only a name that starts with a section is a setting: CASCADE_TOKEN or CASCADE_HOME,
+        # set for something else, is not cascade's to refuse. A misspelt key inside a section
+        # is still an error, with the variable named.
+        if keys[0] in CascadeConfig.model_fields:
             _set(data, keys, _env_value(env[name]), origins, f"env {name}")
+        elif len(keys) > 1:
+            log.warning("%s is not a cascade setting (no [%s] section): ignored", name, keys[0])
     for dotted, (value, origin) in (overrides or {}).items():
         _set(data, dotted.split("."), value, origins, origin)
     try:

@@ -1,0 +1,36 @@
+"""Which environment variables are configuration: CASCADE_<SECTION>__<KEY> for a real section;
+other CASCADE_* names belong to someone else and are left alone."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from cascade.errors import ConfigError
+from cascade.settings import load_config
+
+
+def test_a_section_variable_sets_its_key_and_says_where_it_came_from(tmp_path: Path) -> None:
+    loaded = load_config(tmp_path, environ={"CASCADE_SANDBOX__BACKEND": "local"})
+    assert loaded.config.sandbox.backend == "local"
+    assert loaded.origin("sandbox.backend") == "env CASCADE_SANDBOX__BACKEND"
+
+
+def test_other_cascade_variables_are_not_cascade_settings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {"CASCADE_TOKEN": "x", "CASCADE_HOME": "/opt/other-tool", "CASCADE_SANDBX__BACKEND": "l"}
+    with caplog.at_level(logging.WARNING):
+        loaded = load_config(tmp_path, environ=env)
+    assert loaded.config.sandbox.backend == "auto"
+    # A setting-shaped name with an unknown section is likely a typo: said, not fatal.
+    assert [r.getMessage() for r in caplog.records] == [
+        "CASCADE_SANDBX__BACKEND is not a cascade setting (no [sandbx] section): ignored"
+    ]
+
+
+def test_a_misspelt_key_inside_a_section_is_an_error_naming_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CASCADE_SANDBOX__BACKND"):
+        load_config(tmp_path, environ={"CASCADE_SANDBOX__BACKND": "local"})
