@@ -20,7 +20,7 @@ from cascade.context import Context, TokenCounter, build_context, tracked_files
 from cascade.edits import FORMAT_HELP, parse_edits
 from cascade.errors import CascadeError, EditError, InfraError, ModelError
 from cascade.feedback import answer_fields, carried, sealed_outcome, tried
-from cascade.gate import Baselines, Gate, summarize, target_failures
+from cascade.gate import Baselines, Gate, inferred_targets, summarize, target_failures
 from cascade.history import learned_stats
 from cascade.ladder import Plan, Step, Stop, Tried, decision, next_step, start_index
 from cascade.prices import rung_price
@@ -143,6 +143,7 @@ class _Run:
 
     async def _climb(self, sandbox: Sandbox) -> Stop:
         self.sandbox_label = _label(sandbox)
+        self._infer_targets()
         self.failures = target_failures(self.baselines, self.task.issue.tests)
         self.paths = await tracked_files(sandbox)
         self.facts = task_facts(self.task, self.failures, self.paths)
@@ -292,6 +293,21 @@ class _Run:
         self.attempts.append(record)
         self.history.append(tried(record, fault))
         self.e.on_event(Event("attempt_done", status, attempt=record))
+
+    def _infer_targets(self) -> None:
+        """An issue that names no tests gets, as its targets, the tests failing at the base
+        commit: the prompt shows them and the gate holds the patch to them."""
+        issue = self.task.issue
+        inferred = () if issue.tests else inferred_targets(self.baselines, issue)
+        if not inferred:
+            return
+        self.task = self.task.model_copy(
+            update={"issue": issue.model_copy(update={"tests": inferred})}
+        )
+        shown = ", ".join(inferred[:3]) + (" …" if len(inferred) > 3 else "")
+        message = f"the issue names no tests: targets are those failing at the base: {shown}"
+        self.notes.append(message)
+        self.e.on_event(Event("baseline", message))
 
     async def _prompt(self, sandbox: Sandbox, rung: RungConfig) -> tuple[list[Message], int]:
         """The messages `rung` would get now, and their token count for the estimate."""

@@ -54,12 +54,12 @@ LADDER = (
 )
 
 
-def _task(repo: Path, *, hidden: bool = False) -> Task:
+def _task(repo: Path, *, hidden: bool = False, named: bool = True) -> Task:
     issue = Issue(
         id="CALC-1",
         title="add subtracts",
         body="`calc.add` returns the difference instead of the sum.",
-        tests=("tests/test_calc.py::test_add",),
+        tests=("tests/test_calc.py::test_add",) if named else (),
         hidden_tests=(f"{HIDDEN_PATH}::{HIDDEN_NAME}",) if hidden else (),
         hidden_files={HIDDEN_PATH: HIDDEN} if hidden else {},
     )
@@ -75,6 +75,7 @@ async def _run(
     hidden: bool = False,
     start_at: str | None = None,
     gate: Gate | None = None,
+    named: bool = True,
 ) -> tuple[RunOutcome, list[dict[str, object]], list[Event]]:
     events: list[Event] = []
     engine = Engine(
@@ -86,7 +87,7 @@ async def _run(
         on_event=events.append,
     )
     proof = ProofLog.create(tmp_path / "runs")
-    outcome = await engine.run(_task(repo, hidden=hidden), proof, start_at)
+    outcome = await engine.run(_task(repo, hidden=hidden, named=named), proof, start_at)
     lines = (proof.run_dir / ATTEMPTS_FILE).read_text().splitlines()
     return outcome, [json.loads(line) for line in lines], events
 
@@ -250,3 +251,23 @@ async def test_an_infra_failure_inside_a_concurrent_stage_is_sealed_as_an_error(
     assert "out of memory" in str(records[0]["error"])
     assert outcome.status == "error" and outcome.exit_code == 3
     assert verify_run(Path(outcome.run_dir)).ok
+
+
+COSMETIC = block("def mul(a, b):\n", "def mul(a, b):  # multiplies\n")
+
+
+@pytest.mark.anyio
+async def test_an_issue_without_tests_is_held_to_the_tests_failing_at_base(
+    repo: Path, tmp_path: Path
+) -> None:
+    # No tests named: a patch that breaks nothing but fixes nothing must not verify.
+    cheap = ScriptedModel("cheap", sequence=[COSMETIC, COSMETIC])
+    strong = ScriptedModel("strong", sequence=[RIGHT])
+    outcome, records, events = await _run(repo, tmp_path, cheap, strong, named=False)
+    assert [r["status"] for r in records] == ["rejected", "rejected", "verified"]
+    assert "tests/test_calc.py::test_add" in str(records[0]["feedback"])
+    prompt = cheap.prompts[0][1].content
+    assert "Target tests" in prompt and "`tests/test_calc.py::test_add`" in prompt
+    assert any("targets are those failing at the base" in e.message for e in events)
+    assert "failing at the base" in json.dumps(records[0]["decision"])
+    assert outcome.status == "verified"
