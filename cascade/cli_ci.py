@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cascade.cli_errors import reported
+from cascade.cli_options import SandboxOption
 
 ci_app = typer.Typer(
     name="ci",
@@ -29,9 +30,7 @@ def github(
         Path | None,
         typer.Option(help="A config file instead of cascade.toml (workspace-relative)."),
     ] = None,
-    sandbox: Annotated[
-        str | None, typer.Option(help="Sandbox backend: auto, docker or local (unsafe).")
-    ] = None,
+    sandbox: SandboxOption = None,
     artifact_name: Annotated[
         str, typer.Option(help="The proof artifact's name, for the PR body and the comment.")
     ] = "",

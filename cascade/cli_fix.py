@@ -15,6 +15,7 @@ import anyio
 import typer
 
 from cascade.cli_errors import reported
+from cascade.cli_options import SandboxOption
 from cascade.errors import UsageError
 from cascade.records import RunOutcome
 
@@ -38,9 +39,7 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
     out: Annotated[
         Path | None, typer.Option(help="Runs folder (default: run.out, .cascade/runs).")
     ] = None,
-    sandbox: Annotated[
-        str | None, typer.Option(help="Sandbox backend: auto, docker or local (unsafe).")
-    ] = None,
+    sandbox: SandboxOption = None,
     apply: Annotated[
         bool,
         typer.Option(

@@ -13,6 +13,7 @@ import anyio
 import typer
 
 from cascade.cli_errors import reported
+from cascade.cli_options import SandboxOption
 from cascade.errors import UsageError
 
 if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
@@ -51,9 +52,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
     max_cost_usd: Annotated[
         float | None, typer.Option(min=0.0, help="Start no new task once this much is spent.")
     ] = None,
-    sandbox: Annotated[
-        str | None, typer.Option(help="Sandbox backend: auto, docker or local (unsafe).")
-    ] = None,
+    sandbox: SandboxOption = None,
     record: Annotated[
         Path | None,
         typer.Option(help="Append every real model answer to this cassette file (main ladder)."),

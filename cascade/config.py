@@ -43,7 +43,9 @@ class RungConfig(Section):
 
 
 class SandboxConfig(Section):
-    backend: Literal["auto", "docker", "local"] = "auto"
+    # "auto" (Docker when an engine answers, else local), "docker", "local", or any sandbox the
+    # registry can build: an entry point of `cascade.sandboxes` or a `module:Class` path.
+    backend: str = Field(default="auto", min_length=1)
     command_timeout: float = Field(default=600.0, gt=0)
     image: str = "cascade-sandbox:latest"
     # Commands run once per repository environment (e.g. `pip install -e .[test]`), cached as an

@@ -112,6 +112,18 @@ def test_proof_verify_reexecute_reproduces_the_verdicts(demo: Path, tmp_path: Pa
     assert "not reproduced" in changed.stdout
 
 
+def test_a_sandbox_plugin_is_named_like_any_other_part(demo: Path) -> None:
+    def fix_with(backend: str) -> Any:
+        return runner.invoke(app, ["fix", "DEMO-1", "--repo", str(demo), "--sandbox", backend])
+
+    plugin = fix_with("sandboxes.local:LocalSandbox")  # a module:Class path, as for evaluators
+    assert plugin.exit_code == 0, plugin.stderr
+    assert "sandbox sandboxes.local:LocalSandbox" in plugin.stderr
+    unknown = fix_with("nope")
+    assert unknown.exit_code == 2
+    assert "unknown sandbox 'nope'" in unknown.stderr and "docker" in unknown.stderr
+
+
 def test_record_writes_a_cassette_only_for_real_models(demo: Path, tmp_path: Path) -> None:
     # Replayed answers are not re-recorded: the file is created by nothing.
     cassette = tmp_path / "rec.jsonl"
