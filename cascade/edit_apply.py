@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from cascade.edits import check_path, resolve
+from cascade.edits import check_path, hunk_not_found, resolve
 from cascade.errors import EditError, SandboxError
 from cascade.protocols import Sandbox
 from cascade.records import Edit, Patch
@@ -55,9 +55,15 @@ async def _apply(sandbox: Sandbox, edits: Sequence[Edit]) -> None:
         finally:
             await sandbox.write_files({PATCH_FILE: None})
         if result.exit_code != 0:
-            message = (result.stderr or result.stdout).strip().replace(PATCH_FILE, "<diff>")
-            error = EditError(f"the diff does not apply:\n{message[:600]}")
-            raise _blame(number, edit, error)
+            try:
+                original = _decode(edit.path, await sandbox.read_file(edit.path))
+                why = hunk_not_found(edit.path, original, edit.diff)
+            except EditError as exc:
+                why = exc.feedback
+            if not why:  # the lines are there: git's own words say what else is wrong
+                message = (result.stderr or result.stdout).strip().replace(PATCH_FILE, "<diff>")
+                why = f"the diff does not apply:\n{message[:600]}"
+            raise _blame(number, edit, EditError(why))
 
 
 def _decode(path: str, data: bytes | None) -> str | None:

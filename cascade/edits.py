@@ -322,8 +322,33 @@ def _reindent(line: str, shift: tuple[str, str]) -> str:
     return add + line
 
 
-def _not_found(path: str, lines: list[str], want: list[str]) -> str:
-    head = f"SEARCH was not found in {path}; it must copy the current lines exactly."
+def hunk_not_found(path: str, original: str | None, diff: str) -> str:
+    """Why a udiff edit did not apply, in the words a SEARCH miss gets: the first hunk whose
+    context and removed lines are not in the file, and the file's closest lines ("" when every
+    hunk's lines are there: git refused it for another reason)."""
+    if original is None:
+        return f"{path} does not exist; a diff that creates it starts with `--- /dev/null`."
+    lines = _lines(original.replace("\r\n", "\n"))
+    for number, hunk in enumerate(diff.split("\n@@")[1:], 1):
+        want = [
+            line[1:] + "\n" for line in hunk.split("\n")[1:] if line[:1] in (" ", "-") or line == ""
+        ]
+        while want and not want[-1].strip():
+            want.pop()
+        n = len(want)
+        if n and not any(
+            all(map(_same_rstripped, lines[i : i + n], want)) for i in range(len(lines) - n + 1)
+        ):
+            head = (
+                f"Hunk {number}: its context and - lines are not in {path}; they must copy the "
+                "current lines exactly."
+            )
+            return _not_found(path, lines, want, head)
+    return ""
+
+
+def _not_found(path: str, lines: list[str], want: list[str], head: str = "") -> str:
+    head = head or f"SEARCH was not found in {path}; it must copy the current lines exactly."
     start = _closest(lines, want)
     if start is None:
         return f"{head} Nothing in the file ({len(lines)} lines) resembles it; re-read the file."

@@ -364,16 +364,27 @@ async def test_apply_a_unified_diff(repo: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_diff_that_does_not_apply_reports_git(repo: Path) -> None:
-    diff = "--- a/src/app.py\n+++ b/src/app.py\n@@ -1,1 +1,1 @@\n-def nope():\n+def yes():\n"
+async def test_a_diff_that_does_not_apply_names_the_closest_lines(repo: Path) -> None:
+    diff = "--- a/src/app.py\n+++ b/src/app.py\n@@ -1,1 +1,1 @@\n-def greet(nme):\n+def yes():\n"
     edits = [
         sr("README.md", "# app\n", "# App\n"),
         Edit(path="src/app.py", kind="udiff", diff=diff),
     ]
-    with pytest.raises(EditError, match=r"Block 2 \(src/app\.py\): the diff does not apply"):
+    with pytest.raises(EditError) as caught:
         await apply_edits(GitDirSandbox(repo), edits)
+    said = caught.value.feedback
+    assert said.startswith("Block 2 (src/app.py): Hunk 1: its context and - lines are not in")
+    assert "1 | def greet(name):" in said  # the line it most likely meant, numbered
     assert git(repo, "status", "--porcelain") == ""
     assert not (repo / PATCH_FILE).exists()
+
+
+@pytest.mark.anyio
+async def test_a_diff_whose_lines_are_there_reports_git(repo: Path) -> None:
+    # A diff that creates a file that exists: nothing is missing, git says what is wrong.
+    diff = "--- /dev/null\n+++ b/src/app.py\n@@ -0,0 +1,1 @@\n+X = 1\n"
+    with pytest.raises(EditError, match=r"Block 1 \(src/app\.py\): the diff does not apply"):
+        await apply_edits(GitDirSandbox(repo), [Edit(path="src/app.py", kind="udiff", diff=diff)])
 
 
 @pytest.mark.anyio
