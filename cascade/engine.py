@@ -20,7 +20,7 @@ from cascade.context import Context, TokenCounter, build_context, tracked_files
 from cascade.edits import FORMAT_HELP, parse_edits
 from cascade.errors import CascadeError, EditError, InfraError, ModelError
 from cascade.feedback import answer_fields, carried, sealed_outcome, tried
-from cascade.gate import Baselines, Gate, inferred_targets, summarize, target_failures
+from cascade.gate import Baselines, Gate, summarize, target_failures
 from cascade.history import learned_stats
 from cascade.ladder import Plan, Step, Stop, Tried, decision, next_step, start_index
 from cascade.prices import rung_price
@@ -143,7 +143,7 @@ class _Run:
 
     async def _climb(self, sandbox: Sandbox) -> Stop:
         self.sandbox_label = _label(sandbox)
-        self._infer_targets()
+        self._note_untested()
         self.failures = target_failures(self.baselines, self.task.issue.tests)
         self.paths = await tracked_files(sandbox)
         self.facts = task_facts(self.task, self.failures, self.paths)
@@ -294,18 +294,13 @@ class _Run:
         self.history.append(tried(record, fault))
         self.e.on_event(Event("attempt_done", status, attempt=record))
 
-    def _infer_targets(self) -> None:
-        """An issue that names no tests gets, as its targets, the tests failing at the base
-        commit: the prompt shows them and the gate holds the patch to them."""
+    def _note_untested(self) -> None:
+        """An issue that names no tests, visible or hidden, can only be gated on regressions:
+        said in the progress and in the first attempt's decision record."""
         issue = self.task.issue
-        inferred = () if issue.tests else inferred_targets(self.baselines, issue)
-        if not inferred:
+        if issue.tests or issue.hidden_tests:
             return
-        self.task = self.task.model_copy(
-            update={"issue": issue.model_copy(update={"tests": inferred})}
-        )
-        shown = ", ".join(inferred[:3]) + (" …" if len(inferred) > 3 else "")
-        message = f"the issue names no tests: targets are those failing at the base: {shown}"
+        message = "the issue names no tests: the gate can only check that nothing regresses"
         self.notes.append(message)
         self.e.on_event(Event("baseline", message))
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from cascade.errors import CascadeError, InfraError
 from cascade.protocols import Evaluator, Sandbox
-from cascade.records import Finding, Issue, Patch, Task, Verdict
+from cascade.records import Finding, Patch, Task, Verdict
 from cascade.taskgroups import task_group
 from cascade.tree import changed, snapshot
 
@@ -184,25 +184,6 @@ def target_failures(baselines: Baselines, tests: Sequence[str]) -> dict[str, str
             if why:
                 found[test] = why
     return found
-
-
-MAX_INFERRED_TARGETS = 10  # more failing at the base commit is a broken suite, not the issue
-
-
-def inferred_targets(baselines: Baselines, issue: Issue) -> tuple[str, ...]:
-    """For an issue that names no tests: the tests that fail at the base commit (by any
-    evaluator whose baseline has `outcomes`), hidden ones aside. None when more than
-    MAX_INFERRED_TARGETS fail: a suite that broken says nothing about this issue."""
-    failing = {
-        str(node)
-        for facts in baselines.values()
-        if isinstance(outcomes := facts.get("outcomes"), Mapping)
-        for node, outcome in outcomes.items()
-        if outcome in ("failed", "error")
-        and node not in issue.hidden_tests
-        and str(node).split("::", 1)[0] not in issue.hidden_files
-    }
-    return tuple(sorted(failing)) if len(failing) <= MAX_INFERRED_TARGETS else ()
 
 
 def _target_failure(test: str, outcomes: Mapping[str, Any], failures: Mapping[str, Any]) -> str:

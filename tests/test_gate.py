@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cascade.edit_apply import canonical_patch
-from cascade.gate import MAX_INFERRED_TARGETS, TAMPER, Gate, baseline_key, inferred_targets
+from cascade.gate import TAMPER, Gate, baseline_key
 from cascade.protocols import Sandbox
 from cascade.records import Issue, Patch, Task, Verdict
 from cascade.testing import git, make_repo
@@ -212,17 +212,3 @@ async def test_a_test_that_flips_on_a_rerun_is_flaky_not_a_regression(tmp_path: 
     assert [(f.rule, f.message.split(": ")[0]) for f in verdict.findings] == [
         ("flaky", "tests/test_flip.py::test_sometimes")
     ]
-
-
-def test_inferred_targets_leave_out_hidden_tests_and_a_broken_suite() -> None:
-    issue = Issue(id="G-2", title="t", hidden_files={"tests/test_h.py": "x = 1\n"})
-    outcomes = {
-        "tests/test_a.py::test_bug": "failed",
-        "tests/test_b.py": "error",  # a file that does not collect
-        "tests/test_a.py::test_ok": "passed",
-        "tests/test_h.py::test_hidden": "failed",
-    }
-    baselines = {"pytest": {"outcomes": outcomes}, "ruff": {"findings": []}}
-    assert inferred_targets(baselines, issue) == ("tests/test_a.py::test_bug", "tests/test_b.py")
-    broken = {f"tests/test_{n}.py::test": "failed" for n in range(MAX_INFERRED_TARGETS + 1)}
-    assert inferred_targets({"pytest": {"outcomes": broken}}, issue) == ()
