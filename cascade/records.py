@@ -71,6 +71,7 @@ class CompletionParams(Record):
     timeout: float = 120.0
     task_id: str = ""  # lets a cassette find its answer
     attempt: int = 1
+    sample: int = 1  # which of a rung's `samples` answers this call is (a cassette's key too)
 
 
 class Completion(Record):

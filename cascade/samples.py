@@ -29,7 +29,8 @@ async def draw(
 
     async def one(i: int) -> None:
         try:
-            results[i] = await model.complete(messages, params)
+            own = params.model_copy(update={"sample": i + 1}) if count > 1 else params
+            results[i] = await model.complete(messages, own)
         except ModelError as exc:
             results[i] = exc
 

@@ -23,6 +23,7 @@ from cascade.models.cassette import Cassette
 from cascade.models.faults import LITELLM_ACTIONS, retry_after, to_model_error
 from cascade.protocols import Model
 from cascade.records import CompletionParams, Message
+from cascade.samples import draw
 from tests.loopback import FakeOpenAI, chat_body
 
 MESSAGES = [Message(role="system", content="You fix code."), Message(role="user", content="Fix")]
@@ -259,6 +260,33 @@ async def test_recorded_answers_replay(tmp_path: Path) -> None:
     assert again.text == first.text == "recorded answer"
     assert again.usage == first.usage
     assert len(record.read_text(encoding="utf-8").splitlines()) == 2  # replays are not recorded
+
+
+@pytest.mark.anyio
+async def test_each_sample_is_recorded_and_replayed_as_itself(tmp_path: Path) -> None:
+    record = tmp_path / "rec.jsonl"
+    rung = RungConfig(name="cheap", model="gpt-4o-mini", samples=3)
+    answers = iter(["answer one", "answer two", "answer three"])
+
+    class Live:  # a real LitellmModel per call, each with its own mocked answer
+        name = "cheap"
+
+        async def complete(self, messages: Any, p: CompletionParams) -> Any:
+            mock = {"mock_response": next(answers)}
+            return await LitellmModel(
+                rung, recorder=Recorder(record), litellm_kwargs=mock
+            ).complete(messages, p)
+
+    live = await draw(Live(), MESSAGES, params(attempt=1), 3)
+    lines = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    assert sorted(x.get("sample", 1) for x in lines) == [1, 2, 3]
+    assert "sample" not in next(x for x in lines if x["content"] == live[0].text)
+
+    replayed = build_model(as_replay(rung, "rec.jsonl"), config_dir=tmp_path)
+    again = await draw(replayed, MESSAGES, params(attempt=1), 3)
+    assert [a.text for a in again] == [a.text for a in live]  # sample n gets sample n's answer
+    more = await draw(replayed, MESSAGES, params(attempt=1), 4)
+    assert more[3].text == live[0].text  # more samples than recorded: the first answer
 
 
 # --- a loopback server speaking the OpenAI API -------------------------------------------

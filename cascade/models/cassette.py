@@ -1,11 +1,14 @@
 """Replay cassettes: JSONL files of recorded model answers, one object a line, matched by
-(task id, rung model string, attempt). Pure file handling; the litellm side is in `replay.py`.
+(task id, rung model string, attempt, sample). Pure file handling; the litellm side is in
+`replay.py`.
 
     {"task": "ISSUE-7", "model": "replay/cheap", "attempt": 1, "content": "...",
      "usage": {"prompt_tokens": 900, "completion_tokens": 250}}
 
 An optional `"latency_s": 1.5` makes the replayed answer arrive that much later (a simulated
 model latency, for benchmarks and tests of a batch under load); recorded lines leave it out.
+A rung with `samples > 1` records `"sample": n` (2, 3, ...) on each of its answers but the first;
+a replay with more samples than were recorded serves sample 1's answer to the others.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from cascade.errors import ConfigError, ProviderEscalate
 from cascade.records import Usage
 from cascade.validation import describe
 
-CassetteKey = tuple[str, str, int]  # (task id, rung model string, attempt)
+CassetteKey = tuple[str, str, int, int]  # (task id, rung model string, attempt, sample)
 
 
 class CassetteEntry(BaseModel):
@@ -31,18 +34,21 @@ class CassetteEntry(BaseModel):
     task: str
     model: str
     attempt: int = Field(ge=1)
+    sample: int = Field(default=1, ge=1)
     content: str
     usage: Usage = Usage()
     latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
 
     @property
     def key(self) -> CassetteKey:
-        return (self.task, self.model, self.attempt)
+        return (self.task, self.model, self.attempt, self.sample)
 
     def to_line(self) -> str:
         data = self.model_dump(mode="json")
         if not self.latency_s:
             del data["latency_s"]  # a recorded answer's line keeps the documented shape
+        if self.sample == 1:
+            del data["sample"]
         return json.dumps(data, ensure_ascii=False) + "\n"
 
 
@@ -77,13 +83,16 @@ class Cassette:
             entries[entry.key] = entry
         return cls(path, entries)
 
-    def find(self, task: str, model: str, attempt: int) -> CassetteEntry | None:
-        return self._entries.get((task, model, attempt))
+    def find(self, task: str, model: str, attempt: int, sample: int = 1) -> CassetteEntry | None:
+        found = self._entries.get((task, model, attempt, sample))
+        return found or self._entries.get((task, model, attempt, 1))
 
-    def answer(self, task: str, model: str, attempt: int, *, rung: str = "") -> CassetteEntry:
+    def answer(
+        self, task: str, model: str, attempt: int, *, sample: int = 1, rung: str = ""
+    ) -> CassetteEntry:
         """The recorded answer; a miss is a `ProviderEscalate` (the rung fails, the ladder goes
         on), never a silent pass."""
-        entry = self.find(task, model, attempt)
+        entry = self.find(task, model, attempt, sample)
         if entry is None:
             raise ProviderEscalate(
                 f"cassette {self.path} has no answer for task {task!r}, model {model!r}, "

@@ -80,7 +80,7 @@ class LitellmModel:
                 replay.install(self._cassette, self.rung)
                 self._installed = True
             kwargs["metadata"] = replay.request_metadata(
-                self._cassette, self.rung, params.task_id, params.attempt
+                self._cassette, self.rung, params.task_id, params.attempt, params.sample
             )
         started = time.monotonic()
         try:

@@ -57,6 +57,7 @@ class Recorder:
             task=params.task_id,
             model=replay_model(rung),
             attempt=params.attempt,
+            sample=params.sample,
             content=completion.text,
             usage=completion.usage,
         )

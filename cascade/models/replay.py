@@ -32,6 +32,7 @@ class ReplayRequest(TypedDict):
     model: str  # the rung's model string, `replay/<name>`
     task: str
     attempt: int
+    sample: int
 
 
 class ReplayHandler(CustomLLM):
@@ -78,8 +79,9 @@ class ReplayHandler(CustomLLM):
                 f"cassette {request['cassette']} is not installed", rung=request["rung"]
             )
         entry = cassette.answer(
-            request["task"], request["model"], request["attempt"], rung=request["rung"]
-        )
+            request["task"], request["model"], request["attempt"],
+            sample=request.get("sample", 1), rung=request["rung"],
+        )  # fmt: skip
         response: ModelResponse = kwargs["model_response"]
         response.choices[0].message.content = entry.content
         response.model = request["model"]
@@ -117,9 +119,10 @@ def install(cassette: Cassette, rung: RungConfig) -> None:
 
 
 def request_metadata(
-    cassette: Cassette, rung: RungConfig, task: str, attempt: int
+    cassette: Cassette, rung: RungConfig, task: str, attempt: int, sample: int = 1
 ) -> dict[str, Any]:
     request = ReplayRequest(
-        cassette=str(cassette.path), rung=rung.name, model=rung.model, task=task, attempt=attempt
-    )
+        cassette=str(cassette.path), rung=rung.name, model=rung.model, task=task,
+        attempt=attempt, sample=sample,
+    )  # fmt: skip
     return {METADATA_KEY: request}
