@@ -13,7 +13,6 @@ from cascade.protocols import Sandbox
 
 # Caches that tools write as a side effect are not the tree; `.git` holds our own reports.
 SKIP_DIRS = (".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis")
-SCRIPT = Path(tree_walk.__file__).read_text(encoding="utf-8")  # run as `python -I -c`
 
 
 async def snapshot(sandbox: Sandbox) -> dict[str, str]:
@@ -25,7 +24,8 @@ async def snapshot(sandbox: Sandbox) -> dict[str, str]:
         state = await own(SKIP_DIRS)
         if state is not None:
             return {str(k): str(v) for k, v in state.items()}
-    result = await sandbox.exec(["python", "-I", "-c", SCRIPT, *SKIP_DIRS], timeout=120)
+    script = Path(tree_walk.__file__).read_text(encoding="utf-8")  # run as `python -I -c`
+    result = await sandbox.exec(["python", "-I", "-c", script, *SKIP_DIRS], timeout=120)
     if result.exit_code != 0:
         raise SandboxError(
             f"cannot snapshot the workspace: {(result.stderr or result.stdout)[-300:]}"

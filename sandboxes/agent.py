@@ -3,8 +3,10 @@ to pid 1's stdin over one attach connection, responses read from its stdout by o
 thread and handed to whichever worker thread is waiting for them. Blocking by design: the
 sandbox calls it from `anyio.to_thread`, as it calls the docker SDK.
 
-When the connection breaks, every waiting call and every later one raises `AgentGone`, and the
-sandbox goes back to `docker exec` for the rest of its life: slower, never wrong."""
+When the connection breaks, a waiting call raises `AgentGone` (its request may have run), and
+every later one `AgentUnavailable` (nothing was sent), as does a request the agent refuses to
+serve; the sandbox then goes back to `docker exec` for the rest of its life: slower, never
+wrong."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import contextlib
 import itertools
 import json
 import logging
+import socket
 import struct
 import threading
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +27,32 @@ from cascade import tree_walk
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("agent_main.py").read_text(encoding="utf-8")
-WALKER = Path(tree_walk.__file__).read_text(encoding="utf-8")
 ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-STDOUT, STDERR = 1, 2
+STDERR = 2  # the stream number of pid 1's stderr in the attach stream
+FILE_WAIT = 120.0  # seconds a read, write or snapshot may take before the agent is given up
 
 
 class AgentGone(Exception):
-    """The connection to the agent is closed or broken: use `docker exec` instead."""
+    """The connection broke while a request was out: it may have run, so it is not re-run."""
+
+
+class AgentUnavailable(Exception):
+    """Nothing was run: the agent is gone, or refused to serve. Use `docker exec` instead."""
 
 
 class AgentError(Exception):
     """The agent answered that it could not serve the request (its words are the message)."""
 
 
+@cache
+def _source(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
 def command(ttl: float, workdir: str) -> list[str]:
-    """The container's command: the agent as pid 1."""
-    return ["python3", "-I", "-c", SOURCE, str(ttl), workdir, WALKER]
+    """The container's command: the agent as pid 1, given the tamper walk's source."""
+    agent = _source(str(Path(__file__).with_name("agent_main.py")))
+    return ["python3", "-I", "-c", agent, str(ttl), workdir, _source(tree_walk.__file__)]
 
 
 class AgentClient:
@@ -86,22 +99,24 @@ class AgentClient:
         return int(reply["code"])
 
     def read(self, path: str) -> bytes | None:
-        data = self._call({"op": "read", "path": path})["data"]
+        data = self._call({"op": "read", "path": path}, FILE_WAIT)["data"]
         return None if data is None else base64.b64decode(data)
 
     def write(self, files: Mapping[str, bytes | None]) -> None:
         encoded = [
             [p, None if d is None else base64.b64encode(d).decode()] for p, d in files.items()
         ]
-        self._call({"op": "write", "files": encoded})
+        self._call({"op": "write", "files": encoded}, FILE_WAIT)
 
     def tree_state(self, skip: Sequence[str]) -> dict[str, str]:
         """The workspace snapshot of the gate's tamper check (cascade/tree_walk.py)."""
-        tree = self._call({"op": "snapshot", "skip": list(skip)})["tree"]
+        tree = self._call({"op": "snapshot", "skip": list(skip)}, FILE_WAIT)["tree"]
         return {str(k): str(v) for k, v in tree.items()}
 
     def close(self) -> None:
         self._fail("closed")
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread out of recv
         with contextlib.suppress(OSError):
             self._sock.close()
 
@@ -112,7 +127,7 @@ class AgentClient:
         slot = _Slot()
         with self._lock:
             if self._gone:
-                raise AgentGone("the sandbox agent is gone")
+                raise AgentUnavailable("the sandbox agent is gone")
             self._waiting[rid] = slot
         data = json.dumps({"id": rid, **request}).encode() + b"\n"
         try:
@@ -124,6 +139,9 @@ class AgentClient:
             self._fail(f"no answer in {wait:g} s")  # wedged: nothing more is asked of it
         if slot.reply is None:
             raise AgentGone(slot.why)
+        if "unavailable" in slot.reply:
+            self._fail(f"it refused to serve: {slot.reply['unavailable']}")
+            raise AgentUnavailable(str(slot.reply["unavailable"]))
         if "error" in slot.reply:
             raise AgentError(str(slot.reply["error"]))
         return slot.reply

@@ -12,6 +12,9 @@ on stdout, matched by `id`:
     {"id": 3, "op": "write", "files": [["rel/path", b64 | null], ...]}   -> {"id": 3}
     {"id": 4, "op": "snapshot", "skip": [".git", ...]}        -> {"id": 4, "tree": {path: digest}}
 
+and `{"id": n, "unavailable": "why"}` to every request when it cannot serve safely (it could not
+make itself non-dumpable): nothing is run, and the host uses `docker exec` instead.
+
 The snapshot is the gate's tamper check walk; its code (cascade/tree_walk.py) comes as the
 third argument, so the walk has one definition wherever it runs.
 
@@ -30,6 +33,7 @@ import json
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -54,8 +58,11 @@ Walker = Callable[[str, frozenset[str]], dict[str, str]]
 
 
 class Agent:
-    def __init__(self, workdir: str, ttl: float, walker: Walker | None = None) -> None:
+    def __init__(
+        self, workdir: str, ttl: float, walker: Walker | None = None, refuse: str = ""
+    ) -> None:
         self.workdir = workdir
+        self.refuse = refuse  # non-empty: answer every request `unavailable`, run nothing
         self.walker = walker
         self.deadline = time.monotonic() + ttl
         self.sel = selectors.DefaultSelector()
@@ -108,6 +115,9 @@ class Agent:
             request = json.loads(line)
             rid = int(request["id"])
             op = request["op"]
+            if self.refuse:  # the host then does it all through `docker exec`
+                self.respond({"id": rid, "unavailable": self.refuse})
+                return
             if op == "run":
                 self.start(rid, request["argv"], request.get("env") or {})
             elif op == "read":
@@ -198,12 +208,17 @@ class Agent:
 
     def read_file(self, path: str) -> str | None:
         """The file's bytes, following links as the sandbox user would; None when it is not
-        a regular file."""
+        a regular file. Opened without blocking and checked before reading: a FIFO (or a link
+        to one, or to pid 1's own stdin) planted by code in the sandbox must not stall init."""
         try:
-            with open(os.path.join(self.workdir, path), "rb") as handle:
-                return _b64(handle.read())
+            fd = os.open(os.path.join(self.workdir, path), os.O_RDONLY | os.O_NONBLOCK)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return _b64(handle.read())
 
     def write_files(self, files: list[list[str | None]]) -> None:
         """Writes replace what was there (a link is replaced, not followed) and keep an
@@ -245,14 +260,18 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _undumpable() -> None:
-    """No ptrace, no /proc/<pid>/mem for processes of the same user (prctl PR_SET_DUMPABLE 0)."""
+def _undumpable() -> str:
+    """No ptrace, no /proc/<pid>/mem or fd/ for processes of the same user (prctl
+    PR_SET_DUMPABLE 0). Returns why not, or "": without it a test could forge answers."""
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(4, 0, 0, 0, 0) != 0:
+            return f"prctl(PR_SET_DUMPABLE) failed: errno {ctypes.get_errno()}"
+    except (ImportError, OSError, AttributeError) as exc:
+        return f"cannot make itself non-dumpable: {exc!r}"
+    return ""
 
 
 def _walker(source: str) -> Walker:
@@ -264,8 +283,10 @@ def _walker(source: str) -> Walker:
 def main(argv: list[str]) -> None:
     """argv: TTL seconds, the workspace, and optionally the tree walk's source."""
     ttl, workdir = float(argv[0]), argv[1]
-    _undumpable()
-    Agent(workdir, ttl, _walker(argv[2]) if len(argv) > 2 else None).serve()
+    # Python handles SIGINT itself, and a handled signal reaches init: ignored, it does not.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    refuse = _undumpable()
+    Agent(workdir, ttl, _walker(argv[2]) if len(argv) > 2 else None, refuse).serve()
 
 
 if __name__ == "__main__":

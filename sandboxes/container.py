@@ -23,7 +23,7 @@ from cascade.edit_apply import apply_edits
 from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
 from cascade.workspace import INIT_SCRIPT, archive, reset_workspace
-from sandboxes.agent import AgentClient, AgentError, AgentGone
+from sandboxes.agent import AgentClient, AgentError, AgentGone, AgentUnavailable
 from sandboxes.container_spec import LIMIT_COUNTERS, SWEEP, USER, WRAPPER, container_spec
 from sandboxes.engine import (
     CREATED_LABEL,
@@ -146,7 +146,8 @@ class DockerSandbox:
     async def read_file(self, path: str) -> bytes | None:
         agent = self._agent
         if agent is not None and agent.alive:
-            return await self._call(self._agent_read, agent, relative(path))  # type: ignore[no-any-return]
+            with contextlib.suppress(AgentUnavailable):  # nothing read: `docker cp` below
+                return await self._call(self._agent_read, agent, relative(path))  # type: ignore[no-any-return]
         target = f"{WORKDIR}/{relative(path)}"
         data: bytes | None
         data, is_link = await self._call(self._get_file, target)
@@ -160,8 +161,10 @@ class DockerSandbox:
             raise SandboxError("sandbox is closed")
         agent = self._agent
         if agent is not None and agent.alive:
-            await self._call(self._agent_write, agent, {relative(p): d for p, d in files.items()})
-            return
+            inside = {relative(p): d for p, d in files.items()}
+            with contextlib.suppress(AgentUnavailable):  # nothing written: `docker cp` below
+                await self._call(self._agent_write, agent, inside)
+                return
         writes = {p: d for p, d in files.items() if d is not None}
         deletes = [f"{WORKDIR}/{relative(p)}" for p, d in files.items() if d is None]
         if writes:  # an overwritten file keeps its executable bit, as with LocalSandbox
@@ -181,6 +184,8 @@ class DockerSandbox:
             return None
         try:
             return await self._call(agent.tree_state, skip)  # type: ignore[no-any-return]
+        except AgentUnavailable:
+            return None  # the gate walks the tree with a script instead
         except (AgentGone, AgentError) as exc:
             raise SandboxError(f"cannot snapshot the workspace: {exc}") from exc
 
@@ -219,6 +224,8 @@ class DockerSandbox:
         if agent is not None and agent.alive:
             try:
                 return agent.run(argv, env, out, err, wait)
+            except AgentUnavailable:
+                pass  # nothing ran: `docker exec` below
             except AgentGone as exc:  # mid-command: it may have run, so it is not run again
                 raise SandboxError(f"lost the sandbox's command server: {exc}") from exc
             except AgentError as exc:
@@ -370,7 +377,7 @@ def _create(image: str, options: DockerOptions, run_id: str, tar_bytes: bytes) -
 def _attach(container: Any) -> AgentClient | None:
     try:
         return AgentClient.attach(container)
-    except DockerException as exc:  # commands still run, each through `docker exec`
+    except Exception as exc:  # whatever broke, commands still run, through `docker exec`
         log.warning("no command server in %s (%s): using docker exec", container.name, exc)
         return None
 

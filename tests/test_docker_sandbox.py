@@ -360,7 +360,7 @@ async def test_commands_run_through_pid_1_which_the_sandbox_cannot_kill_or_read(
     box: DockerSandbox,
 ) -> None:
     assert (await box.exec(["python", "-c", PARENTS], timeout=30)).stdout == "1\n"
-    await box.exec(["sh", "-c", "kill -KILL 1; kill -TERM 1"], timeout=30)
+    await box.exec(["sh", "-c", "kill -KILL 1; kill -TERM 1; kill -INT 1"], timeout=30)
     peek = await box.exec(["sh", "-c", "cat /proc/1/environ"], timeout=30)
     assert peek.exit_code != 0 and "Permission denied" in peek.stderr  # not dumpable: no ptrace
     after = await box.exec(["python", "-c", PARENTS], timeout=30)

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from cascade.tree import SKIP_DIRS
-from cascade.tree_walk import tree_state
+from cascade.tree_walk import LARGE, tree_state
 from sandboxes import agent_main
 from sandboxes.agent import command
 
@@ -188,3 +189,39 @@ def test_snapshot_is_the_tamper_walk(agent: Conn, workdir: Path) -> None:
     (workdir / "pkg" / "a.py").write_text("A = 2\n")
     again = agent.call(op="snapshot", skip=list(SKIP_DIRS))["tree"]
     assert {p for p in tree if tree[p] != again[p]} == {"run.sh", "pkg/a.py"}
+
+
+def test_a_fifo_or_its_own_stdin_read_as_nothing_without_blocking(
+    agent: Conn, workdir: Path
+) -> None:
+    os.mkfifo(workdir / "report.xml")  # as a test could plant where the gate reads its report
+    (workdir / "stdin").symlink_to("/proc/self/fd/0")  # pid 1's own request pipe
+    assert agent.call(op="read", path="report.xml")["data"] is None
+    assert agent.call(op="read", path="stdin")["data"] is None
+    assert agent.call(op="run", argv=["true"])["code"] == 0  # still serving
+
+
+def test_sigint_does_not_stop_it(agent: Conn) -> None:
+    assert agent.call(op="run", argv=["true"])["code"] == 0  # up and serving
+    agent.proc.send_signal(signal.SIGINT)
+    assert agent.call(op="run", argv=["true"])["code"] == 0
+
+
+def test_when_it_cannot_serve_safely_it_runs_nothing(workdir: Path) -> None:
+    said: list[dict[str, object]] = []
+    refusing = agent_main.Agent(str(workdir), 60, refuse="prctl(PR_SET_DUMPABLE) failed")
+    refusing.respond = said.append  # type: ignore[method-assign]
+    refusing.handle(json.dumps({"id": 7, "op": "run", "argv": ["touch", "ran"]}).encode())
+    assert said == [{"id": 7, "unavailable": "prctl(PR_SET_DUMPABLE) failed"}]
+    assert not (workdir / "ran").exists()
+
+
+def test_a_huge_file_is_known_by_its_stat_not_read(workdir: Path) -> None:
+    huge = workdir / "sparse.bin"
+    with huge.open("wb") as handle:
+        handle.truncate(LARGE + 1)  # sparse: reading it would take a while, hashing longer
+    before = tree_state(str(workdir), frozenset())
+    with huge.open("r+b") as handle:
+        handle.write(b"x")  # same size, new content
+    after = tree_state(str(workdir), frozenset())
+    assert before["sparse.bin"] != after["sparse.bin"]
