@@ -13,6 +13,7 @@ from cascade.cli_errors import reported
 from cascade.cli_fix import fix
 from cascade.cli_init import init
 from cascade.cli_ladder import ladder_app
+from cascade.cli_options import SandboxOption
 from cascade.cli_replay import replay
 from cascade.cli_report import report_app
 from cascade.cli_sandbox import sandbox_app
@@ -46,12 +47,12 @@ def proof_verify(
     ),
     repo: Path = typer.Option(Path("."), help="With --reexecute: the repository of the run."),
     config: Path | None = typer.Option(None, help="With --reexecute: a config file."),
-    sandbox: str | None = typer.Option(None, help="With --reexecute: the sandbox backend."),
+    sandbox: SandboxOption = None,
 ) -> None:
     """Check the hash chain, every blob's digest and the receipt; exit 0 only when intact.
 
     Exit codes: 0 intact (and, with --reexecute, every verdict the same), 1 not, 2 usage,
-    3 infrastructure (the sandbox could not run the gate)."""
+    3 infrastructure (with --reexecute: a patch could not be applied or gated again)."""
     from cascade.verify import format_report, verify_run
 
     if not run_dir.is_dir():
@@ -68,12 +69,14 @@ def proof_verify(
         result = regate_folder(run_dir, repo, config, sandbox, 1)
     typer.echo(render_regate(result))
     data = result.to_json()
-    same = data["patches"] > 0 and not (data["changed"] or data["errors"] or data["skipped"])
-    typer.echo(
-        "re-executed: every verdict is the same" if same
-        else "re-executed: the verdicts are not reproduced (see above)"
-    )  # fmt: skip
-    raise typer.Exit(0 if same else 1)
+    if data["errors"] or data["skipped"]:
+        typer.echo("re-executed: some patches could not be judged again (see above)")
+        raise typer.Exit(3)
+    if data["changed"]:
+        typer.echo("re-executed: the verdicts are not reproduced (see above)")
+        raise typer.Exit(1)
+    said = "every verdict is the same" if data["patches"] else "no patch was gated in this run"
+    typer.echo(f"re-executed: {said}")
 
 
 @config_app.command("show")

@@ -111,7 +111,8 @@ async def _one(
     try:
         baselines = await gate.baseline(sandbox, task)
         for attempt in item.attempts:
-            if not attempt.patch_sha256:
+            # Only patches the gate judged: an infra_error attempt has a patch but no verdict.
+            if not attempt.patch_sha256 or attempt.status not in ("verified", "rejected"):
                 continue
             blob = item.run_dir / BLOBS_DIR / attempt.patch_sha256
             before = "accepted" if attempt.status == "verified" else "rejected"

@@ -16,7 +16,9 @@ from cascade.errors import InfraError, ProviderEscalate, ProviderRetry, Provider
 from cascade.gate import Gate
 from cascade.proof import ATTEMPTS_FILE, BLOBS_DIR, ProofLog
 from cascade.records import Issue, RunOutcome, Task, Verdict
+from cascade.regate import RegateTask, regate
 from cascade.registry import sandbox_opener
+from cascade.report_data import read_attempts
 from cascade.testing import ScriptedModel, git, make_repo
 from cascade.verify import verify_run
 from evaluators.testsuite import PytestEvaluator
@@ -220,8 +222,8 @@ async def test_an_edit_that_changes_nothing_is_apply_noop(repo: Path, tmp_path: 
 class Broken:
     """An evaluator whose harness fails (an OOM-killed tool, a dead container)."""
 
-    def __init__(self, name: str, fails: bool) -> None:
-        self.name, self.fails = name, fails
+    def __init__(self, name: str, fails: bool | int) -> None:
+        self.name, self.fails = name, fails  # True: always; a number: that many times
 
     def baseline_key(self, task: Task) -> str:
         return ""
@@ -233,6 +235,8 @@ class Broken:
         self, sandbox: Any, task: Task, patch: Any, baseline: Mapping[str, Any]
     ) -> Verdict:
         if self.fails:
+            if not isinstance(self.fails, bool):
+                self.fails -= 1
             raise InfraError("mypy was killed (out of memory)")
         return Verdict(evaluator=self.name, passed=True)
 
@@ -268,3 +272,20 @@ async def test_an_issue_without_tests_says_the_gate_checks_regressions_only(
     assert any("can only check that nothing regresses" in e.message for e in events)
     assert "can only check that nothing regresses" in json.dumps(records[0]["decision"])
     assert outcome.status == "verified"
+
+
+@pytest.mark.anyio
+async def test_reexecution_judges_only_the_patches_the_gate_judged(
+    repo: Path, tmp_path: Path
+) -> None:
+    # The first attempt's gate broke (infra_error, a patch but no verdict); the retry verified.
+    gate = Gate([Broken("mypy", fails=1), PytestEvaluator(PytestConfig())], check_tamper=False)
+    cheap = ScriptedModel("cheap", sequence=[RIGHT, RIGHT])
+    outcome, records, _ = await _run(repo, tmp_path, cheap, ScriptedModel("strong"), gate=gate)
+    assert [r["status"] for r in records] == ["infra_error", "verified"]
+    assert records[0]["patch_sha256"]
+    run_dir = Path(outcome.run_dir)
+    task = RegateTask(_task(repo).issue, outcome, read_attempts(run_dir), run_dir)
+    fresh = Gate([PytestEvaluator(PytestConfig())])
+    result = await regate([task], fresh, lambda _: sandbox_opener(SandboxConfig(), "local"), repo)
+    assert [(p.seq, p.before, p.after) for p in result.patches] == [(2, "accepted", "accepted")]
