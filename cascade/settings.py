@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cascade.config import CascadeConfig
 from cascade.errors import ConfigError
@@ -64,7 +64,7 @@ def load_config(
         # Only a name that starts with a section is a setting: CASCADE_TOKEN or CASCADE_HOME,
         # set for something else, is not cascade's to refuse. A misspelt key inside a section
         # is still an error, with the variable named.
-        if keys[0] in CascadeConfig.model_fields:
+        if _is_setting(keys):
             _set(data, keys, _env_value(env[name]), origins, f"env {name}")
         elif len(keys) > 1:
             log.warning("%s is not a cascade setting (no [%s] section): ignored", name, keys[0])
@@ -81,6 +81,16 @@ def load_config(
         config_file=chosen,
         origins=origins,
     )
+
+
+def _is_setting(keys: list[str]) -> bool:
+    """CASCADE_<SECTION>__<KEY>, or a whole top-level value that is not a section
+    (CASCADE_LADDER as JSON); a bare section name (CASCADE_RUN) is someone else's."""
+    field = CascadeConfig.model_fields.get(keys[0])
+    if field is None:
+        return False
+    section = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    return len(keys) > 1 or not section
 
 
 def _read_file(repo: Path, config_file: Path | None) -> tuple[Path | None, dict[str, Any]]:

@@ -21,7 +21,12 @@ def test_a_section_variable_sets_its_key_and_says_where_it_came_from(tmp_path: P
 def test_other_cascade_variables_are_not_cascade_settings(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    env = {"CASCADE_TOKEN": "x", "CASCADE_HOME": "/opt/other-tool", "CASCADE_SANDBX__BACKEND": "l"}
+    env = {
+        "CASCADE_TOKEN": "x",
+        "CASCADE_HOME": "/opt/other-tool",
+        "CASCADE_RUN": "nightly",  # a section's bare name is no setting either
+        "CASCADE_SANDBX__BACKEND": "l",
+    }
     with caplog.at_level(logging.WARNING):
         loaded = load_config(tmp_path, environ=env)
     assert loaded.config.sandbox.backend == "auto"
