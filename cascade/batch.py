@@ -169,7 +169,11 @@ class BatchDir:
                                 reason=reason))  # fmt: skip
 
     def retry(self, task_id: str, run_id: str) -> None:
-        """Reopen a task whose run `run_id` ended in error, to run it again."""
+        """Reopen a task whose run `run_id` ended in error, to run it again; that run is kept,
+        marked as superseded like any aborted run."""
+        run_dir = self.runs_dir / run_id
+        if run_dir.is_dir():
+            _write_text(run_dir / ABORTED_FILE, f"{now()} superseded: replay --retry-errors\n")
         self._append(LedgerLine(event="retry", at=now(), task=task_id, run_id=run_id,
                                 reason="replay --retry-errors"))  # fmt: skip
 

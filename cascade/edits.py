@@ -326,6 +326,9 @@ def hunk_not_found(path: str, original: str | None, diff: str) -> str:
     """Why a udiff edit did not apply, in the words a SEARCH miss gets: the first hunk whose
     context and removed lines are not in the file, and the file's closest lines ("" when every
     hunk's lines are there: git refused it for another reason)."""
+    headers = [line for line in diff.split("\n") if line.startswith("--- ")]
+    if headers != [f"--- a/{path}"]:  # a new, deleted, renamed or multi-file diff: git's words
+        return ""
     if original is None:
         return f"{path} does not exist; a diff that creates it starts with `--- /dev/null`."
     lines = _lines(original.replace("\r\n", "\n"))

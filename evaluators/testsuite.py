@@ -123,8 +123,7 @@ class PytestEvaluator:
                 runs.append(await self._run(sandbox, []))
             else:
                 only = set(paths)
-            outcomes = baseline.get("outcomes", {})
-            before = {n: o for n, o in outcomes.items() if not _is_hidden(n, issue)}
+            before = dict(baseline.get("outcomes", {}))  # judge() leaves the hidden ones out
             rerun, flaky = await self._rerun_failures(sandbox, runs[-1], issue, before, only)
         for nodeid in flaky:  # not held against the patch; reported as flaky instead
             before.pop(nodeid, None)
@@ -298,8 +297,9 @@ _ROOTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 def _shared(issue: Issue) -> bool:
     """Whether the baseline can be run without the issue's hidden files, and so be shared by
     every task on the commit: they are all test modules (`test_*.py`, `*_test.py`: no conftest,
-    fixture or data file that could change how other tests run) and hold every hidden test
-    (none of which then exists at baseline)."""
+    fixture or data file that could change how other tests run) and hold every hidden test. A
+    hidden module that replaces a public one has the public one run at baseline instead; either
+    way its file's tests are left out when a patch is judged (`judge`'s `hidden_files`)."""
     files = issue.hidden_files
     modules = all(_is_test_module(path) for path in files)
     return modules and all(file_of(nodeid) in files for nodeid in issue.hidden_tests)
