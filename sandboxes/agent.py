@@ -114,11 +114,12 @@ class AgentClient:
         return {str(k): str(v) for k, v in tree.items()}
 
     def close(self) -> None:
+        """Shut the connection down; the reader thread, woken out of recv, closes the socket
+        itself (closed here, its file descriptor could be reused by another socket before the
+        reader's next recv, which would then read that socket's data)."""
         self._fail("closed")
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread out of recv
-        with contextlib.suppress(OSError):
-            self._sock.close()
+            self._sock.shutdown(socket.SHUT_RDWR)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -147,6 +148,13 @@ class AgentClient:
         return slot.reply
 
     def _read_loop(self) -> None:
+        try:
+            self._read_frames()
+        finally:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+    def _read_frames(self) -> None:
         buf = b""
         line = bytearray()
         try:

@@ -6,6 +6,7 @@ one that lost a request mid-run."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import struct
@@ -30,10 +31,14 @@ class FakeAgent:
     def __init__(self, sock: socket.socket, reply: Reply) -> None:
         self.sock, self.reply = sock, reply
         self.requests: list[dict[str, object]] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        threading.Thread(target=self._serve, name="fake-agent", daemon=True).start()
 
     def _serve(self) -> None:
         pending = b""
+        with contextlib.suppress(OSError):
+            self._loop(pending)
+
+    def _loop(self, pending: bytes) -> None:
         while chunk := self.sock.recv(65536):
             pending += chunk
             while b"\n" in pending:
@@ -52,6 +57,14 @@ class FakeAgent:
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     host, agent = socket.socketpair()
     yield host, agent
+    for s in (host, agent):
+        # Shut down before closing: a thread blocked in recv then returns, instead of waking
+        # later on whatever socket reuses the file descriptor.
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+    for thread in threading.enumerate():
+        if thread.name == "fake-agent":
+            thread.join(timeout=5)
     for s in (host, agent):
         s.close()
 
