@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,22 +19,24 @@ from cascade.config import SandboxConfig
 from cascade.edit_apply import apply_edits
 from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
-from cascade.workspace import INIT_SCRIPT, archive, reset_workspace
+from cascade.workspace import INIT_SCRIPT, reset_workspace
 from sandboxes.agent import AgentClient, AgentError, AgentGone, AgentUnavailable
-from sandboxes.container_spec import LIMIT_COUNTERS, SWEEP, USER, WRAPPER, container_spec
+from sandboxes.container_spec import LIMIT_COUNTERS, SWEEP, USER, WRAPPER
+from sandboxes.container_start import (
+    Started,
+    environment,
+    explain,
+    put_archive,
+    start,
+    workspace_tar,
+)
 from sandboxes.engine import (
-    CREATED_LABEL,
-    OWNER_LABEL,
     RESOURCE_EXCEEDED,
-    RUN_LABEL,
     SANDBOX_UID,
-    TTL_LABEL,
     WORKDIR,
     DockerOptions,
-    connect,
 )
-from sandboxes.setup_layer import environment_image
-from sandboxes.workspace_tar import files_tar, first_file, relative, reown
+from sandboxes.workspace_tar import files_tar, first_file, relative
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +54,15 @@ INIT_ENV = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.bigFileThreshold"
 
 
 class DockerSandbox:
-    def __init__(self, client: Any, container: Any, volume: Any, image_id: str) -> None:
-        self._client = client
-        self._container = container
-        self._volume = volume
-        self._image_id = image_id
+    def __init__(self, started: Started) -> None:
+        self._client = started.client
+        self._container = started.container
+        self._volume = started.volume
+        self._image_id = started.image_id
+        self._agent = started.agent  # pid 1's command server, when attached
         self._limiter = anyio.CapacityLimiter(4)
         self._limit_counts: dict[str, int] = {}
         self._closed = False
-        self._agent: AgentClient | None = None  # pid 1's command server, when attached
 
     @property
     def image_id(self) -> str:
@@ -82,16 +81,17 @@ class DockerSandbox:
         config = config or SandboxConfig()
         options = DockerOptions.from_config(config)
         limiter = anyio.CapacityLimiter(4)
-        tar_bytes = await anyio.to_thread.run_sync(_workspace_tar, repo, commit, limiter=limiter)
+        tar_bytes = await anyio.to_thread.run_sync(workspace_tar, repo, commit, limiter=limiter)
         image = config.image
         if config.setup:  # cancelled, the abandoned build still ends and removes its container
             image = await anyio.to_thread.run_sync(
-                _environment, config, repo, commit, tar_bytes,
+                environment, config, repo, commit, tar_bytes,
                 abandon_on_cancel=True, limiter=limiter,
             )  # fmt: skip
-        box = await anyio.to_thread.run_sync(
-            _create, image, options, run_id, tar_bytes, limiter=limiter
+        started = await anyio.to_thread.run_sync(
+            start, image, options, run_id, tar_bytes, limiter=limiter
         )
+        box = cls(started)
         try:
             result = await box.exec(["sh", "-c", INIT_SCRIPT], timeout=120, env=INIT_ENV)
             if result.exit_code != 0:
@@ -209,7 +209,7 @@ class DockerSandbox:
         try:
             return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
         except DockerException as exc:
-            raise SandboxError(f"docker: {_explain(exc)}") from exc
+            raise SandboxError(f"docker: {explain(exc)}") from exc
 
     def _exec_blocking(
         self,
@@ -246,7 +246,7 @@ class DockerSandbox:
                 _keep(err, chunk_err)
             return int(api.exec_inspect(exec_id)["ExitCode"])
         except DockerException as exc:
-            raise SandboxError(f"docker exec failed: {_explain(exc)}") from exc
+            raise SandboxError(f"docker exec failed: {explain(exc)}") from exc
 
     def _run_raw(self, argv: list[str]) -> tuple[int, bytes]:
         out, err = bytearray(), bytearray()
@@ -273,8 +273,7 @@ class DockerSandbox:
         return first_file(stream)
 
     def _put(self, data: bytes) -> None:
-        if not self._container.put_archive(WORKDIR, data):
-            raise SandboxError("docker refused to copy files into the workspace")
+        put_archive(self._container, data)
 
     async def _sweep(self) -> None:
         try:
@@ -312,88 +311,8 @@ class DockerSandbox:
             except NotFound:
                 pass
             except DockerException as exc:
-                log.warning("could not remove %s %s: %s", what, remove.name, _explain(exc))
+                log.warning("could not remove %s %s: %s", what, remove.name, explain(exc))
         self._client.close()
-
-
-def _workspace_tar(repo: Path, commit: str) -> bytes:
-    return reown(archive(repo, commit), SANDBOX_UID)
-
-
-def _environment(config: SandboxConfig, repo: Path, commit: str, tar_bytes: bytes) -> str:
-    def progress(line: str) -> None:
-        log.info("setup: %s", line)
-
-    return environment_image(
-        config, repo, commit, workspace_tar=tar_bytes, progress=progress
-    ).image_id
-
-
-def _create(image: str, options: DockerOptions, run_id: str, tar_bytes: bytes) -> DockerSandbox:
-    client = connect()
-    sandbox_id = uuid.uuid4().hex[:12]
-    name = f"cascade-{sandbox_id}"
-    labels = {
-        RUN_LABEL: run_id or sandbox_id,
-        CREATED_LABEL: str(int(time.time())),
-        TTL_LABEL: str(options.ttl),
-        OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}",
-    }
-    volume = container = None
-    try:
-        image_id = str(client.images.get(image).id)
-        volume = client.volumes.create(name=name, labels=labels, **_volume_driver(options))
-        container = client.containers.create(
-            name=name, **container_spec(options, image, name, labels)
-        )
-        box = DockerSandbox(client, container, volume, image_id)
-        if options.workspace == "tmpfs":
-            # A tmpfs volume exists only while a container has it mounted: fill it after start.
-            container.start()
-            box._put(tar_bytes)
-        else:
-            box._put(tar_bytes)  # the root is read-only, but a volume takes an archive unstarted
-            container.start()
-        box._agent = _attach(container)
-        return box
-    except NotFound as exc:
-        _cleanup(container, volume)
-        raise SandboxError(
-            f"sandbox image {image} not found: build it with `cascade sandbox build`"
-        ) from exc
-    except (DockerException, SandboxError) as exc:
-        _cleanup(container, volume)
-        if isinstance(exc, SandboxError):
-            raise
-        hint = ""
-        if "no space left" in str(exc).lower() and options.workspace == "tmpfs":
-            hint = (
-                f" (the in-memory workspace is capped at {options.workspace_size}: raise "
-                '[sandbox.options] workspace_size, or set workspace = "disk")'
-            )
-        raise SandboxError(f"could not start a sandbox container: {_explain(exc)}{hint}") from exc
-
-
-def _attach(container: Any) -> AgentClient | None:
-    try:
-        return AgentClient.attach(container)
-    except Exception as exc:  # whatever broke, commands still run, through `docker exec`
-        log.warning("no command server in %s (%s): using docker exec", container.name, exc)
-        return None
-
-
-def _volume_driver(options: DockerOptions) -> dict[str, Any]:
-    if options.workspace != "tmpfs":
-        return {}
-    mount = f"size={options.workspace_size},uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755"
-    return {"driver": "local", "driver_opts": {"type": "tmpfs", "device": "tmpfs", "o": mount}}
-
-
-def _cleanup(container: Any, volume: Any) -> None:
-    for item in (container, volume):
-        if item is not None:
-            with contextlib.suppress(DockerException):
-                item.remove(force=True)
 
 
 def _keep(buf: bytearray, chunk: bytes | None) -> None:
@@ -404,8 +323,3 @@ def _keep(buf: bytearray, chunk: bytes | None) -> None:
 def _text(buf: bytearray) -> str:
     text = buf.decode("utf-8", errors="replace")
     return text + "\n[output truncated]" if len(buf) >= MAX_OUTPUT else text
-
-
-def _explain(exc: BaseException) -> str:
-    detail = getattr(exc, "explanation", None) or str(exc)
-    return str(detail).strip().splitlines()[0][:300] if str(detail).strip() else repr(exc)

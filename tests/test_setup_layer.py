@@ -148,7 +148,7 @@ async def test_unchanged_dependencies_reuse_the_image(
     repo: Path, env_images: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = SandboxConfig(setup=_setup())
-    caplog.set_level(logging.INFO, logger="sandboxes.container")
+    caplog.set_level(logging.INFO, logger="sandboxes")  # the package: whichever module logs it
     first = await DockerSandbox.open(repo, "HEAD", config)
     await first.close()
     assert "setup: building environment" in caplog.text
