@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,15 +22,6 @@ from cascade.records import Issue
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "benchmarks" / "tasks"
-WRONG_KINDS = (
-    "breaks-other-test",
-    "fails-hidden",
-    "lint-error",
-    "type-error",
-    "edits-test",
-    "denied-path",
-    "uncovered",
-)
 Kind = Literal[
     "correct",
     "breaks-other-test",
@@ -41,6 +32,7 @@ Kind = Literal[
     "denied-path",
     "uncovered",
 ]
+WRONG_KINDS = tuple(k for k in get_args(Kind) if k != "correct")
 GIT_IDENTITY = ("-c", "user.name=cascade-bench", "-c", "user.email=bench@localhost")
 # Left behind by running a task repo's tools in place; never part of its base commit.
 TOOL_CACHES = ("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +13,12 @@ import pytest
 
 from cascade.edit_apply import canonical_patch
 from cascade.errors import InfraError
-from cascade.records import ExecResult, Issue, Patch, Task, Verdict
+from cascade.records import Issue, Patch, Task, Verdict
 from cascade.testing import git as _git
 from cascade.testing import make_repo
 from evaluators.lint import ARTIFACT, RuffConfig, RuffEvaluator
 from sandboxes.local import LocalSandbox
+from tests.system_python import SystemPythonSandbox, python_without
 
 PYPROJECT = '[project]\nname = "calc"\n\n[tool.ruff.lint]\nselect = ["E", "F"]\n'
 CORE = """\
@@ -232,33 +231,13 @@ async def test_a_ruff_package_in_the_repo_does_not_replace_ruff(box: LocalSandbo
     assert [(f.path, f.rule) for f in verdict.findings] == [("calc/new.py", "F401")]
 
 
-class _NoRuffSandbox(LocalSandbox):
-    """The local sandbox with a `python` that has no ruff (the system one): a sandbox image
-    built without the gate's tools."""
-
-    bin_dir: Path | None = None  # set after opening, so the workspace is set up normally
-
-    async def exec(
-        self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
-    ) -> ExecResult:
-        if self.bin_dir is not None:
-            env = {**(env or {}), "PATH": f"{self.bin_dir}:/usr/bin:/bin"}
-        return await super().exec(argv, timeout=timeout, env=env)
-
-
 @pytest.mark.anyio
 async def test_missing_ruff_is_an_infrastructure_error(tmp_path: Path) -> None:
-    system = Path("/usr/bin/python3")
-    probe = subprocess.run([system, "-m", "ruff", "--version"], capture_output=True, check=False)
-    if not system.exists() or probe.returncode == 0:
-        pytest.skip("needs a system python3 without ruff")
-    assert Path(sys.executable) != system
+    bin_dir = python_without("ruff", tmp_path)
     repo = make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
-    box = await _NoRuffSandbox.open(repo, "HEAD")
-    assert isinstance(box, _NoRuffSandbox)
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "python").symlink_to(system)
-    box.bin_dir = tmp_path / "bin"
+    box = await SystemPythonSandbox.open(repo, "HEAD")
+    assert isinstance(box, SystemPythonSandbox)
+    box.bin_dir = bin_dir
     try:
         with pytest.raises(InfraError, match="python -m ruff` cannot run in the sandbox"):
             await RuffEvaluator().baseline(box, TASK)

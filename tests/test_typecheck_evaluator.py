@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,11 @@ import pytest
 
 from cascade.edit_apply import canonical_patch
 from cascade.errors import InfraError
-from cascade.records import ExecResult, Issue, Task, Verdict
+from cascade.records import Issue, Task, Verdict
 from cascade.testing import make_repo
 from evaluators.typecheck import ARTIFACT, MypyConfig, MypyEvaluator
 from sandboxes.local import LocalSandbox
+from tests.system_python import SystemPythonSandbox, python_without
 
 CORE = """\
 def add(a: int, b: int) -> int:
@@ -269,29 +268,10 @@ async def test_a_mypy_package_in_the_repo_does_not_replace_mypy(
     assert _found(verdict) == [("calc/x.py", "assignment")]
 
 
-class _NoMypySandbox(LocalSandbox):
-    """The local sandbox with a `python` that has no mypy (the system one)."""
-
-    bin_dir: Path | None = None  # set after opening, so the workspace is set up normally
-
-    async def exec(
-        self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
-    ) -> ExecResult:
-        if self.bin_dir is not None:
-            env = {**(env or {}), "PATH": f"{self.bin_dir}:/usr/bin:/bin"}
-        return await super().exec(argv, timeout=timeout, env=env)
-
-
 @pytest.mark.anyio
 async def test_missing_mypy_is_an_infrastructure_error(repos: _Repo, tmp_path: Path) -> None:
-    system = Path("/usr/bin/python3")
-    probe = subprocess.run([system, "-m", "mypy", "--version"], capture_output=True, check=False)
-    if not system.exists() or probe.returncode == 0:
-        pytest.skip("needs a system python3 without mypy")
-    assert Path(sys.executable) != system
-    box = await repos.open(BASE_FILES, _NoMypySandbox)
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "python").symlink_to(system)
-    box.bin_dir = tmp_path / "bin"
+    bin_dir = python_without("mypy", tmp_path)
+    box = await repos.open(BASE_FILES, SystemPythonSandbox)
+    box.bin_dir = bin_dir
     with pytest.raises(InfraError, match="No module named mypy"):
         await MypyEvaluator().baseline(box, TASK)
