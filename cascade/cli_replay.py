@@ -262,11 +262,9 @@ def _errored_note(errored: dict[str, list[str]]) -> str:
         for label, ids in errored.items()
         if ids
     )
-    return (
-        f"{total} task(s) ended in an infrastructure error: {where}. Fix the cause, then run "
-        "this command again with --retry-errors to run them again (a plain re-run counts "
-        "them as finished)."
-    )
+    from cascade.report_data import RETRY_ADVICE
+
+    return f"{total} task(s) ended in an infrastructure error: {where}; {RETRY_ADVICE}."
 
 
 def _run_batch(  # noqa: PLR0917 - one call site, every value is needed

@@ -26,6 +26,13 @@ class TaskResult:
     source: str = ""  # the folder it was read from
 
 
+# What to do about tasks that ended in an infrastructure error (the report and `cascade replay`).
+RETRY_ADVICE = (
+    "fix the cause, then replay again with --retry-errors to run them again (a plain resume "
+    "counts them as finished)"
+)
+
+
 @dataclass
 class ReportData:
     sources: list[str] = field(default_factory=list)
@@ -119,9 +126,7 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
             data.aborted_attempts += read_attempts(runs / run_id)
     if errored:
         data.notes.append(
-            f"{path}: {errored} task(s) ended in an infrastructure error: fix the cause, then "
-            "replay again with --retry-errors to run them again (a plain resume counts them "
-            "as finished)"
+            f"{path}: {errored} task(s) ended in an infrastructure error: {RETRY_ADVICE}"
         )
     data.planned |= set(state.plan)
     data.budget_notes += [f"{path}: {line.reason}" for line in state.budget_stops]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 
 from cascade import tree_walk
 from cascade.errors import SandboxError
@@ -24,8 +23,8 @@ async def snapshot(sandbox: Sandbox) -> dict[str, str]:
         state = await own(SKIP_DIRS)
         if state is not None:
             return {str(k): str(v) for k, v in state.items()}
-    script = Path(tree_walk.__file__).read_text(encoding="utf-8")  # run as `python -I -c`
-    result = await sandbox.exec(["python", "-I", "-c", script, *SKIP_DIRS], timeout=120)
+    argv = ["python", "-I", "-c", tree_walk.source(), *SKIP_DIRS]
+    result = await sandbox.exec(argv, timeout=120)
     if result.exit_code != 0:
         raise SandboxError(
             f"cannot snapshot the workspace: {(result.stderr or result.stdout)[-300:]}"

@@ -5,6 +5,7 @@ sandbox's command server (sandboxes/agent_main.py), where no cascade package is 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -57,6 +58,13 @@ def _hash_file(path: str, digest: hashlib._Hash) -> None:
             return
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
+
+
+@functools.cache
+def source() -> str:
+    """This module's text, to run where cascade is not installed (read once)."""
+    with open(__file__, encoding="utf-8") as handle:
+        return handle.read()
 
 
 if __name__ == "__main__":  # python -I -c SOURCE SKIPPED_DIR...

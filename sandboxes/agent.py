@@ -45,14 +45,13 @@ class AgentError(Exception):
 
 
 @cache
-def _source(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8")
+def _agent_source() -> str:
+    return Path(__file__).with_name("agent_main.py").read_text(encoding="utf-8")
 
 
 def command(ttl: float, workdir: str) -> list[str]:
     """The container's command: the agent as pid 1, given the tamper walk's source."""
-    agent = _source(str(Path(__file__).with_name("agent_main.py")))
-    return ["python3", "-I", "-c", agent, str(ttl), workdir, _source(tree_walk.__file__)]
+    return ["python3", "-I", "-c", _agent_source(), str(ttl), workdir, tree_walk.source()]
 
 
 class AgentClient:
