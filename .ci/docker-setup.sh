@@ -43,5 +43,5 @@ fi
 if [ -x .venv/bin/cascade ]; then
   .venv/bin/cascade sandbox build
 else
-  "$PYTHON" -c 'from cascade.cli_sandbox import sandbox_app; sandbox_app()' build
+  "$PYTHON" -c 'from cascade.cli.sandbox import sandbox_app; sandbox_app()' build
 fi

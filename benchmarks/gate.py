@@ -43,12 +43,12 @@ from benchmarks.task_suite import (  # noqa: E402
     task_dir,
 )
 from cascade.config import GateConfig, SandboxConfig  # noqa: E402
-from cascade.edit_apply import canonical_patch  # noqa: E402
-from cascade.gate import Baselines, Gate  # noqa: E402
+from cascade.core.gate import Baselines, Gate  # noqa: E402
 from cascade.protocols import Sandbox  # noqa: E402
 from cascade.records import Issue, Patch, Task, Verdict  # noqa: E402
-from cascade.registry import build_gate, sandbox_opener  # noqa: E402
 from cascade.sources.files import FileIssueSource  # noqa: E402
+from cascade.wiring.registry import build_gate, sandbox_opener  # noqa: E402
+from cascade.workspace.apply import canonical_patch  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 OVERHEAD_TARGET = 1.15
@@ -192,7 +192,7 @@ async def direct_commands(
         finally:
             await sandbox.write_files(dict.fromkeys(hidden))
     if "coverage" in gate.names:
-        # The evaluator's own flags (evaluators/coverage.py), so both do the same work.
+        # The evaluator's own flags (evaluators/coverage_gate.py), so both do the same work.
         data = [f"--data-file={DIRECT_COVERAGE}"]
         run = ["python", "-m", "coverage", "run", "--branch", *data, "-m", "pytest"]
         pytest_flags = ["-p", "no:cacheprovider", "-q", "--no-header"]

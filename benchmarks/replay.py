@@ -28,13 +28,13 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import anyio  # noqa: E402
 
-from cascade.assemble import assemble  # noqa: E402
-from cascade.backlog import load_backlog  # noqa: E402
-from cascade.batch import BatchDir, BatchHeader  # noqa: E402
-from cascade.demo_backlog import demo_backlog  # noqa: E402
-from cascade.replay import BatchPlan, BatchRunner  # noqa: E402
-from cascade.settings import load_config  # noqa: E402
-from cascade.workspace import resolve_commit  # noqa: E402
+from cascade.replay.backlog import load_backlog  # noqa: E402
+from cascade.replay.batch import BatchDir, BatchHeader  # noqa: E402
+from cascade.replay.runner import BatchPlan, BatchRunner  # noqa: E402
+from cascade.testing.demo import demo_backlog  # noqa: E402
+from cascade.wiring.assemble import assemble  # noqa: E402
+from cascade.wiring.settings import load_config  # noqa: E402
+from cascade.workspace.checkout import resolve_commit  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_SPEEDUP_2 = 1.8

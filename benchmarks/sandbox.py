@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))  # a script in the checkout: use this checkout's p
 import anyio  # noqa: E402
 
 from cascade.config import SandboxConfig  # noqa: E402
-from sandboxes.container import DockerSandbox  # noqa: E402
-from sandboxes.engine import connect  # noqa: E402
+from sandboxes.docker_api import connect  # noqa: E402
+from sandboxes.docker_sandbox import DockerSandbox  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGETS = {"reset_p50_s": 0.3, "exec_overhead_x": 2.0, "cold_open_2000_p50_s": 2.0}

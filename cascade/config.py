@@ -1,5 +1,5 @@
 """The resolved configuration: pydantic models only. Loading, layering and provenance live in
-`cascade.settings`."""
+`cascade.wiring.settings`."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cascade import tree_walk
+from cascade.workspace import tree_walk
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class AgentClient:
         self._call({"op": "write", "files": encoded}, FILE_WAIT)
 
     def tree_state(self, skip: Sequence[str]) -> dict[str, str]:
-        """The workspace snapshot of the gate's tamper check (cascade/tree_walk.py)."""
+        """The workspace snapshot of the gate's tamper check (cascade/workspace/tree_walk.py)."""
         tree = self._call({"op": "snapshot", "skip": list(skip)}, FILE_WAIT)["tree"]
         return {str(k): str(v) for k, v in tree.items()}
 

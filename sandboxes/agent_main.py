@@ -15,7 +15,7 @@ on stdout, matched by `id`:
 and `{"id": n, "unavailable": "why"}` to every request when it cannot serve safely (it could not
 make itself non-dumpable): nothing is run, and the host uses `docker exec` instead.
 
-The snapshot is the gate's tamper check walk; its code (cascade/tree_walk.py) comes as the
+The snapshot is the gate's tamper check walk; its code (cascade/workspace/tree_walk.py) comes as the
 third argument, so the walk has one definition wherever it runs.
 
 and `{"id": n, "error": "..."}` when a request cannot be served. Paths are relative to the

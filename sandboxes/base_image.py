@@ -16,7 +16,7 @@ from typing import Any
 from docker.errors import DockerException, ImageNotFound
 
 from cascade.errors import SandboxError
-from sandboxes.engine import cache_dir
+from sandboxes.docker_api import cache_dir
 
 SUITE = "bookworm"
 LOCAL_BASE = f"cascade-base:{SUITE}"

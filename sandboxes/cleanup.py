@@ -12,7 +12,7 @@ from typing import Any
 
 from docker.errors import APIError, NotFound
 
-from sandboxes.engine import CREATED_LABEL, OWNER_LABEL, RUN_LABEL, SETUP_LABEL, TTL_LABEL
+from sandboxes.docker_api import CREATED_LABEL, OWNER_LABEL, RUN_LABEL, SETUP_LABEL, TTL_LABEL
 
 
 def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:

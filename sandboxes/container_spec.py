@@ -10,7 +10,7 @@ from typing import Any
 from docker.types import LogConfig, Mount
 
 from sandboxes.agent import command as agent_command
-from sandboxes.engine import SANDBOX_UID, VENV, WORKDIR, DockerOptions
+from sandboxes.docker_api import SANDBOX_UID, VENV, WORKDIR, DockerOptions
 
 USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
 TMP = "/tmp"  # noqa: S108 - the container's own tmpfs, not the host's /tmp

@@ -18,10 +18,10 @@ from docker.errors import DockerException, NotFound
 
 from cascade.config import SandboxConfig
 from cascade.errors import SandboxError
-from cascade.workspace import archive
+from cascade.workspace.checkout import archive
 from sandboxes.agent import AgentClient
 from sandboxes.container_spec import container_spec
-from sandboxes.engine import (
+from sandboxes.docker_api import (
     CREATED_LABEL,
     OWNER_LABEL,
     RUN_LABEL,

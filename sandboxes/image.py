@@ -21,7 +21,7 @@ from docker.errors import DockerException, ImageNotFound
 from cascade.config import SandboxConfig
 from cascade.errors import SandboxError
 from sandboxes.base_image import local_base
-from sandboxes.engine import (
+from sandboxes.docker_api import (
     BUILD_KEY_LABEL,
     SANDBOX_UID,
     VENV,

@@ -10,7 +10,7 @@ from typing import Any
 
 from cascade.errors import SandboxError
 from sandboxes.container_spec import USER
-from sandboxes.engine import VENV, WORKDIR
+from sandboxes.docker_api import VENV, WORKDIR
 
 TAIL_LINES = 25  # lines of a failing command's output quoted in the error
 # Each command gets what is left of the budget; afterwards every process of the sandbox user goes

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cascade.errors import SandboxError
-from cascade.workspace import EXCLUDED
+from cascade.workspace.checkout import EXCLUDED
 
 KEY_VERSION = "1"  # bump when the way an environment is built changes: every key changes with it
 DEPENDENCY_NAMES = frozenset(

@@ -21,9 +21,9 @@ from docker.types import Mount
 
 from cascade.config import SandboxConfig
 from cascade.errors import SandboxError
-from cascade.workspace import archive
+from cascade.workspace.checkout import archive
 from sandboxes.container_spec import REAPER, TMP, container_spec
-from sandboxes.engine import (
+from sandboxes.docker_api import (
     CREATED_LABEL,
     ENV_REPOSITORY,
     OWNER_LABEL,

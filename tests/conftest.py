@@ -18,7 +18,7 @@ def docker_problem() -> str:
     """Why the Docker tests cannot run here, or "" when an engine and the sandbox image are up."""
     from cascade.config import SandboxConfig
     from cascade.errors import SandboxError
-    from sandboxes.engine import connect
+    from sandboxes.docker_api import connect
 
     image = SandboxConfig().image
     try:
@@ -56,7 +56,7 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
     """The bundled demo (examples/demo) as a fresh one-commit git repository."""
-    from cascade.demo_backlog import demo_repo
+    from cascade.testing.demo import demo_repo
 
     return demo_repo(
         Path(__file__).resolve().parent.parent / "examples" / "demo", tmp_path / "demo"

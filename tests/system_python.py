@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cascade.records import ExecResult
-from sandboxes.local import LocalSandbox
+from sandboxes.local_sandbox import LocalSandbox
 
 SYSTEM = Path("/usr/bin/python3")
 

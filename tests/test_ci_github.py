@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cascade.ci_event import Refusal, Trigger, decide
-from cascade.cli import app
+from cascade.ci.event import Refusal, Trigger, decide
+from cascade.cli.main import app
 from cascade.testing import git
 from tests.fake_github import FakeGitHub, serve
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cascade.cli import app
+from cascade.cli.main import app
 from cascade.testing import git
 from tests.loopback import chat_body
 
@@ -116,9 +116,9 @@ def test_a_sandbox_plugin_is_named_like_any_other_part(demo: Path) -> None:
     def fix_with(backend: str) -> Any:
         return runner.invoke(app, ["fix", "DEMO-1", "--repo", str(demo), "--sandbox", backend])
 
-    plugin = fix_with("sandboxes.local:LocalSandbox")  # a module:Class path, as for evaluators
+    plugin = fix_with("sandboxes.local_sandbox:LocalSandbox")  # module:Class, as for evaluators
     assert plugin.exit_code == 0, plugin.stderr
-    assert "sandbox sandboxes.local:LocalSandbox" in plugin.stderr
+    assert "sandbox sandboxes.local_sandbox:LocalSandbox" in plugin.stderr
     unknown = fix_with("nope")
     assert unknown.exit_code == 2
     assert "unknown sandbox 'nope'" in unknown.stderr and "docker" in unknown.stderr

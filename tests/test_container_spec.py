@@ -14,7 +14,7 @@ from cascade.config import SandboxConfig
 from cascade.errors import ConfigError, SandboxError
 from sandboxes.base_image import debian_mirror
 from sandboxes.container_spec import ENV, container_spec
-from sandboxes.engine import DockerOptions, connect
+from sandboxes.docker_api import DockerOptions, connect
 from sandboxes.workspace_tar import files_tar, relative, reown
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cascade.context import build_context, rank_files
+from cascade.core.context import build_context, rank_files
 from cascade.records import Issue, Task
 from cascade.testing import make_repo
-from cascade.workspace import read_blobs
-from sandboxes.local import LocalSandbox
+from cascade.workspace.checkout import read_blobs
+from sandboxes.local_sandbox import LocalSandbox
 
 TEXTS = {
     "shop/money.py": "def format_money(cents):\n    return str(cents)\n",

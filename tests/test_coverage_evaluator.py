@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cascade.edit_apply import canonical_patch
 from cascade.records import Issue, Task
 from cascade.testing import make_repo
-from evaluators.coverage import CoverageConfig, CoverageEvaluator, changed_lines
-from sandboxes.local import LocalSandbox
+from cascade.workspace.apply import canonical_patch
+from evaluators.coverage_gate import CoverageConfig, CoverageEvaluator, changed_lines
+from sandboxes.local_sandbox import LocalSandbox
 
 SHAPES = "def area(w, h):\n    return w * h\n"
 TESTS = "from shapes import area\n\n\ndef test_area():\n    assert area(2, 3) == 6\n"

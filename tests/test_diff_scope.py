@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from cascade.edit_apply import canonical_patch
 from cascade.records import Issue, Patch, Scope, Task, Verdict
 from cascade.testing import git as _git
 from cascade.testing import make_repo
+from cascade.workspace.apply import canonical_patch
 from evaluators.diff_scope import DiffScopeConfig, DiffScopeEvaluator
 from evaluators.path_globs import match_glob
-from sandboxes.local import LocalSandbox
+from sandboxes.local_sandbox import LocalSandbox
 
 CALC = "def add(a, b):\n    return a - b\n"
 TESTS = """\

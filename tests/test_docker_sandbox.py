@@ -16,8 +16,8 @@ import pytest
 from cascade.config import SandboxConfig
 from cascade.errors import SandboxError
 from cascade.records import Edit
-from sandboxes.container import DockerSandbox
-from sandboxes.engine import RESOURCE_EXCEEDED, RUN_LABEL, connect
+from sandboxes.docker_api import RESOURCE_EXCEEDED, RUN_LABEL, connect
+from sandboxes.docker_sandbox import DockerSandbox
 
 IMAGE = SandboxConfig().image
 
@@ -269,7 +269,7 @@ async def test_close_leaves_no_container_or_volume(repo: Path) -> None:
 async def test_gc_removes_orphans_and_keeps_live_sandboxes(box: DockerSandbox) -> None:
     from sandboxes.cleanup import collect_garbage
     from sandboxes.container_spec import container_spec
-    from sandboxes.engine import (
+    from sandboxes.docker_api import (
         CREATED_LABEL,
         OWNER_LABEL,
         TTL_LABEL,
@@ -302,7 +302,7 @@ async def test_gc_removes_orphans_and_keeps_live_sandboxes(box: DockerSandbox) -
 def test_cli_run_uses_the_sandbox(repo: Path) -> None:
     from typer.testing import CliRunner
 
-    from cascade.cli_sandbox import sandbox_app
+    from cascade.cli.sandbox import sandbox_app
 
     runner = CliRunner()
     result = runner.invoke(sandbox_app, ["run", "--repo", str(repo), "--", "id", "-u"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.settings import load_config
+from cascade.wiring.settings import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

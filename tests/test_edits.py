@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cascade.edit_apply import PATCH_FILE, apply_edits, canonical_patch
-from cascade.edits import check_path, parse_edits, resolve
+from cascade.core.edits import check_path, parse_edits, resolve
 from cascade.errors import EditError, SandboxError
 from cascade.protocols import Sandbox
 from cascade.records import Edit, ExecResult, Patch
+from cascade.workspace.apply import PATCH_FILE, apply_edits, canonical_patch
 
 APP = "def greet(name):\n    return 'hello ' + name\n\n\ndef main():\n    print(greet('you'))\n"
 
@@ -411,7 +411,7 @@ async def test_canonical_patch_outside_git_is_a_sandbox_error(tmp_path: Path) ->
 
 @pytest.mark.anyio
 async def test_local_sandbox_applies_and_cleans_up(repo: Path) -> None:
-    from sandboxes.local import LocalSandbox
+    from sandboxes.local_sandbox import LocalSandbox
 
     box = await LocalSandbox.open(repo, git(repo, "rev-parse", "HEAD").strip())
     try:

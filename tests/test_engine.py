@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 
 from cascade.config import PytestConfig, RungConfig, SandboxConfig
-from cascade.engine import Engine, Event
+from cascade.core.gate import Gate
+from cascade.core.loop import Engine, Event
 from cascade.errors import InfraError, ProviderEscalate, ProviderRetry, ProviderStop, UsageError
-from cascade.gate import Gate
-from cascade.proof import ATTEMPTS_FILE, BLOBS_DIR, ProofLog
+from cascade.proof.log import ATTEMPTS_FILE, BLOBS_DIR, ProofLog
+from cascade.proof.verify import verify_run
 from cascade.records import Issue, RunOutcome, Task, Verdict
-from cascade.regate import RegateTask, regate
-from cascade.registry import sandbox_opener
-from cascade.report_data import read_attempts
+from cascade.replay.regate import RegateTask, regate
+from cascade.report.data import read_attempts
 from cascade.testing import ScriptedModel, git, make_repo
-from cascade.verify import verify_run
-from evaluators.testsuite import PytestEvaluator
+from cascade.wiring.registry import sandbox_opener
+from evaluators.pytest_gate import PytestEvaluator
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 TESTS = (

@@ -17,16 +17,16 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from cascade.budget import Purse
 from cascade.config import BudgetConfig, PolicyConfig, RungConfig, SandboxConfig
-from cascade.engine import Engine
-from cascade.gate import Gate
+from cascade.core.budget import Purse
+from cascade.core.gate import Gate
+from cascade.core.loop import Engine
 from cascade.models import LitellmModel
-from cascade.proof import ATTEMPTS_FILE, ProofLog
+from cascade.proof.log import ATTEMPTS_FILE, ProofLog
 from cascade.protocols import Sandbox
 from cascade.records import Attempt, Issue, Patch, RunOutcome, Task, Verdict
-from cascade.registry import sandbox_opener
 from cascade.testing import git, make_repo
+from cascade.wiring.registry import sandbox_opener
 from tests.loopback import HANG, STALL, FakeOpenAI, chat_body, error_body
 
 CALC = "def add(a, b):\n    return a - b\n"

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from cascade.edit_apply import canonical_patch
-from cascade.gate import TAMPER, Gate, baseline_key
+from cascade.core.gate import TAMPER, Gate, baseline_key
 from cascade.protocols import Sandbox
 from cascade.records import Issue, Patch, Task, Verdict
 from cascade.testing import git, make_repo
-from evaluators.testsuite import PytestEvaluator
-from sandboxes.container import DockerSandbox
-from sandboxes.local import LocalSandbox
+from cascade.workspace.apply import canonical_patch
+from evaluators.pytest_gate import PytestEvaluator
+from sandboxes.docker_sandbox import DockerSandbox
+from sandboxes.local_sandbox import LocalSandbox
 
 CALC = "def add(a, b):\n    return a - b\n"
 TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(2, 2) == 4\n"

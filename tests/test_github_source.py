@@ -13,13 +13,13 @@ import pytest
 from cascade.config import CascadeConfig, IssuesConfig
 from cascade.errors import IssueError, SourceError, UsageError
 from cascade.protocols import IssueSource
-from cascade.registry import build_source
 from cascade.sources.files import FileIssueSource
 from cascade.sources.github import GitHubIssueSource
 from cascade.sources.github_api import GitHubAPI
 from cascade.sources.github_refs import IssueRef, parse_ref, parse_remote
-from cascade.sources.route import source_for
 from cascade.testing import git, make_repo
+from cascade.wiring.registry import build_source
+from cascade.wiring.sources import source_for
 from tests.fake_github import FakeGitHub, serve
 
 REPO = "acme/invoicekit"

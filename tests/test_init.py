@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from cascade.cli import app
-from cascade.init import hosted_rungs, local_rung, ollama_models, render
-from cascade.prices import rung_price
-from cascade.settings import load_config
+from cascade.cli.main import app
+from cascade.core.prices import rung_price
+from cascade.wiring.settings import load_config
+from cascade.wiring.starter import hosted_rungs, local_rung, ollama_models, render
 from tests.loopback import FakeOpenAI
 
 runner = CliRunner()

@@ -14,9 +14,9 @@ from cascade.config import (
     RouteRule,
     RungConfig,
 )
+from cascade.core.ladder import Plan, SkipStats, Step, Stop, Tried, next_step
+from cascade.core.routing import TaskFacts
 from cascade.errors import UsageError
-from cascade.ladder import Plan, SkipStats, Step, Stop, Tried, next_step
-from cascade.routing import TaskFacts
 
 LADDER = (
     RungConfig(name="local", model="ollama_chat/q", attempts=2),

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from cascade.edit_apply import canonical_patch
 from cascade.errors import InfraError
 from cascade.records import Issue, Patch, Task, Verdict
 from cascade.testing import git as _git
 from cascade.testing import make_repo
-from evaluators.lint import ARTIFACT, RuffConfig, RuffEvaluator
-from sandboxes.local import LocalSandbox
+from cascade.workspace.apply import canonical_patch
+from evaluators.ruff_gate import ARTIFACT, RuffConfig, RuffEvaluator
+from sandboxes.local_sandbox import LocalSandbox
 from tests.system_python import SystemPythonSandbox, python_without
 
 PYPROJECT = '[project]\nname = "calc"\n\n[tool.ruff.lint]\nselect = ["E", "F"]\n'

@@ -17,13 +17,13 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from cascade.config import RungConfig
+from cascade.core.samples import draw
 from cascade.errors import ConfigError, ProviderEscalate, ProviderRetry, ProviderStop
 from cascade.models import LitellmModel, Recorder, as_replay, build_model
 from cascade.models.cassette import Cassette
 from cascade.models.faults import LITELLM_ACTIONS, retry_after, to_model_error
 from cascade.protocols import Model
 from cascade.records import CompletionParams, Message
-from cascade.samples import draw
 from tests.loopback import FakeOpenAI, chat_body
 
 MESSAGES = [Message(role="system", content="You fix code."), Message(role="user", content="Fix")]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cascade.cli import app
+from cascade.cli.main import app
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 runner = CliRunner()

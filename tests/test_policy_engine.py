@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cascade.budget import Purse, override_price
-from cascade.cli import app
+from cascade.cli.main import app
 from cascade.config import (
     BudgetConfig,
     LearnedSkipConfig,
@@ -25,15 +24,16 @@ from cascade.config import (
     RungConfig,
     SandboxConfig,
 )
-from cascade.engine import Engine
+from cascade.core.budget import Purse, override_price
+from cascade.core.gate import Gate
+from cascade.core.loop import Engine
 from cascade.errors import SandboxError
-from cascade.gate import Gate
-from cascade.proof import ATTEMPTS_FILE, ProofLog
+from cascade.proof.log import ATTEMPTS_FILE, ProofLog
+from cascade.proof.verify import verify_run
 from cascade.protocols import Sandbox
 from cascade.records import Attempt, Issue, Patch, RunOutcome, Task, Verdict
-from cascade.registry import sandbox_opener
 from cascade.testing import ScriptedModel, git, make_repo
-from cascade.verify import verify_run
+from cascade.wiring.registry import sandbox_opener
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 

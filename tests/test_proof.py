@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cascade.errors import UsageError
-from cascade.proof import (
+from cascade.proof.log import (
     GENESIS,
     PREDICATE_TYPE,
     STATEMENT_TYPE,
@@ -22,9 +22,9 @@ from cascade.proof import (
     canonical_json,
     new_run_id,
 )
+from cascade.proof.summary import render_summary
+from cascade.proof.verify import VerifyReport, format_report, verify_run
 from cascade.records import Attempt, Finding, Patch, RunOutcome, Usage, Verdict
-from cascade.summary import render_summary
-from cascade.verify import VerifyReport, format_report, verify_run
 
 BASE = "a" * 40
 DIFF = "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"

@@ -16,21 +16,21 @@ import anyio
 import pytest
 from typer.testing import CliRunner
 
-from cascade.assemble import assemble
-from cascade.backlog import Shard, load_backlog
-from cascade.batch import LEDGER_FILE, RUNS_DIR, BatchDir, BatchHeader
-from cascade.cli import app
+from cascade.cli.main import app
 from cascade.config import RungConfig
-from cascade.demo_backlog import DemoBacklog, demo_backlog, demo_repo
-from cascade.engine import Engine, Event
+from cascade.core.loop import Engine, Event
 from cascade.errors import UsageError
-from cascade.ledger import JsonlWriter, read_jsonl, read_ledger
 from cascade.models import build_model
+from cascade.proof.verify import verify_run
 from cascade.records import CompletionParams, Message
-from cascade.replay import BatchPlan, BatchRunner
-from cascade.settings import load_config
-from cascade.verify import verify_run
-from cascade.workspace import resolve_commit
+from cascade.replay.backlog import Shard, load_backlog
+from cascade.replay.batch import LEDGER_FILE, RUNS_DIR, BatchDir, BatchHeader
+from cascade.replay.ledger import JsonlWriter, read_jsonl, read_ledger
+from cascade.replay.runner import BatchPlan, BatchRunner
+from cascade.testing.demo import DemoBacklog, demo_backlog, demo_repo
+from cascade.wiring.assemble import assemble
+from cascade.wiring.settings import load_config
+from cascade.workspace.checkout import resolve_commit
 from tests.loopback import FakeOpenAI, error_body
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cascade.cli import app
-from cascade.demo_backlog import demo_repo
+from cascade.cli.main import app
+from cascade.testing.demo import demo_repo
 from tests.fake_github import FakeGitHub, serve
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"

@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from cascade.batch import ABORTED_FILE, LEDGER_FILE, RUNS_DIR
-from cascade.demo_backlog import demo_backlog
-from cascade.ledger import read_jsonl, read_ledger
-from cascade.report_data import read_attempts
-from cascade.verify import verify_run
+from cascade.proof.verify import verify_run
+from cascade.replay.batch import ABORTED_FILE, LEDGER_FILE, RUNS_DIR
+from cascade.replay.ledger import read_jsonl, read_ledger
+from cascade.report.data import read_attempts
+from cascade.testing.demo import demo_backlog
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 CASCADE = str(Path(sys.executable).parent / "cascade")

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cascade.batch import RUNS_DIR
-from cascade.cli import app
-from cascade.demo_backlog import DemoBacklog, demo_backlog
-from cascade.report import percentile
+from cascade.cli.main import app
+from cascade.replay.batch import RUNS_DIR
+from cascade.report.numbers import percentile
+from cascade.testing.demo import DemoBacklog, demo_backlog
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 runner = CliRunner()

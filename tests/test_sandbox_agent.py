@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from cascade.tree import SKIP_DIRS
-from cascade.tree_walk import LARGE, tree_state
+from cascade.workspace.tree import SKIP_DIRS
+from cascade.workspace.tree_walk import LARGE, tree_state
 from sandboxes import agent_main
 from sandboxes.agent import command
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cascade.errors import ConfigError
-from cascade.settings import load_config
+from cascade.wiring.settings import load_config
 
 
 def test_a_section_variable_sets_its_key_and_says_where_it_came_from(tmp_path: Path) -> None:

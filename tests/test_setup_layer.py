@@ -18,8 +18,8 @@ import pytest
 
 from cascade.config import SandboxConfig
 from cascade.errors import SandboxError
-from sandboxes.container import DockerSandbox
-from sandboxes.engine import RUN_LABEL, SETUP_LABEL, VENV, DockerOptions, connect
+from sandboxes.docker_api import RUN_LABEL, SETUP_LABEL, VENV, DockerOptions, connect
+from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.setup_key import dependency_files, environment_key
 from sandboxes.setup_layer import ensure_env_image
 

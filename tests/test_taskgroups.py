@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import anyio
 import pytest
 
+from cascade.core.samples import draw
+from cascade.core.taskgroups import task_group
 from cascade.errors import ConfigError, InfraError
 from cascade.records import Completion, CompletionParams, Message
-from cascade.samples import draw
-from cascade.taskgroups import task_group
 
 
 async def _fail(exc: Exception, delay: float = 0.0) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from cascade.edit_apply import canonical_patch
 from cascade.errors import InfraError
 from cascade.records import Issue, Task, Verdict
 from cascade.testing import make_repo
-from evaluators.typecheck import ARTIFACT, MypyConfig, MypyEvaluator
-from sandboxes.local import LocalSandbox
+from cascade.workspace.apply import canonical_patch
+from evaluators.mypy_gate import ARTIFACT, MypyConfig, MypyEvaluator
+from sandboxes.local_sandbox import LocalSandbox
 from tests.system_python import SystemPythonSandbox, python_without
 
 CORE = """\

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cascade.verify import VerifyReport, format_report, verify_run
+from cascade.proof.verify import VerifyReport, format_report, verify_run
 from tests.test_proof import DIFF, LADDER, _outcome, _seal, _write_run
 
 OTHER_DIFF = DIFF.replace("+x = 2", "+x = 2  # and a backdoor")

@@ -1,7 +1,7 @@
 """Maps litellm's exceptions onto cascade's ModelError tree, at the one boundary where they
 occur. Every litellm exception class is named in `LITELLM_ACTIONS`; a test fails when litellm
 adds one, so a new failure mode is decided on, not guessed. Each error also carries its fault
-kind (`cascade.provider_faults`), which tells the ladder how to answer it.
+kind (`cascade.errors`), which tells the ladder how to answer it.
 
     litellm                                               cascade
     RateLimitError (429)                            ->    RateLimited (retry_after from headers)
@@ -29,10 +29,11 @@ from collections.abc import Mapping
 from typing import Final, Literal
 
 from cascade.config import RungConfig
-from cascade.errors import ModelAction, ModelError
-from cascade.provider_faults import (
+from cascade.errors import (
     ContextTooLong,
     Misconfigured,
+    ModelAction,
+    ModelError,
     RateLimited,
     Refused,
     TransientFault,

@@ -1,0 +1,191 @@
+"""`cascade fix ISSUE-ID`: read the issue, climb the ladder in a sandbox, write the proof, and
+optionally apply the verified patch to the user's working tree. Sync at the edge; the run
+itself goes through anyio.run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from cascade.cli.failures import reported
+from cascade.cli.options import SandboxOption
+from cascade.errors import UsageError
+from cascade.records import RunOutcome
+
+
+def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
+    issue_id: Annotated[
+        str,
+        typer.Argument(
+            help="ISSUE-7 (.cascade/issues/ISSUE-7.md), owner/repo#123, '#123' or an issue URL."
+        ),
+    ],
+    repo: Annotated[
+        Path, typer.Option(help="The repository checkout (its HEAD is the base).")
+    ] = Path(),
+    config: Annotated[
+        Path | None, typer.Option(help="A config file instead of cascade.toml.")
+    ] = None,
+    start_at: Annotated[
+        str | None, typer.Option(help="Start at this rung (logged as an override).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Runs folder (default: run.out, .cascade/runs).")
+    ] = None,
+    sandbox: SandboxOption = None,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Apply a verified patch to the working tree (refused when it has changes).",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome as JSON on stdout.")
+    ] = False,
+    record: Annotated[
+        Path | None, typer.Option(help="Append every real model answer to this cassette file.")
+    ] = None,
+    max_cost_usd: Annotated[
+        float | None,
+        typer.Option(help="Stop before a call would take the task past this (budget_exhausted)."),
+    ] = None,
+) -> None:
+    """Fix one issue: cheapest rung first, gated in a sandbox, every attempt logged as proof.
+
+    The proof goes to .cascade/runs/<run-id>/ (check it with `cascade proof verify`).
+    Exit codes: 0 verified patch · 1 none (exhausted or budget spent) · 2 usage or config
+    error · 3 infrastructure (sandbox, provider auth, issue source).
+    """
+    with reported():
+        request = FixRequest(
+            issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd
+        )
+        outcome = _fix(request)
+    raise typer.Exit(outcome.exit_code)
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    issue_id: str
+    repo: Path
+    config_file: Path | None
+    start_at: str | None
+    out: Path | None
+    backend: str | None
+    apply: bool
+    as_json: bool
+    record: Path | None
+    max_cost_usd: float | None = None
+
+
+def _fix(req: FixRequest) -> RunOutcome:
+    from cascade.cli.progress import Progress
+    from cascade.core.ladder import start_index
+    from cascade.proof.log import ProofLog
+    from cascade.records import Task
+    from cascade.wiring.assemble import assemble
+    from cascade.wiring.settings import load_config
+    from cascade.wiring.sources import source_for
+    from cascade.workspace.checkout import resolve_commit
+
+    repo, start_at, out = req.repo.resolve(), req.start_at, req.out
+    if not repo.is_dir():
+        raise UsageError(f"--repo {repo}: no such folder")
+    overrides: dict[str, tuple[Any, str]] = {}
+    if req.backend is not None:
+        overrides["sandbox.backend"] = (req.backend, "--sandbox")
+    if req.max_cost_usd is not None:
+        overrides["budget.max_cost_usd"] = (req.max_cost_usd, "--max-cost-usd")
+    loaded = load_config(repo, req.config_file, overrides)
+    cfg = loaded.config
+    start_index(cfg.ladder, start_at)
+    commit = resolve_commit(repo)
+    if req.apply:
+        _require_clean(repo)
+    source, issue_id = source_for(req.issue_id, cfg, repo)
+    issue = source.get(issue_id)
+    parts = assemble(loaded, record=req.record)
+    proof = ProofLog.create(out.resolve() if out else loaded.path(cfg.run.out))
+    progress = Progress(sys.stderr)
+    progress.note(
+        f"{issue.id}: {issue.title} — ladder {' → '.join(r.name for r in cfg.ladder)}, "
+        f"sandbox {parts.backend}, gate {', '.join(parts.gate.names)}"
+    )
+    engine = parts.engine(proof.run_id, progress)
+    task = Task(issue=issue, repo=str(repo), base_commit=commit)
+    try:
+        outcome = anyio.run(engine.run, task, proof, start_at)
+    finally:
+        progress.close()
+    _report(outcome, req.as_json)
+    if req.apply and outcome.status == "verified":
+        _apply_patch(repo, Path(outcome.run_dir) / "patch.diff")
+    return outcome
+
+
+def _report(outcome: RunOutcome, as_json: bool) -> None:
+    run_dir, here = Path(outcome.run_dir), Path.cwd()
+    shown = run_dir.relative_to(here) if run_dir.is_relative_to(here) else run_dir
+    if outcome.status == "verified":
+        head = f"verified on rung {outcome.verified_rung!r}"
+    elif outcome.status == "exhausted":
+        head = f"no verified patch: the ladder is exhausted after {outcome.attempts} attempt(s)"
+    elif outcome.status == "budget_exhausted":
+        head = (
+            f"no verified patch: the budget stopped the ladder after {outcome.attempts} "
+            f"attempt(s): {outcome.stop_reason}"
+        )
+    else:
+        head = f"error: {outcome.error}"
+    typer.echo(
+        f"{outcome.task_id}: {head} (cost ${outcome.cost_usd:.4f}, {outcome.duration_s:.1f}s)",
+        err=True,
+    )
+    if outcome.status == "verified":
+        typer.echo(f"patch: {shown}/patch.diff", err=True)
+    typer.echo(f"proof: {shown}  (check: cascade proof verify {shown})", err=True)
+    if outcome.best_unverified:
+        best = outcome.best_unverified
+        typer.echo(
+            f"best unverified candidate (never applied): #{best.seq} on {best.rung!r}, failed "
+            f"{', '.join(best.failed)}: {shown}/blobs/{best.patch_sha256}",
+            err=True,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(outcome.model_dump(mode="json"), indent=2) + "\n")
+
+
+def _require_clean(repo: Path) -> None:
+    """Untracked files (the runs folder among them) are fine; changes to tracked files are not."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or proc.stdout.strip():
+        raise UsageError(
+            f"--apply: {repo} has uncommitted changes; commit or stash them first "
+            "(a verified patch is only applied to a clean tree)"
+        )
+
+
+def _apply_patch(repo: Path, patch: Path) -> None:
+    _require_clean(repo)  # the tree may have changed while the ladder ran
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "apply", "--whitespace=nowarn", str(patch)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise UsageError(f"--apply: the verified patch does not apply: {proc.stderr.strip()}")
+    typer.echo(f"applied {patch.name} to {repo}", err=True)

@@ -1,0 +1,59 @@
+"""`cascade ladder stats`: how often each rung verified, over all past runs and per label, and
+whether learned skip would pass it over with the configured thresholds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cascade.cli.failures import reported
+
+ladder_app = typer.Typer(help="Inspect the ladder's history.", no_args_is_help=True)
+
+
+@ladder_app.command("stats")
+def stats(
+    repo: Annotated[Path, typer.Option(help="The repository whose runs to read.")] = Path(),
+    config: Annotated[
+        Path | None, typer.Option(help="A config file instead of cascade.toml.")
+    ] = None,
+    runs: Annotated[
+        Path | None, typer.Option(help="Runs folder (default: run.out, .cascade/runs).")
+    ] = None,
+) -> None:
+    """Per rung and label: tasks that tried the rung (the last `window`), how many it verified,
+    and whether learned skip would skip it."""
+    from cascade.core.history import load_runs, stats_table
+    from cascade.wiring.settings import load_config
+
+    with reported():
+        loaded = load_config(repo.resolve(), config)
+    cfg = loaded.config.policy.learned_skip
+    folder = runs.resolve() if runs else loaded.path(loaded.config.run.out)
+    past = load_runs(folder)
+    if not past:
+        typer.echo(f"no runs with answered attempts under {folder}", err=True)
+        raise typer.Exit(1)
+    order = {r.name: i for i, r in enumerate(loaded.config.ladder)}
+    rows = sorted(
+        stats_table(past, cfg.window), key=lambda r: (r[1] != "*", r[1], order.get(r[0], 99))
+    )
+    state = "on" if cfg.enabled else "off"
+    typer.echo(
+        f"{len(past)} run(s) in {folder} · learned skip {state}: skip below "
+        f"{cfg.min_success:.0%} of at least {cfg.min_tasks} of the last {cfg.window} tasks"
+    )
+    typer.echo(f"{'rung':<16} {'label':<16} {'tried':>5} {'verified':>8} {'rate':>6}  skip")
+    for rung, label, stat in rows:
+        rate = stat.verified / stat.tried if stat.tried else 0.0
+        if order.get(rung) == len(order) - 1:
+            skip = "never (the top rung)"
+        elif stat.tried < cfg.min_tasks:
+            skip = f"no ({stat.tried} < {cfg.min_tasks} tasks)"
+        else:
+            skip = "yes" if rate < cfg.min_success else "no"
+        typer.echo(
+            f"{rung:<16} {label:<16} {stat.tried:>5} {stat.verified:>8} {rate:>6.0%}  {skip}"
+        )

@@ -1,0 +1,332 @@
+"""`cascade replay BACKLOG`: every issue of a backlog through the engine, N at a time, into a
+resumable batch folder, then a report; `--shadow` adds a baseline ladder, and `--regate RUN_DIR`
+re-judges recorded patches with the current gate. Sync at the edge; the batch runs in anyio.run."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+import typer
+
+from cascade.cli.failures import reported
+from cascade.cli.options import SandboxOption
+from cascade.errors import UsageError
+
+if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
+    from cascade.cli.batch_progress import BatchProgress
+    from cascade.records import Issue
+    from cascade.wiring.settings import LoadedConfig
+
+
+def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
+    backlog: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A folder of issue files (*.md), a JSONL file of issues, or "
+            "github:OWNER/NAME[?QUERY] (open issues; QUERY: a label or words of the title)."
+        ),
+    ] = None,
+    repo: Annotated[Path, typer.Option(help="The repository checkout (its HEAD is the base).")] = (
+        Path()
+    ),
+    config: Annotated[
+        Path | None, typer.Option(help="A config file instead of cascade.toml.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The batch folder (default .cascade/replay/<backlog>); re-run to resume."
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight.")] = 1,
+    model_concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Model calls in flight (default: --concurrency).")
+    ] = None,
+    sandbox_concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Sandboxes open at once (default: --concurrency).")
+    ] = None,
+    max_cost_usd: Annotated[
+        float | None, typer.Option(min=0.0, help="Start no new task once this much is spent.")
+    ] = None,
+    sandbox: SandboxOption = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Append every real model answer to this cassette file (main ladder)."),
+    ] = None,
+    cassette: Annotated[
+        Path | None,
+        typer.Option(help="Serve every rung from this recorded cassette: no model is called."),
+    ] = None,
+    shard: Annotated[
+        str, typer.Option(help="Run shard i of n (1-based), a stable slice by issue id.")
+    ] = "1/1",
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="Also run another ladder on the same tasks, for a baseline: 'strongest' (the "
+            "last rung alone) or a TOML file of ladder rungs. Nothing is applied."
+        ),
+    ] = None,
+    regate: Annotated[
+        Path | None,
+        typer.Option(
+            help="Re-judge the recorded patches of this batch or run folder with the current "
+            "gate; no model is called."
+        ),
+    ] = None,
+    retry_errors: Annotated[
+        bool,
+        typer.Option(
+            "--retry-errors",
+            help="Also run again the tasks whose run ended in an infrastructure error (once "
+            "its cause is fixed); the errored runs stay on record and their cost still counts.",
+        ),
+    ] = False,
+) -> None:
+    """Replay a backlog: cheapest rung first for every issue, each run with its own proof.
+
+    Resumable: after a kill, run the same command again (finished tasks are skipped; a task
+    that ended in an infrastructure error is finished too, until --retry-errors runs it again).
+
+    A report (report.md, report.json) is written into the batch folder.
+
+    Exit codes: 0 the batch ran to its end, whatever the tasks' outcomes (a task whose ladder
+    ran out without a verified patch is a result, not a failure); 1 stopped by --max-cost-usd
+    with tasks not started (run again to go on); 2 usage or configuration error; 3 at least
+    one task of this shard, or of its --shadow batch, ended in an infrastructure error
+    (sandbox, provider auth, ...). 3 outranks 1: a stopped batch with an errored task exits 3.
+    """
+    request = ReplayRequest(
+        backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
+        max_cost_usd, sandbox, record, cassette, shard, shadow, retry_errors,
+    )  # fmt: skip
+    with reported("interrupted: run the same command again to resume"):
+        if regate is not None:
+            from cascade.cli.regate import run_regate
+
+            if backlog is not None:
+                raise UsageError("--regate RUN_DIR takes no BACKLOG: it re-judges that folder")
+            code = run_regate(regate, repo, config, sandbox, concurrency)
+        else:
+            code = _replay(request)
+    raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    backlog: Path | None
+    repo: Path
+    config_file: Path | None
+    out: Path | None
+    concurrency: int
+    model_concurrency: int | None
+    sandbox_concurrency: int | None
+    max_cost_usd: float | None
+    backend: str | None
+    record: Path | None
+    cassette: Path | None
+    shard: str
+    shadow: str | None
+    retry_errors: bool = False
+
+
+def load(repo: Path, config_file: Path | None, backend: str | None) -> LoadedConfig:
+    from cascade.wiring.settings import load_config
+
+    if not repo.is_dir():
+        raise UsageError(f"--repo {repo}: no such folder")
+    overrides: dict[str, tuple[Any, str]] = {}
+    if backend is not None:
+        overrides["sandbox.backend"] = (backend, "--sandbox")
+    return load_config(repo, config_file, overrides)
+
+
+def _replay(req: ReplayRequest) -> int:
+    from cascade.cli.batch_progress import BatchProgress
+    from cascade.replay.backlog import Shard, github_backlog, is_github_query, load_backlog
+    from cascade.replay.batch import SHADOW_DIR, safe_name
+    from cascade.replay.shadow import shadow_config
+    from cascade.workspace.checkout import resolve_commit
+
+    if req.backlog is None:
+        raise UsageError("give a BACKLOG (a folder of issue files or a JSONL file), or --regate")
+    repo = req.repo.resolve()
+    loaded = load(repo, req.config_file, req.backend)
+    if req.cassette is not None:
+        loaded = _from_cassette(loaded, req.cassette, req.record)
+    shard = Shard.parse(req.shard)
+    spec = str(req.backlog)
+    if is_github_query(spec):
+        issues = shard.select(github_backlog(spec, repo, loaded.config.issues))
+        backlog = Path(safe_name(spec.removeprefix("github:")))
+    else:
+        backlog = req.backlog.resolve()
+        issues = shard.select(load_backlog(backlog))
+    commit = resolve_commit(repo)
+    shadow = shadow_config(loaded, req.shadow) if req.shadow else None
+    suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
+    out = (req.out or repo / ".cascade" / "replay" / f"{backlog.stem}{suffix}").resolve()
+    progress = BatchProgress(sys.stderr)
+    progress.note(
+        f"replay {len(issues)} issue(s) of {backlog.name} (shard {shard}) into {out}; "
+        f"ladder {' → '.join(r.name for r in loaded.config.ladder)}, "
+        f"concurrency {req.concurrency}"
+    )
+    batches = {"the batch": out}  # every folder this command writes, for the error count
+    if shadow is not None:
+        batches[f"shadow {shadow[0]}"] = out / SHADOW_DIR / shadow[0]
+    try:
+        stopped = _run_batch(req, loaded, issues, repo, commit, out, str(shard), progress, "")
+        if shadow is not None and not stopped:
+            name, shadow_loaded = shadow
+            progress.note(
+                f"shadow {name}: {' → '.join(r.name for r in shadow_loaded.config.ladder)}"
+            )
+            where = batches[f"shadow {name}"]
+            stopped = _run_batch(
+                req, shadow_loaded, issues, repo, commit, where, str(shard), progress, str(out)
+            )
+    finally:
+        progress.close()
+    return _finish(out, batches, {issue.id for issue in issues}, stopped=stopped)
+
+
+def _finish(out: Path, batches: dict[str, Path], ids: set[str], *, stopped: bool) -> int:
+    """Write the report, sum the batch up on stderr, and choose the exit code."""
+    from cascade.report.data import load as load_report
+    from cascade.report.numbers import build_report
+    from cascade.report.render import write_report
+
+    report = build_report(load_report([out]))
+    written = write_report(report, out)
+    t = report["tasks"]
+    outcomes = "".join(
+        f", {t[s]} {s.replace('_', ' ')}" for s in t["statuses"] if s != "verified" and t[s]
+    )
+    typer.echo(
+        f"{t['verified']}/{t['total']} verified{outcomes}; "
+        f"cost ${report['cost']['total_usd']:.4f} (per verified patch "
+        f"{_usd(report['cost']['per_verified_usd'])})",
+        err=True,
+    )
+    typer.echo(f"report: {written[1]}", err=True)
+    # Counted from the ledgers, not this session's tallies: an error an earlier session left
+    # stays in the batch (a resume does not run it again), and a shadow the budget kept from
+    # running this time still holds its own.
+    errored = {label: _errored(path, ids) for label, path in batches.items()}
+    if any(errored.values()):
+        typer.echo(_errored_note(errored), err=True)
+        return 3  # before 1: a re-run goes on after a budget stop, but does not mend these
+    return 1 if stopped else 0
+
+
+def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) -> LoadedConfig:
+    """Every rung served from a recorded cassette, under its own name (`replay/<rung>`)."""
+    import dataclasses
+
+    from cascade.models import as_replay
+
+    if record is not None:
+        raise UsageError("--cassette and --record together: a replayed answer is never recorded")
+    if not cassette.is_file():
+        raise UsageError(f"--cassette {cassette}: no such file")
+    path = str(cassette.resolve())
+    ladder = tuple(as_replay(r, path) for r in loaded.config.ladder)
+    config = loaded.config.model_copy(update={"ladder": ladder})
+    return dataclasses.replace(loaded, config=config)
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else f"${value:.4f}"
+
+
+def _errored(batch: Path, ids: set[str]) -> list[str]:
+    """This shard's tasks whose run ended in error, as the batch folder's ledger records them."""
+    from cascade.replay.batch import LEDGER_FILE
+    from cascade.replay.ledger import read_ledger
+
+    tasks = read_ledger(batch / LEDGER_FILE).tasks
+    done = [tasks[task_id].done for task_id in sorted(ids & tasks.keys())]
+    return [d.task for d in done if d and d.outcome and d.outcome.status == "error"]
+
+
+def _errored_note(errored: dict[str, list[str]]) -> str:
+    """The last line of a batch with errors: how many, which, and how to run them again."""
+    total = sum(len(ids) for ids in errored.values())
+    where = "; ".join(
+        f"{len(ids)} in {label} ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
+        for label, ids in errored.items()
+        if ids
+    )
+    from cascade.report.data import RETRY_ADVICE
+
+    return f"{total} task(s) ended in an infrastructure error: {where}; {RETRY_ADVICE}."
+
+
+def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
+    req: ReplayRequest,
+    loaded: LoadedConfig,
+    issues: list[Issue],
+    repo: Path,
+    commit: str,
+    out: Path,
+    shard: str,
+    progress: BatchProgress,
+    shadow_of: str,
+) -> bool:
+    """Run (or resume) one batch folder; True when the budget stopped it."""
+    from cascade.replay.batch import BatchDir, BatchHeader
+    from cascade.replay.runner import BatchPlan, BatchRunner
+    from cascade.wiring.assemble import assemble
+
+    cfg = loaded.config
+    # A shadow's answers are not recorded: they share cassette keys with the main ladder's.
+    record = req.record.resolve() if req.record and not shadow_of else None
+    parts = assemble(loaded, record=record)
+    header = BatchHeader(
+        backlog=_backlog_name(req.backlog),
+        repo=str(repo),
+        base_commit=commit,
+        shard=shard,
+        ladder=tuple(r.name for r in cfg.ladder),
+        models=tuple(r.model for r in cfg.ladder),
+        gate=tuple(parts.gate.names),
+        config_file=str(loaded.config_file or ""),
+        shadow_of=shadow_of,
+    )
+    batch = BatchDir.open(out, header)
+    try:
+        for message in batch.settle():
+            progress.note(message)
+        if batch.header.base_commit != commit:
+            progress.note(
+                f"resuming at the batch's base commit {batch.header.base_commit[:12]} "
+                f"(HEAD is now {commit[:12]})"
+            )
+        plan = BatchPlan(
+            issues=issues,
+            repo=repo,
+            concurrency=req.concurrency,
+            model_concurrency=req.model_concurrency,
+            sandbox_concurrency=req.sandbox_concurrency,
+            max_cost_usd=req.max_cost_usd,
+            retry_errors=req.retry_errors,
+        )
+        runner = BatchRunner(parts.engine, batch, plan, progress)
+        result = anyio.run(runner.run)
+    finally:
+        batch.close()
+    return result.budget_stopped
+
+
+def _backlog_name(backlog: Path | None) -> str:
+    """What the batch header records: a resolved path, or the github: query as given."""
+    if backlog is None:
+        return ""
+    from cascade.replay.backlog import is_github_query
+
+    return str(backlog) if is_github_query(str(backlog)) else str(backlog.resolve())

@@ -1,0 +1,210 @@
+"""The gate: the configured evaluators, cheapest first and fail-fast, each judging the patch
+against its own baseline. Evaluators of the same stage (lint and types) run concurrently. A
+failed evaluator is data (a Verdict); an exception from one is broken infrastructure."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+from pydantic import BaseModel
+
+from cascade.core.taskgroups import task_group
+from cascade.errors import CascadeError, InfraError
+from cascade.protocols import Evaluator, Sandbox
+from cascade.records import Finding, Patch, Task, Verdict
+from cascade.workspace.tree import changed, snapshot
+
+# Cheap first: scope needs no execution, lint and types take seconds, tests and coverage more.
+STAGE = {"diff_scope": 0, "ruff": 1, "mypy": 1, "pytest": 2, "coverage": 3}
+UNKNOWN_STAGE = 2
+
+Baselines = Mapping[str, Mapping[str, Any]]
+TAMPER = "evaluator_tampered"  # the verdict (and finding rule) when the tree moved during a stage
+MUTATES = "_mutates"  # baseline key: paths the evaluator changes on the untouched tree
+
+
+class Gate:
+    """Shared by every task of a process (a batch reuses one): baselines are cached by (base
+    commit, evaluator, its config, what of the task it depends on), so a second task on the
+    same commit pays nothing."""
+
+    def __init__(self, evaluators: Sequence[Evaluator], *, check_tamper: bool = True) -> None:
+        names = [e.name for e in evaluators]
+        if len(set(names)) != len(names):
+            raise InfraError(f"the gate lists an evaluator twice: {names}")
+        self.evaluators = sorted(evaluators, key=lambda e: STAGE.get(e.name, UNKNOWN_STAGE))
+        self.check_tamper = check_tamper
+        self._cache: dict[str, Mapping[str, Any]] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+        self.cache_hits = 0
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.evaluators]
+
+    def stages(self) -> list[list[Evaluator]]:
+        stages: dict[int, list[Evaluator]] = {}
+        for evaluator in self.evaluators:
+            stages.setdefault(STAGE.get(evaluator.name, UNKNOWN_STAGE), []).append(evaluator)
+        return [stages[key] for key in sorted(stages)]
+
+    async def baseline(self, sandbox: Sandbox, task: Task) -> dict[str, Mapping[str, Any]]:
+        """Every evaluator's pre-patch facts, on the untouched workspace (cached)."""
+        results: dict[str, Mapping[str, Any]] = {}
+        for evaluator in self.evaluators:
+            key = baseline_key(evaluator, task)
+            async with self._locks.setdefault(key, anyio.Lock()):
+                if key in self._cache:
+                    self.cache_hits += 1
+                else:
+                    self._cache[key] = await self._baseline(evaluator, sandbox, task)
+            results[evaluator.name] = self._cache[key]
+        return results
+
+    async def _baseline(
+        self, evaluator: Evaluator, sandbox: Sandbox, task: Task
+    ) -> Mapping[str, Any]:
+        before = await snapshot(sandbox) if self.check_tamper else {}
+        try:
+            facts = dict(await evaluator.baseline(sandbox, task))
+        except CascadeError:
+            raise
+        except Exception as exc:  # an evaluator bug must not look like a model failure
+            raise InfraError(f"evaluator {evaluator.name!r} crashed at baseline: {exc!r}") from exc
+        if self.check_tamper:
+            # Files the evaluator itself writes at baseline (a suite that writes a report into
+            # the tree) are not held against a patch later.
+            facts[MUTATES] = sorted(changed(before, await snapshot(sandbox)))
+        return facts
+
+    async def run(
+        self, sandbox: Sandbox, task: Task, patch: Patch, baselines: Baselines
+    ) -> list[Verdict]:
+        """Verdicts of the stages run, in order; stops after the first stage with a failure."""
+        verdicts: list[Verdict] = []
+        before: dict[str, str] | None = None  # the tree as the last snapshot saw it
+        for stage in self.stages():
+            results: dict[str, Verdict] = {}
+
+            async def one(evaluator: Evaluator, results: dict[str, Verdict] = results) -> None:
+                results[evaluator.name] = await _evaluate(
+                    evaluator, sandbox, task, patch, baselines.get(evaluator.name, {})
+                )
+
+            # A stage that runs no code in the sandbox (diff_scope) cannot move the tree.
+            watch = self.check_tamper and any(getattr(e, "runs_code", True) for e in stage)
+            if watch and before is None:
+                before = await snapshot(sandbox)
+            if len(stage) == 1:
+                await one(stage[0])
+            else:
+                async with task_group() as group:
+                    for evaluator in stage:
+                        group.start_soon(one, evaluator)
+            moved: set[str] = set()
+            if watch and before is not None:
+                # This stage's "after" is the next stage's "before": one snapshot per stage.
+                after = await snapshot(sandbox)
+                moved = changed(before, after)
+                before = after
+                for e in stage:
+                    moved -= set(baselines.get(e.name, {}).get(MUTATES, ()))
+            verdicts += [results[e.name] for e in stage]
+            if moved:
+                verdicts.append(_tampered(stage, sorted(moved)))
+                break
+            if not all(results[e.name].passed for e in stage):
+                break
+        return verdicts
+
+
+async def _evaluate(
+    evaluator: Evaluator, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
+) -> Verdict:
+    started = time.monotonic()
+    try:
+        verdict = await evaluator.evaluate(sandbox, task, patch, baseline)
+    except CascadeError:
+        raise
+    except Exception as exc:
+        raise InfraError(f"evaluator {evaluator.name!r} crashed: {exc!r}") from exc
+    if not verdict.duration_s:
+        verdict = verdict.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
+    return verdict
+
+
+def baseline_key(evaluator: Evaluator, task: Task) -> str:
+    """An evaluator may say what of the task its baseline depends on (`baseline_key(task)`);
+    without that, everything the issue says about tests counts."""
+    own = getattr(evaluator, "baseline_key", None)
+    issue = task.issue
+    scope = (
+        own(task)
+        if callable(own)
+        else repr((issue.tests, issue.hidden_tests, sorted(issue.hidden_files.items())))
+    )
+    config = getattr(evaluator, "config", None)
+    settings = config.model_dump_json() if isinstance(config, BaseModel) else repr(config)
+    raw = "\0".join((task.repo, task.base_commit, evaluator.name, settings, str(scope)))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _tampered(stage: Sequence[Evaluator], paths: Sequence[str]) -> Verdict:
+    names = ", ".join(e.name for e in stage)
+    shown = ", ".join(paths[:10]) + (f" (+{len(paths) - 10} more)" if len(paths) > 10 else "")
+    return Verdict(
+        evaluator=TAMPER,
+        passed=False,
+        feedback=(
+            f"The workspace changed while {names} ran: {shown}. Code that rewrites tests or "
+            "source during the gate run (a conftest, a test or a plugin writing files) is "
+            "refused; make the change in the patch itself."
+        ),
+        findings=tuple(
+            Finding(message="changed during evaluation", path=p, rule=TAMPER) for p in paths
+        ),
+    )
+
+
+def target_failures(baselines: Baselines, tests: Sequence[str]) -> dict[str, str]:
+    """How the issue's target tests fail at baseline (for the prompt), from any evaluator whose
+    baseline has `outcomes` (node id -> outcome) and `failures` (node id -> text). A target that
+    passes already is left out; one that does not exist is said to be missing."""
+    found: dict[str, str] = {}
+    for facts in baselines.values():
+        outcomes, failures = facts.get("outcomes"), facts.get("failures")
+        if not isinstance(outcomes, Mapping) or not isinstance(failures, Mapping):
+            continue
+        for test in tests:
+            why = _target_failure(test, outcomes, failures)
+            if why:
+                found[test] = why
+    return found
+
+
+def _target_failure(test: str, outcomes: Mapping[str, Any], failures: Mapping[str, Any]) -> str:
+    parts = test.split("::")
+    for end in range(len(parts), 0, -1):  # the test itself, or a file that did not collect
+        parent = "::".join(parts[:end])
+        if parent in failures and (end == len(parts) or outcomes.get(parent) == "error"):
+            return str(failures[parent])
+    kids = [k for k in outcomes if k == test or k.startswith((test + "::", test + "["))]
+    if not kids:
+        return "not found at the base commit"
+    bad = [k for k in kids if outcomes[k] in ("failed", "error")]
+    if bad:
+        return str(failures.get(bad[0], outcomes[bad[0]]))
+    if all(outcomes[k] == "skipped" for k in kids):
+        return "skipped at the base commit"
+    return ""
+
+
+def summarize(verdicts: Sequence[Verdict], limit: int) -> str:
+    """Feedback for the next model: each failed evaluator's own words, within `limit` chars."""
+    parts = [f"[{v.evaluator}] {v.feedback.strip() or 'failed'}" for v in verdicts if not v.passed]
+    text = "\n\n".join(parts)
+    return text if len(text) <= limit else text[: limit - 20].rstrip() + "\n[… trimmed]"

@@ -1,0 +1,117 @@
+"""The ladder's memory: what past runs in `.cascade/runs` say about each rung — for learned skip
+(how often a rung verified similar tasks) and for `cascade ladder stats`. Reads the proof logs
+tolerantly: a torn or foreign run is passed over, never an error."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from cascade.config import LearnedSkipConfig
+from cascade.core.ladder import SkipStats
+from cascade.proof.log import ATTEMPTS_FILE
+
+log = logging.getLogger(__name__)
+
+ANSWERED = frozenset({"verified", "rejected", "edit_error", "empty_patch", "cancelled"})
+ALL = "*"  # the bucket of every task, whatever its labels
+
+
+@dataclass(frozen=True)
+class PastRun:
+    run_id: str
+    labels: tuple[str, ...]
+    tried: tuple[str, ...]  # rungs that answered at least once, in order
+    verified_rung: str = ""
+
+
+def load_runs(runs_dir: Path, exclude: str = "") -> list[PastRun]:
+    """Every readable run under `runs_dir`, oldest first (run ids sort by time)."""
+    if not runs_dir.is_dir():
+        return []
+    runs = []
+    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir() and p.name != exclude):
+        run = _read_run(run_dir)
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def _read_run(run_dir: Path) -> PastRun | None:
+    try:
+        lines = (run_dir / ATTEMPTS_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    records: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            log.debug("%s: a torn line is passed over", run_dir)
+    labels: tuple[str, ...] = ()
+    tried: list[str] = []
+    verified = ""
+    for record in records:
+        decision = record.get("decision") or {}
+        labels = labels or tuple(str(x) for x in decision.get("labels") or ())
+        rung, status = str(record.get("rung", "")), record.get("status")
+        if status in ANSWERED and rung and rung not in tried:
+            tried.append(rung)
+        if status == "verified":
+            verified = rung
+    if not tried:
+        return None
+    return PastRun(run_dir.name, labels, tuple(tried), verified)
+
+
+async def learned_stats(
+    cfg: LearnedSkipConfig, runs_dir: Path, run_id: str, labels: Sequence[str]
+) -> dict[str, SkipStats]:
+    """The stats learned skip decides on, for a task with `labels`; {} when it is off. Read in a
+    worker thread: a long history is many files."""
+    if not cfg.enabled:
+        return {}
+    runs = await anyio.to_thread.run_sync(load_runs, runs_dir, run_id)
+    return similar_stats(runs, labels, cfg.window)
+
+
+def similar_stats(
+    runs: Sequence[PastRun], labels: Sequence[str], window: int
+) -> dict[str, SkipStats]:
+    """Per rung, over the last `window` runs similar to a task with `labels` (sharing a label;
+    every run when the task has none) that tried the rung: how many it verified."""
+    similar = [r for r in runs if not labels or set(r.labels) & set(labels)]
+    described = f"label {', '.join(labels)}" if labels else "all tasks"
+    return _per_rung(similar, window, described)
+
+
+def _per_rung(runs: Sequence[PastRun], window: int, described: str) -> dict[str, SkipStats]:
+    rungs: list[str] = []
+    for run in runs:
+        rungs += [r for r in run.tried if r not in rungs]
+    stats = {}
+    for rung in rungs:
+        last = [r for r in runs if rung in r.tried][-window:]
+        verified = sum(1 for r in last if r.verified_rung == rung)
+        stats[rung] = SkipStats(tried=len(last), verified=verified, similar=described)
+    return stats
+
+
+def stats_table(runs: Sequence[PastRun], window: int) -> list[tuple[str, str, SkipStats]]:
+    """(rung, label, stats) for every rung, over all runs (label `*`) and per label seen."""
+    labels: list[str] = sorted({label for run in runs for label in run.labels})
+    rows: list[tuple[str, str, SkipStats]] = []
+    buckets: Iterable[tuple[str, Sequence[PastRun]]] = [(ALL, runs)] + [
+        (label, [r for r in runs if label in r.labels]) for label in labels
+    ]
+    for label, members in buckets:
+        described = "all tasks" if label == ALL else f"label {label}"
+        for rung, stat in _per_rung(members, window, described).items():
+            rows.append((rung, label, stat))
+    return rows

@@ -1,0 +1,330 @@
+"""The loop of one task, and the only place that sequences model -> edits -> patch -> gate ->
+proof. The pure policy (`cascade.core.ladder`) decides every step; this loop carries it out, appends
+every attempt to the proof log before the next step, and seals the run whatever happens."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from cascade.config import BudgetConfig, PolicyConfig, RoutingConfig, RungConfig
+from cascade.core.budget import Price, Purse, estimate_cost, with_purse
+from cascade.core.context import Context, TokenCounter, build_context, tracked_files
+from cascade.core.edits import FORMAT_HELP, parse_edits
+from cascade.core.feedback import answer_fields, carried, sealed_outcome, tried
+from cascade.core.gate import Baselines, Gate, summarize, target_failures
+from cascade.core.history import learned_stats
+from cascade.core.ladder import Plan, Step, Stop, Tried, decision, next_step, start_index
+from cascade.core.prices import rung_price
+from cascade.core.prompt import build_messages, render
+from cascade.core.routing import TaskFacts, task_facts
+from cascade.core.samples import draw
+from cascade.errors import CascadeError, EditError, InfraError, ModelError, fault_kind
+from cascade.proof.log import ProofLog
+from cascade.protocols import Model, Sandbox, SandboxOpener
+from cascade.records import (
+    Attempt,
+    AttemptStatus,
+    Completion,
+    CompletionParams,
+    Message,
+    Patch,
+    RunOutcome,
+    Task,
+    Verdict,
+)
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["open", "baseline", "attempt", "attempt_done", "done"]
+Answer = tuple[Completion, int, bool]  # (the answer, its sample number, its cost recorded yet)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress for a display; the proof log, not this, is the record."""
+
+    kind: EventKind
+    message: str
+    attempt: Attempt | None = None
+    outcome: RunOutcome | None = None
+
+
+@dataclass
+class Engine:
+    ladder: Sequence[RungConfig]
+    models: Mapping[str, Model]  # rung name -> model
+    gate: Gate
+    open_sandbox: SandboxOpener
+    counter: Callable[[RungConfig], TokenCounter]
+    feedback_chars: int = 4000
+    on_event: Callable[[Event], None] = lambda _event: None
+    sleep: Callable[[float], Any] = field(default=anyio.sleep)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    prices: Callable[[RungConfig], Price] = rung_price  # price and context window of a rung
+    purse: Purse | None = None  # money shared by the tasks of a batch
+    runs_dir: Path | None = None  # past runs for learned skip (default: beside this run)
+
+    async def run(self, task: Task, proof: ProofLog, start_at: str | None = None) -> RunOutcome:
+        start_index(self.ladder, start_at)  # a bad --start-at is a usage error before any work
+        return await _Run(self, task, proof, start_at).go()
+
+
+class _Run:
+    """The state of one run; it lives as long as `Engine.run`."""
+
+    def __init__(self, engine: Engine, task: Task, proof: ProofLog, start_at: str | None) -> None:
+        self.e, self.task, self.proof, self.start_at = engine, task, proof, start_at
+        self.attempts: list[Attempt] = []
+        self.history: list[Tried] = []
+        self.contexts: dict[int, Context] = {}
+        self.diffs: dict[str, str] = {}  # patch sha256 -> diff, for carry_patch
+        self.pending: list[Answer] = []  # answers of the current round not gated yet
+        self.notes: list[str] = []  # infrastructure retries before the first attempt
+        self.patch: Patch | None = None
+        self.dirty = False  # the workspace holds a previous patch
+        self.started = time.monotonic()
+        self.sandbox_label = ""
+        self.baselines: Baselines = {}
+        self.failures: Mapping[str, str] = {}
+        self.paths: list[str] = []
+        self.facts = TaskFacts()
+
+    async def go(self) -> RunOutcome:
+        stop = Stop("error", "")
+        try:
+            sandbox = await self._open()
+            try:
+                stop = await self._climb(sandbox)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await sandbox.close()
+        except CascadeError as exc:
+            stop = Stop("error", str(exc))
+        duration = time.monotonic() - self.started
+        outcome = sealed_outcome(
+            self.proof, self.task, stop, self.attempts, self.patch, duration_s=duration
+        )
+        ladder = [r.name for r in self.e.ladder]
+        self.proof.seal(outcome, self.attempts, self.patch, self.task.issue.title, ladder)
+        self.e.on_event(Event("done", stop.status, outcome=outcome))
+        return outcome
+
+    async def _open(self) -> Sandbox:
+        """A sandbox with the gate's baseline taken; a start or harness failure is retried."""
+        for n in range(self.e.policy.infra_retries + 1):
+            self.e.on_event(Event("open", f"opening a sandbox at {self.task.base_commit[:12]}"))
+            sandbox: Sandbox | None = None
+            try:
+                sandbox = await self.e.open_sandbox(Path(self.task.repo), self.task.base_commit)
+                self.e.on_event(Event("baseline", f"baseline: {', '.join(self.e.gate.names)}"))
+                self.baselines = await self.e.gate.baseline(sandbox, self.task)
+                return sandbox
+            except InfraError as exc:
+                if sandbox is not None:
+                    with anyio.CancelScope(shield=True):
+                        await sandbox.close()
+                self.notes.append(f"infrastructure fault before any attempt: {exc}")
+                if n == self.e.policy.infra_retries:
+                    raise InfraError(f"{exc} (tried {n + 1} time(s))") from exc
+                log.warning("sandbox or baseline failed, retrying: %s", exc)
+                await self.e.sleep(self.e.policy.backoff_s)
+        raise AssertionError("unreachable")
+
+    async def _climb(self, sandbox: Sandbox) -> Stop:
+        self.sandbox_label = _label(sandbox)
+        self._note_untested()
+        self.failures = target_failures(self.baselines, self.task.issue.tests)
+        self.paths = await tracked_files(sandbox)
+        self.facts = task_facts(self.task, self.failures, self.paths)
+        prices = {r.name: self.e.prices(r) for r in self.e.ladder}
+        runs_dir = self.e.runs_dir or self.proof.run_dir.parent
+        skips = await learned_stats(
+            self.e.policy.learned_skip, runs_dir, self.proof.run_id, self.task.issue.labels
+        )
+        plan = Plan(
+            tuple(self.e.ladder), self.e.policy, with_purse(self.e.budget, self.e.purse),
+            self.e.routing.rules, self.start_at,
+            {n: p.max_input_tokens for n, p in prices.items()}, skips,
+        )  # fmt: skip
+        while True:
+            prompts = {r.name: await self._prompt(sandbox, r) for r in self.e.ladder}
+            estimates = {
+                r.name: estimate_cost(prices[r.name], prompts[r.name][1], r.max_tokens)
+                for r in self.e.ladder
+            }
+            committed = self.e.purse.committed if self.e.purse else None
+            step = next_step(plan, self.facts, self.history, estimates, committed)
+            if isinstance(step, Stop):
+                return step
+            await self._step(sandbox, step, *prompts[step.rung.name], prices[step.rung.name].local)
+
+    async def _step(
+        self, sandbox: Sandbox, step: Step, messages: list[Message], tokens: int, local: bool
+    ) -> None:
+        """Carry out one step: wait if asked, draw the rung's samples (or reuse the answers an
+        infrastructure fault interrupted), then gate them one by one."""
+        rung = step.rung
+        base: dict[str, Any] = {
+            "rung": rung.name, "model": rung.model, "attempt": step.attempt, "retry": step.retry,
+            "reason": step.reason, "prompt_sha256": self.proof.put_blob(render(messages)),
+            "context_files": tuple(f.path for f in self.contexts[rung.context_tokens].files),
+            "decision": decision(step, self.facts, tokens, self.notes, local=local),
+        }  # fmt: skip
+        self.notes = []  # said once, on the first attempt after them
+        what = f"#{len(self.attempts) + 1} {rung.name} ({rung.model}) attempt {step.attempt}"
+        self.e.on_event(Event("attempt", what + (f" retry {step.retry}" if step.retry else "")))
+        if step.kind != "infra_retry":
+            if step.wait_s:
+                await self.e.sleep(step.wait_s)
+            base["began"] = time.monotonic()
+            self.pending, stopped = await self._draw(rung, step, messages, base)
+            if stopped:
+                self._cancel(base, "not gated: a provider fault stops the run")
+        while self.pending:
+            completion, sample, charged = self.pending[0]
+            fields = {**base, "sample": sample, "began": time.monotonic()}
+            fields.update(answer_fields(completion, charged, self.proof.put_blob))
+            status, patch = await self._gate(sandbox, completion.text, fields)
+            self.pending[0] = (completion, sample, True)
+            if status == "verified":  # the round is decided: the winner is recorded last
+                self.pending.pop(0)
+                self._cancel(base, f"not gated: sample {sample} of this round verified first")
+                self.patch = patch
+            self._record(status, fields)
+            if status == "infra_error":
+                return  # the policy decides: gate the same answers again, or stop
+            if status != "verified":
+                self.pending.pop(0)
+
+    def _cancel(self, base: dict[str, Any], why: str) -> None:
+        """Record the answers of a decided round that were never gated."""
+        for completion, sample, charged in self.pending:
+            answer = answer_fields(completion, charged, self.proof.put_blob)
+            self._record("cancelled", {**base, "sample": sample, "error": why, **answer})
+        self.pending = []
+
+    async def _draw(
+        self, rung: RungConfig, step: Step, messages: list[Message], base: dict[str, Any]
+    ) -> tuple[list[Answer], bool]:
+        """The rung's samples; faults are recorded at once. Returns the answers, and whether a
+        fault stops the run."""
+        params = CompletionParams(
+            temperature=rung.temperature, max_tokens=rung.max_tokens, timeout=rung.timeout,
+            task_id=self.task.issue.id, attempt=step.attempt,
+        )  # fmt: skip
+        model, purse = self.e.models[rung.name], self.e.purse
+        results = await draw(
+            model, messages, params, rung.samples, purse=purse, estimate=step.estimate
+        )
+        faults = [(i, r) for i, r in enumerate(results, 1) if isinstance(r, ModelError)]
+        for i, fault in faults:
+            wait = f" [Retry-After {fault.retry_after:g}s]" if fault.retry_after else ""
+            self._record("provider_error", {**base, "sample": i, "error": f"{fault}{wait}"}, fault)
+        answers = [(r, i, False) for i, r in enumerate(results, 1) if isinstance(r, Completion)]
+        return answers, any(f.action == "stop" for _, f in faults)
+
+    async def _gate(
+        self, sandbox: Sandbox, text: str, fields: dict[str, Any]
+    ) -> tuple[AttemptStatus, Patch | None]:
+        """Parse, apply and gate one answer; fills `fields` and returns the status."""
+        try:
+            if self.dirty:
+                await sandbox.reset()
+                self.dirty = False
+            edits = parse_edits(text)
+            if not edits:
+                raise EditError(f"Your answer contained no edits.\n\n{FORMAT_HELP}")
+            self.dirty = True  # until apply returns, the workspace state is unknown
+            patch = await sandbox.apply(edits)
+        except EditError as exc:
+            self.dirty = False  # apply leaves the workspace clean when it refuses
+            fields["feedback"] = exc.feedback
+            return "edit_error", None
+        except CascadeError as exc:
+            fields["error"] = f"applying the edits failed: {exc}"
+            return "infra_error", None
+        if not patch.diff.strip():
+            fields["feedback"] = "Your edits changed nothing: the files already read that way."
+            return "empty_patch", None
+        noop = sorted({e.path for e in edits} - set(patch.files))
+        if noop:  # a block that "applied" but changed nothing: the model misread the file
+            fields["feedback"] = (
+                f"apply_noop: your edits to {', '.join(noop)} changed nothing (the replacement "
+                "equals what is there). None of your edits were kept; send them all again."
+            )
+            return "edit_error", None
+        fields["patch_sha256"] = self.proof.put_blob(patch.diff)
+        self.diffs[patch.sha256] = patch.diff
+        try:
+            verdicts = await self.e.gate.run(sandbox, self.task, patch, self.baselines)
+        except CascadeError as exc:
+            fields["error"] = f"the gate could not run: {exc}"
+            return "infra_error", None
+        stored = tuple(self._store(v) for v in verdicts)
+        fields["verdicts"] = stored
+        passed = bool(stored) and all(v.passed for v in stored)
+        if not passed:
+            fields["feedback"] = summarize(stored, self.e.feedback_chars)
+        return ("verified" if passed else "rejected"), patch
+
+    def _record(
+        self, status: AttemptStatus, fields: dict[str, Any], fault: ModelError | None = None
+    ) -> None:
+        """Append one attempt to the proof (before anything else happens) and the history."""
+        record = Attempt(
+            run_id=self.proof.run_id, task_id=self.task.issue.id, seq=len(self.attempts) + 1,
+            status=status, sandbox=self.sandbox_label, fault=fault_kind(fault) if fault else None,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            duration_s=round(time.monotonic() - fields.pop("began", time.monotonic()), 3),
+            **fields,
+        )  # fmt: skip
+        self.proof.append(record)
+        self.attempts.append(record)
+        self.history.append(tried(record, fault))
+        self.e.on_event(Event("attempt_done", status, attempt=record))
+
+    def _note_untested(self) -> None:
+        """An issue that names no tests, visible or hidden, can only be gated on regressions:
+        said in the progress and in the first attempt's decision record."""
+        issue = self.task.issue
+        if issue.tests or issue.hidden_tests:
+            return
+        message = "the issue names no tests: the gate can only check that nothing regresses"
+        self.notes.append(message)
+        self.e.on_event(Event("baseline", message))
+
+    async def _prompt(self, sandbox: Sandbox, rung: RungConfig) -> tuple[list[Message], int]:
+        """The messages `rung` would get now, and their token count for the estimate."""
+        budget = rung.context_tokens
+        if budget not in self.contexts:
+            self.contexts[budget] = await build_context(
+                sandbox, self.task, self.failures, budget=budget, count=self.e.counter(rung),
+                paths=self.paths,
+            )  # fmt: skip
+        policy = self.e.policy
+        diffs = self.diffs if policy.carry_patch else None
+        feedback = carried(self.attempts, policy.carry_feedback, self.e.feedback_chars, diffs)
+        messages = build_messages(self.task, self.contexts[budget], self.failures, feedback)
+        count = self.e.counter(rung)
+        return messages, sum(count(m.content) + 4 for m in messages)  # +4: role and framing
+
+    def _store(self, verdict: Verdict) -> Verdict:
+        """Artifacts go to blobs; the record keeps their digests."""
+        digests = {name: self.proof.put_blob(text) for name, text in verdict.artifacts.items()}
+        return verdict.model_copy(update={"artifacts": digests})
+
+
+def _label(sandbox: Sandbox) -> str:
+    image = getattr(sandbox, "image_id", "")
+    kind = type(sandbox).__name__.removesuffix("Sandbox").lower() or "sandbox"
+    return f"{kind} {image}".strip()

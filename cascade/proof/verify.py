@@ -1,0 +1,312 @@
+"""Check a run folder written by `cascade.proof.log`: the hash chain, every blob's name against its
+bytes, every digest a record names, and what the seal claims (receipt, patch.diff, outcome.json)
+against the log. Reading only: a broken run is reported, never repaired."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel, ConfigDict
+
+from cascade.proof.log import (
+    ATTEMPTS_FILE,
+    BLOBS_DIR,
+    GENESIS,
+    OUTCOME_FILE,
+    PATCH_FILE,
+    PATCH_SUBJECT,
+    RECEIPT_FILE,
+    STATEMENT_TYPE,
+    record_digest,
+)
+from cascade.records import RunStatus
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_RECEIPT_KEYS = ("seq", "rung", "model", "status", "sha256")
+_RUN_STATUSES = get_args(RunStatus)
+# The ladder stops at the first verified attempt, so a run that ran out never verified. An
+# "error" run may hold one: the run can break after verifying (closing the sandbox) and is then
+# sealed as an error without a patch, which is honest.
+_NEVER_VERIFIED = ("exhausted", "budget_exhausted")
+
+
+class VerifyReport(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_dir: str
+    ok: bool
+    problems: list[str]
+    records: int
+    blobs: int
+
+
+def verify_run(run_dir: Path) -> VerifyReport:
+    problems: list[str] = []
+    if not run_dir.is_dir():
+        return _report(run_dir, [f"{run_dir} is not a run folder"], [], 0)
+    records = _check_chain(run_dir, problems)
+    blobs = _check_blobs(run_dir / BLOBS_DIR, problems)
+    _check_references(records, blobs, problems)
+    _check_receipt(run_dir, records, problems)
+    return _report(run_dir, problems, records, len(blobs))
+
+
+def format_report(report: VerifyReport) -> str:
+    counts = f"{report.records} record(s), {report.blobs} blob(s)"
+    if report.ok:
+        return f"OK {report.run_dir}: {counts}; hash chain, blobs and receipt intact"
+    lines = [f"FAILED {report.run_dir}: {counts}; {len(report.problems)} problem(s)"]
+    lines += [f"  - {problem}" for problem in report.problems]
+    return "\n".join(lines)
+
+
+def _report(
+    run_dir: Path, problems: list[str], records: list[tuple[int, dict[str, Any]]], blobs: int
+) -> VerifyReport:
+    return VerifyReport(
+        run_dir=str(run_dir),
+        ok=not problems,
+        problems=problems,
+        records=len(records),
+        blobs=blobs,
+    )
+
+
+def _where(number: int, line: dict[str, Any] | None = None) -> str:
+    seq = f" (seq {line.get('seq', '?')})" if line is not None else ""
+    return f"{ATTEMPTS_FILE} line {number}{seq}"
+
+
+def _check_chain(run_dir: Path, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """Parse every line and check its digest and link; return (line number, record) pairs."""
+    path = run_dir / ATTEMPTS_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(f"{ATTEMPTS_FILE} cannot be read: {exc}")
+        return []
+    raw_lines = data.split(b"\n")
+    tail = raw_lines.pop()  # b"" when the file ends with a newline, as every complete log does
+    records: list[tuple[int, dict[str, Any]]] = []
+    expected_prev: str | None = GENESIS
+    for number, raw in enumerate(raw_lines, 1):
+        line = _parse(raw, number, problems)
+        if line is None:
+            expected_prev = None  # the link after a broken line cannot be judged
+            continue
+        where = _where(number, line)
+        stated = line.get("sha256")
+        if not isinstance(stated, str):
+            problems.append(f"{where}: has no sha256")
+        elif record_digest(line) != stated:
+            problems.append(f"{where}: content does not match its sha256")
+        if expected_prev is not None and line.get("prev") != expected_prev:
+            before = f"line {number - 1}" if number > 1 else "the chain start (64 zeros)"
+            problems.append(
+                f"{where}: prev does not match the sha256 of {before} "
+                "(a record was removed, inserted or reordered)"
+            )
+        if line.get("seq") != number:
+            problems.append(f"{where}: expected seq {number}")
+        expected_prev = stated if isinstance(stated, str) else None
+        records.append((number, line))
+    if tail:
+        problems.append(
+            f"{ATTEMPTS_FILE} line {len(raw_lines) + 1}: torn last line "
+            f"({len(tail)} bytes with no newline; the write was interrupted)"
+        )
+    return records
+
+
+def _parse(raw: bytes, number: int, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        line = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problems.append(f"{_where(number)}: not valid JSON ({exc})")
+        return None
+    if not isinstance(line, dict):
+        problems.append(f"{_where(number)}: not a JSON object")
+        return None
+    return line
+
+
+def _check_blobs(blobs_dir: Path, problems: list[str]) -> set[str]:
+    """Every stored blob's name must be the sha256 of its bytes; return the names that are."""
+    if not blobs_dir.is_dir():
+        problems.append(f"{BLOBS_DIR}/ is missing")
+        return set()
+    good: set[str] = set()
+    for path in sorted(blobs_dir.iterdir()):
+        if path.name.startswith(".tmp-"):
+            continue  # an interrupted write; nothing refers to it
+        if not _HEX64.fullmatch(path.name) or not path.is_file():
+            problems.append(f"{BLOBS_DIR}/{path.name}: not a content-addressed blob")
+            continue
+        if hashlib.sha256(path.read_bytes()).hexdigest() != path.name:
+            problems.append(f"{BLOBS_DIR}/{path.name}: content does not match its name")
+            continue
+        good.add(path.name)
+    return good
+
+
+def _references(line: dict[str, Any]) -> list[tuple[str, str]]:
+    refs = [(f, line.get(f)) for f in ("prompt_sha256", "response_sha256", "patch_sha256")]
+    for verdict in line.get("verdicts") or []:
+        if isinstance(verdict, dict):
+            name = verdict.get("evaluator", "?")
+            for key, value in (verdict.get("artifacts") or {}).items():
+                refs.append((f"verdict {name} artifact {key}", value))
+    return [(field, str(value)) for field, value in refs if value]
+
+
+def _check_references(
+    records: list[tuple[int, dict[str, Any]]], blobs: set[str], problems: list[str]
+) -> None:
+    for number, line in records:
+        for field, digest in _references(line):
+            if digest not in blobs:
+                where = _where(number, line)
+                problems.append(f"{where}: {field} {digest} is not an intact blob in {BLOBS_DIR}/")
+
+
+def _check_receipt(
+    run_dir: Path, records: list[tuple[int, dict[str, Any]]], problems: list[str]
+) -> None:
+    path = run_dir / RECEIPT_FILE
+    if not path.exists():
+        problems.append(f"run was not sealed: {RECEIPT_FILE} is missing")
+        return
+    try:
+        receipt = json.loads(path.read_text(encoding="utf-8"))
+        predicate = receipt["predicate"]
+        listed = predicate["attempts"]
+        subjects = {s.get("name"): s.get("digest", {}) for s in receipt["subject"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problems.append(f"{RECEIPT_FILE} is not a readable cascade receipt ({exc!r})")
+        return
+    if receipt.get("_type") != STATEMENT_TYPE:
+        problems.append(f"{RECEIPT_FILE}: _type is not {STATEMENT_TYPE}")
+    head = records[-1][1].get("sha256") if records else GENESIS
+    if predicate.get("attempt_count") != len(records) or predicate.get("chain_head") != head:
+        problems.append(
+            f"{RECEIPT_FILE} seals {predicate.get('attempt_count')} record(s) with chain head "
+            f"{predicate.get('chain_head')}, but {ATTEMPTS_FILE} has {len(records)} with head "
+            f"{head}: records were removed or added after sealing"
+        )
+    _compare_listed(listed, records, problems)
+    status = predicate.get("status")
+    verified = _check_status(status, records, problems)
+    shipped = _check_patch(run_dir, subjects.get(PATCH_SUBJECT), status, problems)
+    if verified is not None and shipped is not None:
+        _check_verified_patch(shipped, *verified, problems)
+    _check_outcome(run_dir, status, shipped, problems)
+
+
+def _compare_listed(
+    listed: Any, records: list[tuple[int, dict[str, Any]]], problems: list[str]
+) -> None:
+    if not isinstance(listed, list):
+        problems.append(f"{RECEIPT_FILE}: predicate.attempts is not a list")
+        return
+    for index, entry in enumerate(listed):
+        if index >= len(records):
+            seq = entry.get("seq", "?") if isinstance(entry, dict) else "?"
+            problems.append(
+                f"{RECEIPT_FILE} lists seq {seq} (attempt {index + 1}), "
+                f"missing from {ATTEMPTS_FILE}"
+            )
+            return
+        number, line = records[index]
+        expected = {key: line.get(key) for key in _RECEIPT_KEYS}
+        if entry != expected:
+            problems.append(f"{_where(number, line)}: does not match the receipt's attempt list")
+            return
+    if len(records) > len(listed):
+        number, line = records[len(listed)]
+        problems.append(f"{_where(number, line)}: not in the receipt (appended after sealing)")
+
+
+def _check_status(
+    status: Any, records: list[tuple[int, dict[str, Any]]], problems: list[str]
+) -> tuple[int, dict[str, Any]] | None:
+    """The receipt's status against the log: a verified run ends at its verified attempt (the
+    engine records the winner last and stops). Return that attempt when the status holds."""
+    if status not in _RUN_STATUSES:
+        problems.append(f"{RECEIPT_FILE}: status {status!r} is not a run status")
+        return None
+    if status == "verified":
+        if not records:
+            problems.append(f"{RECEIPT_FILE} says verified, but {ATTEMPTS_FILE} has no attempts")
+            return None
+        number, line = records[-1]
+        if line.get("status") != "verified":
+            problems.append(
+                f"{RECEIPT_FILE} says verified, but the last attempt, {_where(number, line)}, "
+                f"is {line.get('status')!r}"
+            )
+            return None
+        return number, line
+    won = next((r for r in records if r[1].get("status") == "verified"), None)
+    if status in _NEVER_VERIFIED and won is not None:
+        problems.append(f"{RECEIPT_FILE} says {status}, but {_where(*won)} verified")
+    return None
+
+
+def _check_patch(run_dir: Path, digest: Any, status: Any, problems: list[str]) -> str | None:
+    """patch.diff against the receipt's subject; return its sha256 when it exists."""
+    path = run_dir / PATCH_FILE
+    if digest is None:
+        if status == "verified":
+            problems.append(f"{RECEIPT_FILE}: a verified run but no {PATCH_SUBJECT} subject")
+        if path.exists():
+            problems.append(f"{PATCH_FILE} exists but the receipt does not name it")
+        return None
+    if status != "verified":
+        problems.append(
+            f"{RECEIPT_FILE} names a {PATCH_SUBJECT} subject, but its status is {status!r} "
+            "(only a verified run ships a patch)"
+        )
+    if not path.is_file():
+        problems.append(f"{PATCH_FILE} is missing; the receipt names it")
+        return None
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not isinstance(digest, dict) or digest.get("sha256") != actual:
+        problems.append(f"{PATCH_FILE} does not match the receipt's subject digest")
+    return actual
+
+
+def _check_verified_patch(
+    shipped: str, number: int, line: dict[str, Any], problems: list[str]
+) -> None:
+    # patch_sha256 is the blob digest of the diff the gate passed; patch.diff is that diff.
+    stated = line.get("patch_sha256")
+    if stated != shipped:
+        problems.append(
+            f"{PATCH_FILE} (sha256 {shipped}) is not the patch of the verified attempt: "
+            f"{_where(number, line)} has patch_sha256 {stated or 'none'}"
+        )
+
+
+def _check_outcome(run_dir: Path, status: Any, shipped: str | None, problems: list[str]) -> None:
+    """outcome.json is written by the same seal as the receipt and must tell the same story."""
+    path = run_dir / OUTCOME_FILE
+    if not path.exists():
+        problems.append(f"{OUTCOME_FILE} is missing; the receipt seals the run")
+        return
+    try:
+        outcome = json.loads(path.read_text(encoding="utf-8"))
+        told, named = outcome["status"], outcome.get("patch_sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problems.append(f"{OUTCOME_FILE} is not a readable run outcome ({exc!r})")
+        return
+    if told != status:
+        problems.append(f"{OUTCOME_FILE} says status {told!r}, the receipt {status!r}")
+    if status == "verified" and shipped is not None and named != shipped:
+        problems.append(
+            f"{OUTCOME_FILE} names patch_sha256 {named or 'none'}, "
+            f"but {PATCH_FILE} has sha256 {shipped}"
+        )

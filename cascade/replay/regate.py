@@ -1,0 +1,173 @@
+"""Re-gate at zero model cost: every patch an earlier run recorded (the blob its attempt names by
+`patch_sha256`) is applied again at the run's base commit and judged by the current gate, with
+no model called. The result says which verdicts the new gate would change."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from cascade.core.gate import Gate
+from cascade.errors import CascadeError, EditError
+from cascade.proof.log import BLOBS_DIR
+from cascade.protocols import SandboxOpener
+from cascade.records import Attempt, Edit, Issue, RunOutcome, Task
+
+log = logging.getLogger(__name__)
+
+_DIFF_PATH = re.compile(r"^diff --git a/(\S+) b/", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RegateTask:
+    """One earlier run to re-gate: its issue, outcome and attempt records."""
+
+    issue: Issue
+    outcome: RunOutcome
+    attempts: tuple[Attempt, ...]
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class Regated:
+    task: str
+    run_id: str
+    seq: int
+    rung: str
+    before: str  # "accepted" | "rejected"
+    after: str  # "accepted" | "rejected" | "error"
+    failed_before: tuple[str, ...] = ()
+    failed_after: tuple[str, ...] = ()
+    error: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass
+class RegateResult:
+    gate: list[str]
+    patches: list[Regated] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # why a task or patch was not re-gated
+
+    def to_json(self) -> dict[str, Any]:
+        changed = [p for p in self.patches if p.changed]
+        return {
+            "gate": self.gate,
+            "patches": len(self.patches),
+            "changed": len(changed),
+            "newly_accepted": sum(1 for p in changed if p.after == "accepted"),
+            "newly_rejected": sum(1 for p in changed if p.before == "accepted"),
+            "errors": sum(1 for p in self.patches if p.after == "error"),
+            "changes": [p.__dict__ for p in changed],
+            "all": [p.__dict__ for p in self.patches],
+            "skipped": self.skipped,
+        }
+
+
+async def regate(
+    tasks: Sequence[RegateTask],
+    gate: Gate,
+    opener_for: Callable[[str], SandboxOpener],  # run id -> a sandbox opener labelled with it
+    repo: Path,
+    concurrency: int = 1,
+) -> RegateResult:
+    result = RegateResult(gate=gate.names)
+    limiter = anyio.CapacityLimiter(max(concurrency, 1))
+
+    async def one(item: RegateTask) -> None:
+        async with limiter:
+            try:
+                result.patches.extend(await _one(item, gate, opener_for, repo))
+            except CascadeError as exc:  # one task's broken sandbox does not stop the others
+                result.skipped.append(f"{item.issue.id}: {exc}")
+            except Exception as exc:
+                log.exception("re-gating %s failed", item.issue.id)
+                result.skipped.append(f"{item.issue.id}: {type(exc).__name__}: {exc}")
+
+    async with anyio.create_task_group() as group:
+        for item in tasks:
+            if not any(a.patch_sha256 for a in item.attempts):
+                result.skipped.append(f"{item.issue.id}: no recorded patch")
+                continue
+            group.start_soon(one, item)
+    result.patches.sort(key=lambda p: (p.task, p.seq))
+    return result
+
+
+async def _one(
+    item: RegateTask, gate: Gate, opener_for: Callable[[str], SandboxOpener], repo: Path
+) -> list[Regated]:
+    task = Task(issue=item.issue, repo=str(repo), base_commit=item.outcome.base_commit)
+    sandbox = await opener_for(f"regate-{item.outcome.run_id}")(repo, task.base_commit)
+    out: list[Regated] = []
+    try:
+        baselines = await gate.baseline(sandbox, task)
+        for attempt in item.attempts:
+            # Only patches the gate judged: an infra_error attempt has a patch but no verdict.
+            if not attempt.patch_sha256 or attempt.status not in ("verified", "rejected"):
+                continue
+            blob = item.run_dir / BLOBS_DIR / attempt.patch_sha256
+            before = "accepted" if attempt.status == "verified" else "rejected"
+            failed_before = tuple(v.evaluator for v in attempt.verdicts if not v.passed)
+
+            def judged(after: str, failed: tuple[str, ...] = (), error: str = "") -> Regated:
+                return Regated(
+                    item.issue.id, item.outcome.run_id, attempt.seq, attempt.rung,  # noqa: B023
+                    before, after, failed_before, failed, error,  # noqa: B023
+                )  # fmt: skip
+
+            try:
+                diff = blob.read_text(encoding="utf-8")
+                files = _DIFF_PATH.findall(diff)
+                if not files:
+                    raise EditError("the recorded patch names no file")
+                patch = await sandbox.apply([Edit(path=files[0], kind="udiff", diff=diff)])
+                verdicts = await gate.run(sandbox, task, patch, baselines)
+            except (OSError, EditError) as exc:
+                out.append(judged("error", error=f"cannot re-apply: {exc}"))
+                continue
+            finally:
+                await sandbox.reset()
+            passed = bool(verdicts) and all(v.passed for v in verdicts)
+            failed = tuple(v.evaluator for v in verdicts if not v.passed)
+            after = "accepted" if passed else "rejected"
+            out.append(judged(after, failed))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sandbox.close()
+    return out
+
+
+def render_regate(result: RegateResult) -> str:
+    data = result.to_json()
+    lines = [
+        "# Re-gate",
+        "",
+        f"Gate now: {', '.join(result.gate)}. {data['patches']} recorded patch(es) re-judged, "
+        f"no model called: {data['changed']} verdict(s) change ({data['newly_accepted']} newly "
+        f"accepted, {data['newly_rejected']} newly rejected); {data['errors']} could not be "
+        "re-applied.",
+        "",
+    ]
+    if data["changed"]:
+        lines += [
+            "| task | run | # | rung | before | after | failing now |",
+            "|---|---|---:|---|---|---|---|",
+        ]
+        for p in result.patches:
+            if p.changed:
+                lines.append(
+                    f"| {p.task} | {p.run_id} | {p.seq} | {p.rung} | {p.before} | {p.after} "
+                    f"| {', '.join(p.failed_after) or p.error or '—'} |"
+                )
+        lines.append("")
+    lines += [f"- skipped {s}" for s in result.skipped]
+    return "\n".join(lines) + "\n"

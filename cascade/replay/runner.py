@@ -1,0 +1,270 @@
+"""Batch replay: each issue of a backlog through the same engine as `cascade fix`, N at a time,
+each into its own proof run inside a batch folder whose ledger makes the batch resumable. One
+task's failure becomes that task's error record; its siblings go on."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import anyio
+
+from cascade.core.budget import Purse
+from cascade.core.loop import Engine, Event
+from cascade.proof.log import ATTEMPTS_FILE, RECEIPT_FILE, ProofLog
+from cascade.records import Attempt, Issue, RunOutcome, Task
+from cascade.replay.batch import BatchDir, aborted_cost
+from cascade.replay.ledger import read_jsonl
+from cascade.replay.limits import SandboxSlot, limited_models
+
+log = logging.getLogger(__name__)
+
+EngineFor = Callable[[str, Callable[[Event], None]], Engine]  # (run id, on_event) -> Engine
+BatchEventKind = Literal["task_start", "task_done", "budget_stop"]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    issues: Sequence[Issue]  # this shard's issues, in backlog order
+    repo: Path
+    concurrency: int = 1  # tasks in flight
+    model_concurrency: int | None = None  # model calls in flight (default: concurrency)
+    sandbox_concurrency: int | None = None  # sandboxes open (default: concurrency)
+    max_cost_usd: float | None = None  # no new task starts once this much is spent
+    retry_errors: bool = False  # run again the tasks whose run ended in an infrastructure error
+
+
+@dataclass
+class Tally:
+    """The batch so far, for a progress display; tasks finished by earlier sessions count."""
+
+    total: int
+    done: int = 0
+    verified: int = 0
+    unverified: int = 0  # exhausted, or stopped by a budget
+    errors: int = 0
+    spent_usd: float = 0.0
+    running: int = 0
+    done_here: int = 0  # finished in this session (for the ETA)
+    started: float = field(default_factory=time.monotonic)
+
+    def count(self, outcome: RunOutcome) -> None:
+        self.done += 1
+        if outcome.status == "verified":
+            self.verified += 1
+        elif outcome.status == "error":
+            self.errors += 1
+        else:
+            self.unverified += 1
+
+    def eta_s(self) -> float | None:
+        """Seconds left at this session's pace; None until a task has finished."""
+        if not self.done_here:
+            return None
+        remaining = self.total - self.done
+        elapsed = time.monotonic() - self.started
+        return elapsed / self.done_here * remaining if remaining > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    kind: BatchEventKind
+    message: str
+    tally: Tally  # a snapshot
+    task: str = ""
+    outcome: RunOutcome | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    tally: Tally
+    not_started: int = 0  # left by --max-cost-usd
+    budget_stopped: bool = False
+
+
+class BatchRunner:
+    """Runs the plan's unfinished tasks. Use one runner per `run`."""
+
+    def __init__(
+        self,
+        engine_for: EngineFor,
+        batch: BatchDir,
+        plan: BatchPlan,
+        on_event: Callable[[BatchEvent], None] = lambda _event: None,
+    ) -> None:
+        self.engine_for = engine_for
+        self.batch = batch
+        self.plan = plan
+        self.on_event = on_event
+        self.tally = Tally(total=len(plan.issues))
+        self._pending: deque[Issue] = deque()
+        self._stopped = False
+        self._spent_before = 0.0
+        self._purse: Purse | None = None
+        n = plan.concurrency
+        self._model_limiter = anyio.CapacityLimiter(plan.model_concurrency or n)
+        self._sandbox_limiter = anyio.CapacityLimiter(plan.sandbox_concurrency or n)
+
+    async def run(self) -> BatchResult:
+        state = self.batch.state
+        self._spent_before = self.tally.spent_usd = _spent_before(self.batch)
+        for issue in self.plan.issues:
+            done = state.task(issue.id).done
+            if done is not None and done.outcome is not None:
+                if not (self.plan.retry_errors and done.outcome.status == "error"):
+                    self.tally.count(done.outcome)
+                    continue
+                self.batch.retry(issue.id, done.run_id)
+            self._pending.append(issue)
+        self.batch.plan([i.id for i in self.plan.issues])
+        workers = min(max(self.plan.concurrency, 1), len(self._pending))
+        async with anyio.create_task_group() as group:
+            for _ in range(workers):
+                group.start_soon(self._worker)
+        left = len(self._pending)
+        if self._stopped and self.plan.max_cost_usd is not None:
+            self.batch.budget_stop(self.tally.spent_usd, left, self.plan.max_cost_usd)
+            self._emit("budget_stop", f"budget spent: {left} task(s) not started")
+        return BatchResult(_snapshot(self.tally), left, self._stopped)
+
+    def _next(self) -> Issue | None:
+        limit = self.plan.max_cost_usd
+        if self._pending and limit is not None and self.tally.spent_usd >= limit:
+            self._stopped = True
+        if self._stopped or not self._pending:
+            return None
+        return self._pending.popleft()
+
+    async def _worker(self) -> None:
+        while (issue := self._next()) is not None:
+            await self._one(issue)
+
+    async def _one(self, issue: Issue) -> None:
+        run_id = self.batch.start(issue)
+        self.tally.running += 1
+        self._emit("task_start", f"{issue.id}: started", task=issue.id)
+        live = 0.0  # attempt costs seen so far, counted toward the budget as they happen
+
+        def on_event(event: Event) -> None:
+            nonlocal live
+            if event.kind == "attempt_done" and event.attempt is not None:
+                live += event.attempt.cost_usd
+                self.tally.spent_usd += event.attempt.cost_usd
+
+        started = time.monotonic()
+        slot = SandboxSlot(self._sandbox_limiter)
+        try:
+            outcome = await self._run(issue, run_id, slot, on_event)
+        except Exception as exc:  # one task's bug or broken run is that task's error record
+            _warn(issue.id, exc)
+            outcome = self._failed(issue, run_id, exc, time.monotonic() - started)
+        finally:
+            slot.release()
+        self.tally.spent_usd += outcome.cost_usd - live  # the sealed outcome is the account
+        self.batch.done(issue.id, outcome, issue.labels)
+        self.tally.running -= 1
+        self.tally.done_here += 1
+        self.tally.count(outcome)
+        self._emit("task_done", f"{issue.id}: {outcome.status}", task=issue.id, outcome=outcome)
+
+    async def _run(
+        self, issue: Issue, run_id: str, slot: SandboxSlot, on_event: Callable[[Event], None]
+    ) -> RunOutcome:
+        started = time.monotonic()
+        proof = ProofLog.create(self.batch.runs_dir, run_id)
+        base = self.engine_for(run_id, on_event)
+        if self._purse is None:
+            # One purse for the whole batch, so `[budget] batch_max_cost_usd` caps all its
+            # tasks together; what earlier sessions spent counts against it too.
+            self._purse = Purse(base.budget.batch_max_cost_usd)
+            self._purse.spent = self._spent_before
+        engine = dataclasses.replace(
+            base,
+            models=limited_models(base.models, self._model_limiter),
+            open_sandbox=slot.opener(base.open_sandbox),
+            purse=self._purse,
+        )
+        commit = self.batch.header.base_commit
+        task = Task(issue=issue, repo=str(self.plan.repo), base_commit=commit)
+        try:
+            return await engine.run(task, proof)
+        except Exception as exc:
+            # The engine seals on cascade's own errors; anything else escaped it unsealed.
+            _warn(issue.id, exc)
+            outcome = self._failed(issue, run_id, exc, time.monotonic() - started)
+            _seal(proof, outcome, issue.title, [r.name for r in engine.ladder])
+            return outcome
+
+    def _failed(self, issue: Issue, run_id: str, exc: Exception, duration: float) -> RunOutcome:
+        run_dir = self.batch.runs_dir / run_id
+        attempts = _attempts(run_dir)
+        return RunOutcome(
+            run_id=run_id,
+            task_id=issue.id,
+            status="error",
+            run_dir=str(run_dir),
+            base_commit=self.batch.header.base_commit,
+            attempts=len(attempts),
+            cost_usd=round(sum(a.cost_usd for a in attempts), 8),
+            duration_s=round(duration, 3),
+            error=describe(exc),
+        )
+
+    def _emit(
+        self, kind: BatchEventKind, message: str, task: str = "", outcome: RunOutcome | None = None
+    ) -> None:
+        self.on_event(BatchEvent(kind, message, _snapshot(self.tally), task, outcome))
+
+
+def _warn(task_id: str, exc: Exception) -> None:
+    # The traceback only at debug level: the task's error record already names the exception.
+    log.warning("task %s failed: %r", task_id, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`; for an exception group (a task group inside the engine), its leaves."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _snapshot(tally: Tally) -> Tally:
+    return dataclasses.replace(tally)
+
+
+def _spent_before(batch: BatchDir) -> float:
+    """What earlier sessions spent: finished tasks, and the complete attempts of aborted runs."""
+    total = 0.0
+    for state in batch.state.tasks.values():
+        if state.done is not None and state.done.outcome is not None:
+            total += state.done.outcome.cost_usd
+        total += sum(aborted_cost(batch.runs_dir / run_id) for run_id in state.aborted)
+    return total
+
+
+def _attempts(run_dir: Path) -> list[Attempt]:
+    """The complete, well-formed attempt records of a run (chain fields dropped)."""
+    attempts: list[Attempt] = []
+    for record in read_jsonl(run_dir / ATTEMPTS_FILE).records:
+        body = {k: v for k, v in record.items() if k not in ("prev", "sha256")}
+        try:
+            attempts.append(Attempt.model_validate(body))
+        except ValueError:
+            continue
+    return attempts
+
+
+def _seal(proof: ProofLog, outcome: RunOutcome, title: str, ladder: list[str]) -> None:
+    """Seal a run the engine left open, so its folder is a complete proof of the error."""
+    if (proof.run_dir / RECEIPT_FILE).exists():
+        return
+    try:
+        proof.seal(outcome, _attempts(proof.run_dir), None, title, ladder)
+    except Exception:  # the run keeps its attempts; the ledger records the error either way
+        log.exception("could not seal the failed run %s", proof.run_id)

@@ -1,0 +1,55 @@
+"""Shadow ladders for counterfactual baselines: the same tasks, gate and sandbox as the batch,
+run with another ladder into `<batch>/shadow/<name>/`. `strongest` means the batch's own last
+rung alone; a TOML file supplies its own `[[ladder]]`. Nothing a shadow produces is applied."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cascade.config import CascadeConfig, RungConfig
+from cascade.errors import ConfigError
+from cascade.wiring.settings import LoadedConfig
+
+STRONGEST = "strongest"
+
+
+def shadow_config(loaded: LoadedConfig, spec: str) -> tuple[str, LoadedConfig]:
+    """(the shadow's folder name, the batch's config with the shadow's ladder)."""
+    cfg = loaded.config
+    if spec == STRONGEST:
+        ladder: tuple[RungConfig, ...] = (cfg.ladder[-1],)
+        name, config_dir = f"{STRONGEST}-{cfg.ladder[-1].name}", loaded.config_dir
+    else:
+        path = Path(spec).expanduser().resolve()
+        ladder = _read_ladder(path)
+        name, config_dir = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem) or "shadow", path.parent
+    try:
+        config = CascadeConfig.model_validate({**cfg.model_dump(), "ladder": ladder})
+    except ValidationError as exc:
+        raise ConfigError(f"--shadow {spec}: the ladder is invalid: {exc}") from exc
+    # The shadow's cassettes are found from its own file's folder.
+    return name, dataclasses.replace(loaded, config=config, config_dir=config_dir)
+
+
+def _read_ladder(path: Path) -> tuple[RungConfig, ...]:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"--shadow {path}: no such file (give a TOML file with [[ladder]], or {STRONGEST!r})"
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"--shadow {path}: not a readable TOML file: {exc}") from exc
+    section = doc.get("tool", {}).get("cascade", doc) if path.name == "pyproject.toml" else doc
+    rungs = section.get("ladder")
+    if not isinstance(rungs, list) or not rungs:
+        raise ConfigError(f"--shadow {path}: no [[ladder]] rungs in this file")
+    try:
+        return tuple(RungConfig.model_validate(r) for r in rungs)
+    except ValidationError as exc:
+        raise ConfigError(f"--shadow {path}: a rung is invalid: {exc}") from exc

@@ -1,0 +1,179 @@
+"""Reads what a report is computed from: replay batch folders (ledger + runs), single run
+folders, or a runs folder of `cascade fix` runs; a batch's shadow runs come along as
+baselines. Reading only, and only complete records: a torn tail is dropped, never guessed at."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cascade.errors import UsageError
+from cascade.proof.log import ATTEMPTS_FILE, OUTCOME_FILE, RECEIPT_FILE
+from cascade.records import Attempt, RunOutcome
+from cascade.replay.batch import BATCH_FILE, LEDGER_FILE, RUNS_DIR, SHADOW_DIR, read_header
+from cascade.replay.ledger import read_jsonl, read_ledger
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task_id: str
+    outcome: RunOutcome
+    attempts: tuple[Attempt, ...]
+    labels: tuple[str, ...] = ()
+    source: str = ""  # the folder it was read from
+
+
+# What to do about tasks that ended in an infrastructure error (the report and `cascade replay`).
+RETRY_ADVICE = (
+    "fix the cause, then replay again with --retry-errors to run them again (a plain resume "
+    "counts them as finished)"
+)
+
+
+@dataclass
+class ReportData:
+    sources: list[str] = field(default_factory=list)
+    ladder: tuple[str, ...] = ()
+    gate: tuple[str, ...] = ()
+    base_commits: set[str] = field(default_factory=set)
+    tasks: list[TaskResult] = field(default_factory=list)  # in the order they finished
+    planned: set[str] = field(default_factory=set)  # ids the batches set out to finish
+    aborted_attempts: list[Attempt] = field(default_factory=list)
+    aborted_runs: int = 0
+    budget_notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    shadows: dict[str, ReportData] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    @property
+    def not_started(self) -> list[str]:
+        finished = {t.task_id for t in self.tasks}
+        return sorted(self.planned - finished)
+
+
+def read_attempts(run_dir: Path) -> tuple[Attempt, ...]:
+    """The complete attempt records of a run, in order; chain fields are dropped."""
+    attempts: list[Attempt] = []
+    for record in read_jsonl(run_dir / ATTEMPTS_FILE).records:
+        body = {k: v for k, v in record.items() if k not in ("prev", "sha256")}
+        try:
+            attempts.append(Attempt.model_validate(body))
+        except ValidationError:
+            continue
+    return tuple(attempts)
+
+
+def load(paths: list[Path], *, with_shadows: bool = True) -> ReportData:
+    data = ReportData()
+    for path in paths:
+        if not path.is_dir():
+            raise UsageError(f"{path}: no such folder (expected a replay batch or a run folder)")
+        if (path / BATCH_FILE).is_file():
+            _load_batch(path, data, with_shadows)
+        elif (path / OUTCOME_FILE).is_file():
+            _add_run(data, path, path)
+        else:
+            runs = sorted(p for p in path.iterdir() if (p / OUTCOME_FILE).is_file())
+            if not runs:
+                raise UsageError(
+                    f"{path} holds no replay batch ({BATCH_FILE}) and no sealed runs "
+                    f"({OUTCOME_FILE}); give a batch folder, a run folder or a runs folder"
+                )
+            latest: dict[str, Path] = {}
+            for run in runs:  # run ids sort by time: the last run of a task wins
+                task_id = _run_outcome(run).task_id
+                if task_id in latest:
+                    data.notes.append(f"{path}: {task_id} ran more than once; the last run counts")
+                latest[task_id] = run
+            for run in latest.values():
+                _add_run(data, run, path)
+        data.sources.append(str(path))
+    return data
+
+
+def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
+    header = read_header(path)
+    _same(data, "ladder", header.ladder, path)
+    _same(data, "gate", header.gate, path)
+    data.base_commits.add(header.base_commit)
+    state = read_ledger(path / LEDGER_FILE)
+    if state.bad_lines or state.torn_tail:
+        data.notes.append(
+            f"{path}: {state.bad_lines + state.torn_tail} torn ledger line(s) skipped "
+            "(an interrupted write; nothing after it was lost)"
+        )
+    runs = path / RUNS_DIR
+    errored = 0
+    for task_id in state.finished:
+        line = state.tasks[task_id].done
+        if line is None or line.outcome is None:
+            continue
+        errored += 1 if line.outcome.status == "error" else 0
+        result = TaskResult(
+            task_id=line.task,
+            outcome=line.outcome,
+            attempts=read_attempts(runs / line.run_id),
+            labels=line.labels,
+            source=str(path),
+        )
+        _add(data, result, path)
+    for task_state in state.tasks.values():
+        for run_id in sorted(task_state.aborted):
+            data.aborted_runs += 1
+            data.aborted_attempts += read_attempts(runs / run_id)
+    if errored:
+        data.notes.append(
+            f"{path}: {errored} task(s) ended in an infrastructure error: {RETRY_ADVICE}"
+        )
+    data.planned |= set(state.plan)
+    data.budget_notes += [f"{path}: {line.reason}" for line in state.budget_stops]
+    shadow_root = path / SHADOW_DIR
+    if with_shadows and shadow_root.is_dir():
+        for shadow in sorted(p for p in shadow_root.iterdir() if (p / BATCH_FILE).is_file()):
+            into = data.shadows.setdefault(shadow.name, ReportData())
+            _load_batch(shadow, into, with_shadows=False)
+            into.sources.append(str(shadow))
+
+
+def _run_outcome(run_dir: Path) -> RunOutcome:
+    try:
+        return RunOutcome.model_validate_json((run_dir / OUTCOME_FILE).read_text("utf-8"))
+    except (OSError, ValidationError) as exc:
+        raise UsageError(f"{run_dir / OUTCOME_FILE} cannot be read: {exc}") from exc
+
+
+def _add_run(data: ReportData, run_dir: Path, path: Path) -> None:
+    """A sealed `cascade fix` run; its receipt names the ladder it climbed."""
+    outcome = _run_outcome(run_dir)
+    try:
+        receipt = json.loads((run_dir / RECEIPT_FILE).read_text("utf-8"))
+        ladder = tuple(str(r) for r in receipt["predicate"]["ladder"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{run_dir}: no readable {RECEIPT_FILE}; was it sealed? ({exc})") from exc
+    _same(data, "ladder", ladder, path)
+    _add(
+        data,
+        TaskResult(outcome.task_id, outcome, read_attempts(run_dir), source=str(run_dir)),
+        path,
+    )
+
+
+def _add(data: ReportData, result: TaskResult, path: Path) -> None:
+    if result.task_id in data.seen:
+        data.notes.append(f"{path}: {result.task_id} is also in an earlier folder; kept the first")
+        return
+    data.seen.add(result.task_id)
+    data.tasks.append(result)
+    if result.outcome.base_commit:
+        data.base_commits.add(result.outcome.base_commit)
+
+
+def _same(data: ReportData, name: str, value: tuple[str, ...], path: Path) -> None:
+    current: tuple[str, ...] = getattr(data, name)
+    if current and current != value and data.sources:
+        data.notes.append(f"{path}: its {name} ({' → '.join(value)}) differs from the others'")
+    if not current or not data.sources:
+        setattr(data, name, value)

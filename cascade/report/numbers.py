@@ -1,0 +1,280 @@
+"""The numbers of a replay report, as one JSON-able dict: outcomes, rungs, cost, time, tokens,
+where patches fail, and counterfactual baselines computed only from data that holds them (a
+baseline the data cannot support is listed with the reason, never estimated)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, get_args
+
+from cascade.records import SCHEMA_VERSION, RunStatus
+from cascade.report.data import ReportData, TaskResult
+
+NO_LABEL = "(no label)"
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low, high = math.floor(pos), math.ceil(pos)
+    value = ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+    return round(value, 3)
+
+
+def _ratio(a: float, b: float, digits: int = 4) -> float | None:
+    return round(a / b, digits) if b else None
+
+
+def _money(value: float) -> float:
+    return round(value, 8)
+
+
+def _outcomes(tasks: Sequence[TaskResult]) -> dict[str, int]:
+    """A count for every run status the records know (verified, exhausted, error, ...)."""
+    counts = Counter(t.outcome.status for t in tasks)
+    return {s: counts.get(s, 0) for s in get_args(RunStatus)}
+
+
+def _rungs_used(task: TaskResult) -> list[str]:
+    return list(dict.fromkeys(a.rung for a in task.attempts))
+
+
+def build_report(data: ReportData) -> dict[str, Any]:
+    tasks, ladder = data.tasks, list(data.ladder)
+    attempts = [a for t in tasks for a in t.attempts]
+    outcomes = _outcomes(tasks)
+    verified = outcomes["verified"]
+    total_cost = sum(t.outcome.cost_usd for t in tasks)
+    unverified_cost = sum(t.outcome.cost_usd for t in tasks if t.outcome.status != "verified")
+    aborted_cost = sum(a.cost_usd for a in data.aborted_attempts)
+    per_task_attempts = [len(t.attempts) for t in tasks]
+    started = [t for t in tasks if t.attempts]
+    escalated = [t for t in started if len(_rungs_used(t)) > 1]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sources": data.sources,
+        "ladder": ladder,
+        "gate": list(data.gate or dict.fromkeys(v.evaluator for a in attempts for v in a.verdicts)),
+        "base_commits": sorted(data.base_commits),
+        "tasks": {
+            "total": len(tasks),
+            **outcomes,
+            "statuses": list(outcomes),
+            "solve_rate": _ratio(verified, len(tasks)),
+            "not_started": data.not_started,
+            "aborted_runs": data.aborted_runs,
+        },
+        "budget": {"stopped": bool(data.budget_notes), "notes": data.budget_notes},
+        "rungs": _rungs(tasks, ladder),
+        "escalation_rate": _ratio(len(escalated), len(started)),
+        "attempts": {
+            "total": len(attempts),
+            "per_task_mean": _ratio(sum(per_task_attempts), len(tasks), 3),
+            "per_task_max": max(per_task_attempts, default=0),
+            "per_task_histogram": {
+                str(k): v for k, v in sorted(Counter(per_task_attempts).items())
+            },
+        },
+        "cost": {
+            "total_usd": _money(total_cost),
+            "per_verified_usd": _ratio(total_cost, verified, 8),
+            "unverified_usd": _money(unverified_cost),
+            "aborted_runs_usd": _money(aborted_cost),
+            "all_spent_usd": _money(total_cost + aborted_cost),
+        },
+        "time": {
+            "task_p50_s": percentile([t.outcome.duration_s for t in tasks], 0.5),
+            "task_p95_s": percentile([t.outcome.duration_s for t in tasks], 0.95),
+            "attempt_p50_s": percentile([a.duration_s for a in attempts], 0.5),
+            "attempt_p95_s": percentile([a.duration_s for a in attempts], 0.95),
+        },
+        "tokens": {
+            "in": sum(a.usage.prompt_tokens for a in attempts),
+            "out": sum(a.usage.completion_tokens for a in attempts),
+        },
+        "labels": _labels(tasks),
+        "failures": _failures(tasks),
+        "baselines": _baselines(data),
+        "task_rows": [_row(t) for t in tasks],
+        "notes": data.notes,
+    }
+
+
+def _rungs(tasks: Sequence[TaskResult], ladder: list[str]) -> dict[str, dict[str, Any]]:
+    names = list(dict.fromkeys([*ladder, *(a.rung for t in tasks for a in t.attempts)]))
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        tried = [a for t in tasks for a in t.attempts if a.rung == name]
+        out[name] = {
+            "verified": sum(1 for t in tasks if t.outcome.verified_rung == name),
+            "attempts": len(tried),
+            "tasks_reached": sum(1 for t in tasks if name in _rungs_used(t)),
+            "cost_usd": _money(sum(a.cost_usd for a in tried)),
+            "tokens_in": sum(a.usage.prompt_tokens for a in tried),
+            "tokens_out": sum(a.usage.completion_tokens for a in tried),
+        }
+    return out
+
+
+def _labels(tasks: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[TaskResult]] = {}
+    for task in tasks:
+        for label in task.labels or (NO_LABEL,):
+            groups.setdefault(label, []).append(task)
+    out: dict[str, dict[str, Any]] = {}
+    for label, members in sorted(groups.items()):
+        outcomes = _outcomes(members)
+        cost = sum(t.outcome.cost_usd for t in members)
+        out[label] = {
+            "tasks": len(members),
+            **outcomes,
+            "solve_rate": _ratio(outcomes["verified"], len(members)),
+            "cost_usd": _money(cost),
+            "per_verified_usd": _ratio(cost, outcomes["verified"], 8),
+        }
+    return out
+
+
+def _failures(tasks: Sequence[TaskResult]) -> dict[str, Any]:
+    """Where patches fail: per evaluator (rejections, tasks, final blocker of unverified tasks),
+    and the attempts that never reached the gate."""
+    evaluators: dict[str, dict[str, int]] = {}
+    statuses: Counter[str] = Counter()
+    for task in tasks:
+        touched: set[str] = set()
+        for attempt in task.attempts:
+            statuses[attempt.status] += 1
+            for verdict in attempt.verdicts:
+                row = evaluators.setdefault(
+                    verdict.evaluator, {"ran": 0, "rejected": 0, "tasks": 0, "final_blocker": 0}
+                )
+                row["ran"] += 1
+                if not verdict.passed:
+                    row["rejected"] += 1
+                    touched.add(verdict.evaluator)
+        for name in touched:
+            evaluators[name]["tasks"] += 1
+        last = task.attempts[-1] if task.attempts else None
+        if task.outcome.status != "verified" and last is not None:
+            for verdict in last.verdicts:
+                if not verdict.passed:
+                    evaluators[verdict.evaluator]["final_blocker"] += 1
+    return {
+        "evaluators": dict(sorted(evaluators.items())),
+        "attempt_statuses": dict(sorted(statuses.items())),
+        "errors": [
+            {"task": t.task_id, "error": t.outcome.error.splitlines()[0][:300]}
+            for t in tasks
+            if t.outcome.status == "error" and t.outcome.error
+        ],
+    }
+
+
+def _summary(name: str, tasks: Iterable[TaskResult], cost: float, count: int) -> dict[str, Any]:
+    solved = sum(1 for t in tasks if t.outcome.status == "verified")
+    return {
+        "name": name,
+        "available": True,
+        "tasks": count,
+        "verified": solved,
+        "solve_rate": _ratio(solved, count),
+        "cost_usd": _money(cost),
+        "per_verified_usd": _ratio(cost, solved, 8),
+    }
+
+
+def _baselines(data: ReportData) -> list[dict[str, Any]]:
+    tasks, ladder = data.tasks, list(data.ladder)
+    cascade_cost = sum(t.outcome.cost_usd for t in tasks)
+    rows = [{**_summary("cascade (this run)", tasks, cascade_cost, len(tasks)), "kind": "cascade"}]
+    if len(ladder) > 1:
+        rows.append(_cheapest_only(tasks, ladder[0], cascade_cost))
+        strongest = ladder[-1]
+        shadow = next(
+            (s for name, s in sorted(data.shadows.items()) if list(s.ladder) == [strongest]), None
+        )
+        if shadow is None:
+            reached = sum(1 for t in tasks if strongest in _rungs_used(t))
+            rows.append(
+                _unavailable(
+                    f"always strongest rung ({strongest})",
+                    f"the strongest rung answered only the {reached} of {len(tasks)} task(s) "
+                    "that reached it; its answers to the others are not in this data. Replay "
+                    "with `--shadow strongest` to run it on every task.",
+                )
+            )
+    for name, shadow in sorted(data.shadows.items()):
+        label = (
+            f"always strongest rung ({ladder[-1]})"
+            if ladder and list(shadow.ladder) == [ladder[-1]]
+            else f"shadow ladder {' → '.join(shadow.ladder)} ({name})"
+        )
+        rows.append(_from_shadow(label, shadow, tasks, cascade_cost))
+    return rows
+
+
+def _cheapest_only(tasks: Sequence[TaskResult], first: str, cascade_cost: float) -> dict[str, Any]:
+    """The cascade's first rung, alone: exact from the data when every task started there,
+    because until that rung ends the cascade and the single-rung ladder make the same calls."""
+    name = f"cheapest rung alone ({first})"
+    if any(t.attempts and t.attempts[0].rung != first for t in tasks):
+        return _unavailable(name, "some tasks did not start on the first rung (--start-at)")
+    solved = [t for t in tasks if t.outcome.verified_rung == first]
+    cost = sum(a.cost_usd for t in tasks for a in t.attempts if a.rung == first)
+    row = _summary(name, solved, cost, len(tasks))
+    row["kind"] = "derived"
+    row["cascade_cost_ratio"] = _ratio(cascade_cost, cost)
+    return row
+
+
+def _from_shadow(
+    label: str, shadow: ReportData, tasks: Sequence[TaskResult], cascade_cost: float
+) -> dict[str, Any]:
+    by_id = {t.task_id: t for t in shadow.tasks}
+    missing = [t.task_id for t in tasks if t.task_id not in by_id]
+    if missing:
+        return _unavailable(
+            label,
+            f"the shadow run covers {len(tasks) - len(missing)} of {len(tasks)} task(s) "
+            f"(missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})",
+        )
+    chosen = [by_id[t.task_id] for t in tasks]
+    cost = sum(t.outcome.cost_usd for t in chosen)
+    row = _summary(label, chosen, cost, len(tasks))
+    row["kind"] = "shadow"
+    row["cascade_cost_ratio"] = _ratio(cascade_cost, cost)
+    row["sources"] = shadow.sources
+    return row
+
+
+def _unavailable(name: str, why: str) -> dict[str, Any]:
+    return {"name": name, "available": False, "why": why}
+
+
+def _row(task: TaskResult) -> dict[str, Any]:
+    o = task.outcome
+    usage_in = sum(a.usage.prompt_tokens for a in task.attempts)
+    usage_out = sum(a.usage.completion_tokens for a in task.attempts)
+    return {
+        "task": task.task_id,
+        "labels": list(task.labels),
+        "status": o.status,
+        "verified_rung": o.verified_rung,
+        "rungs": _rungs_used(task),
+        "attempts": len(task.attempts),
+        "cost_usd": _money(o.cost_usd),
+        "cost_by_rung": {
+            r: _money(sum(a.cost_usd for a in task.attempts if a.rung == r))
+            for r in _rungs_used(task)
+        },
+        "tokens_in": usage_in,
+        "tokens_out": usage_out,
+        "duration_s": o.duration_s,
+        "run_id": o.run_id,
+        "error": o.error.splitlines()[0][:300] if o.error else "",
+    }

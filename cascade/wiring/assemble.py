@@ -1,0 +1,59 @@
+"""Puts a runnable engine together from a loaded configuration: one model per rung (with an
+optional recorder), the gate, the sandbox backend. `cascade fix`, batch replay and the CI entry
+point all start here, so they run the same engine the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cascade.core.budget import Purse
+from cascade.core.context import litellm_counter
+from cascade.core.gate import Gate
+from cascade.core.loop import Engine, Event
+from cascade.models import Recorder, build_model
+from cascade.protocols import Model
+from cascade.wiring.registry import build_gate, choose_backend, sandbox_opener
+from cascade.wiring.settings import LoadedConfig
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What every run of one configuration shares."""
+
+    loaded: LoadedConfig
+    models: Mapping[str, Model]  # rung name -> model
+    gate: Gate
+    backend: str  # "docker", "local", or an entry-point name
+    purse: Purse | None = None  # money shared by every run of a batch ([budget] batch cap)
+
+    def engine(self, run_id: str, on_event: Callable[[Event], None] | None = None) -> Engine:
+        """An engine for one run; its sandboxes are labelled with `run_id`."""
+        cfg = self.loaded.config
+        return Engine(
+            ladder=cfg.ladder,
+            models=self.models,
+            gate=self.gate,
+            open_sandbox=sandbox_opener(cfg.sandbox, self.backend, run_id),
+            counter=lambda rung: litellm_counter(rung.model),
+            feedback_chars=cfg.run.feedback_chars,
+            on_event=on_event or (lambda _event: None),
+            policy=cfg.policy,
+            budget=cfg.budget,
+            routing=cfg.routing,
+            purse=self.purse,
+        )
+
+
+def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
+    """Build the models (cassettes are read now, so a bad one fails before any work), the gate
+    and the backend (`auto` asks the Docker engine once)."""
+    cfg = loaded.config
+    recorder = Recorder(record.resolve()) if record else None
+    models = {
+        r.name: build_model(r, config_dir=loaded.config_dir, recorder=recorder) for r in cfg.ladder
+    }
+    cap = cfg.budget.batch_max_cost_usd
+    purse = Purse(cap) if cap else None
+    return Parts(loaded, models, build_gate(cfg.gate), choose_backend(cfg.sandbox), purse)

@@ -1,0 +1,106 @@
+"""Builds what config names: evaluators, the sandbox backend, the issue source. A name is an
+entry point (`cascade.evaluators`, `cascade.sandboxes`, `cascade.sources`) or `module:Class`.
+The engine never imports an evaluator or sandbox by name; this module does it for it."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from cascade.config import CascadeConfig, GateConfig, SandboxConfig
+from cascade.core.gate import Gate
+from cascade.errors import ConfigError
+from cascade.protocols import Evaluator, IssueSource, Sandbox, SandboxOpener
+from cascade.validation import describe
+
+log = logging.getLogger(__name__)
+
+GROUPS = {
+    "evaluator": "cascade.evaluators",
+    "sandbox": "cascade.sandboxes",
+    "source": "cascade.sources",
+    "model": "cascade.models",
+}
+
+
+def load(kind: str, name: str) -> Any:
+    """The object an entry-point name or a `module:attr` path names, or a ConfigError that lists
+    what is available."""
+    group = GROUPS[kind]
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"{kind} {name!r} cannot be imported: {exc}") from exc
+    found = {ep.name: ep for ep in entry_points(group=group)}
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none installed"
+        raise ConfigError(
+            f"unknown {kind} {name!r} (known: {known}; or give a `module:Class` path)"
+        )
+    try:
+        return found[name].load()
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{kind} {name!r} ({found[name].value}) cannot be loaded: {exc}") from exc
+
+
+def build_gate(gate: GateConfig) -> Gate:
+    return Gate([build_evaluator(name, gate) for name in gate.evaluators])
+
+
+def build_evaluator(name: str, gate: GateConfig) -> Evaluator:
+    """`cls(cls.config_model.model_validate(options))`, options from `[gate.options.<name>]`
+    (and `[gate.pytest]` for pytest)."""
+    cls = load("evaluator", name)
+    options: dict[str, Any] = dict(gate.options.get(name, {}))
+    if name == "pytest":
+        options = {**gate.pytest.model_dump(), **options}
+    model: type[BaseModel] | None = getattr(cls, "config_model", None)
+    if model is None:
+        if options:
+            raise ConfigError(f"evaluator {name!r} takes no options, but [gate.options.{name}] set")
+        return cls()  # type: ignore[no-any-return]
+    try:
+        config = model.model_validate(options)
+    except ValidationError as exc:
+        problems = describe(exc, top="``")
+        raise ConfigError(f"[gate.options.{name}] is invalid: {problems}") from exc
+    return cls(config)  # type: ignore[no-any-return]
+
+
+def choose_backend(config: SandboxConfig) -> str:
+    """`auto` is Docker whenever an engine answers, else the (unsafe, warned-about) local one."""
+    if config.backend != "auto":
+        return config.backend
+    from sandboxes.docker_api import engine_available
+
+    if engine_available():
+        return "docker"
+    log.warning("no Docker engine answers: falling back to the unsafe local sandbox")
+    return "local"
+
+
+def sandbox_opener(config: SandboxConfig, backend: str, run_id: str = "") -> SandboxOpener:
+    cls = load("sandbox", backend)
+
+    async def open_sandbox(repo: Path, commit: str) -> Sandbox:
+        box: Sandbox = await cls.open(repo, commit, config, run_id=run_id)
+        return box
+
+    return open_sandbox
+
+
+def build_source(config: CascadeConfig, repo: Path) -> IssueSource:
+    if config.issues.source != "files":
+        cls = load("source", config.issues.source)
+        return cls(config.issues)  # type: ignore[no-any-return]
+    from cascade.sources.files import FileIssueSource
+
+    directory = Path(config.issues.dir)
+    return FileIssueSource(directory if directory.is_absolute() else repo / directory)

@@ -1,0 +1,203 @@
+"""The type gate: mypy before and after the patch, passing when there is no type error that was
+not there at the base commit (matched by path, code and message, so moved lines don't count).
+Runs the repo's own mypy config and targets when it has them, else the changed files."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade.errors import InfraError
+from cascade.protocols import Sandbox
+from cascade.records import Finding, Patch, Task, Verdict
+from evaluators import sarif
+from evaluators.findings import (
+    MAX_FINDINGS,
+    ToolFinding,
+    feedback,
+    infra_problem,
+    new_indices,
+    read_patch,
+    run_tool,
+    tail,
+    tool_verdict,
+)
+from evaluators.mypy_setup import (
+    CONFIG_FILES,
+    is_duplicate_module,
+    key,
+    parse_errors,
+    prepare,
+    repo_mypy,
+    tracked_python,
+)
+from evaluators.patch_files import PYTHON_SUFFIXES, by_path, python_files
+
+log = logging.getLogger(__name__)
+
+ARTIFACT = "mypy.sarif.json"
+MYPY_URI = "https://mypy-lang.org/"
+PACKAGE_BASES = "--explicit-package-bases"
+# Inside .git: never in the tree, and kept across tries, so later runs are incremental. One per
+# workspace: mypy trusts a cache entry whose relative path, mtime and size match, which files of
+# another workspace can easily do.
+CACHE_DIR = ".git/cascade-mypy-cache"
+Mode = Literal["targets", "config", "files"]
+
+
+class MypyConfig(BaseModel):
+    """`[gate.options.mypy]`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    targets: tuple[str, ...] = ()  # what to check; default: the repo config's, else changed files
+    args: tuple[str, ...] = ()  # extra mypy arguments
+    timeout: float = Field(default=600.0, gt=0)
+    feedback_chars: int = Field(default=2000, ge=200)
+
+
+@dataclass(frozen=True)
+class _Run:
+    errors: list[ToolFinding]
+    exit_code: int
+    problem: str = ""  # why there is no result to judge
+
+
+class MypyEvaluator:
+    """Three modes, fixed at baseline: `targets` (from this config) and `config` (the repo's
+    mypy config names its files) check the whole configured project, so a patch that breaks a
+    caller elsewhere fails; `files` checks the changed files, with missing imports tolerated
+    when the repo has no mypy config at all."""
+
+    name = "mypy"
+    config_model: ClassVar[type[MypyConfig]] = MypyConfig
+
+    def __init__(self, config: MypyConfig | None = None) -> None:
+        self.config = config or MypyConfig()
+
+    def baseline_key(self, task: Task) -> str:
+        """The baseline depends on the commit and config only: shared by every task on it."""
+        return ""
+
+    async def baseline(self, sandbox: Sandbox, task: Task) -> dict[str, Any]:
+        started = time.monotonic()
+        repo = await repo_mypy(sandbox)
+        mode: Mode = "targets" if self.config.targets else "config" if repo.has_targets else "files"
+        flags = [] if repo.has_config else ["--ignore-missing-imports"]
+        kept: list[ToolFinding] = []
+        targets = self._targets(mode, [])
+        if mode == "files":
+            # Files that are not Python 3 (fixtures, templates) would stop mypy one at a time.
+            tracked = await tracked_python(sandbox)
+            broken = await prepare(sandbox, tracked, stamp=False)
+            kept = list(broken.values())
+            targets = [t for t in tracked if t not in broken]
+        found, blocked = await self._base_run(sandbox, mode, flags, targets)
+        return {
+            "mode": mode,
+            "flags": flags,
+            "findings": [f.to_json() for f in (*kept, *found)],
+            "blocked": blocked,
+            "duration_s": round(time.monotonic() - started, 3),
+        }
+
+    async def _base_run(
+        self, sandbox: Sandbox, mode: Mode, flags: list[str], targets: list[str]
+    ) -> tuple[list[ToolFinding], bool]:
+        """(errors, blocked) at the base commit; `flags` may gain `--explicit-package-bases`.
+        Raises InfraError when mypy cannot check the base commit at all."""
+        if mode == "files" and not targets:
+            return [], False
+        for _ in range(2):
+            run = await self._mypy(sandbox, flags, targets)
+            if run.problem:
+                raise InfraError(f"mypy cannot check the base commit: {run.problem}")
+            if run.exit_code != 2:
+                return run.errors, False
+            if any(map(is_duplicate_module, run.errors)) and PACKAGE_BASES not in flags:
+                flags.append(PACKAGE_BASES)  # module names from paths: no two alike
+                continue
+            if run.errors and all(f.rule == "syntax" for f in run.errors):
+                # The repo's own mypy stops here too; what it does report is still the baseline.
+                log.warning("mypy stops at a syntax error at the base commit: %s", run.errors[0])
+                return run.errors, True
+            break
+        messages = "; ".join(f"{f.path}: {f.message}" for f in run.errors[:3])
+        raise InfraError(f"mypy cannot check the base commit: {messages}")
+
+    async def evaluate(
+        self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
+    ) -> Verdict:
+        started = time.monotonic()
+        mode: Mode = baseline.get("mode", "files")
+        diffs = by_path(read_patch(patch))
+        changed = python_files(diffs.values())
+        # A whole-project run also changes when a module is deleted or the mypy config edited.
+        touched = any(p.endswith(PYTHON_SUFFIXES) or p in CONFIG_FILES for p in diffs)
+        relevant = changed or (mode != "files" and touched)
+        if not relevant:
+            return Verdict(evaluator=self.name, passed=True)
+        broken = await prepare(sandbox, changed, stamp=True)
+        # Changed-files mode leaves out what does not parse, as at baseline; a whole-project
+        # run meets it in mypy itself, which stops there and reports it.
+        targets = [p for p in changed if p not in broken] if mode == "files" else []
+        run = _Run([], 0)
+        if targets or mode != "files":
+            run = await self._mypy(sandbox, baseline.get("flags", []), self._targets(mode, targets))
+        if run.problem:
+            text = f"mypy could not check your change: {run.problem}"
+            return tool_verdict(
+                self.name, started, text, (Finding(rule="mypy_failed", message=text),)
+            )
+        before = [ToolFinding.from_json(f) for f in baseline.get("findings", [])]
+        after = [*run.errors, *(broken.values() if mode == "files" else ())]
+        if mode == "files":  # errors mypy found in modules the changed files import are not judged
+            before = [f for f in before if f.path in changed]
+            after = [f for f in after if f.path in changed]
+        fresh_lines = {path: diff.added_line_numbers() for path, diff in diffs.items()}
+        new = new_indices(list(map(key, before)), list(map(key, after)), after, fresh_lines)
+        doc = sarif.mark(sarif.build("mypy", MYPY_URI, after), new)
+        artifacts = {ARTIFACT: sarif.dump(doc)}
+        fresh = [after[i] for i in sorted(new, key=lambda i: (after[i].path, after[i].line))]
+        if not fresh:
+            return tool_verdict(self.name, started, "", (), artifacts)
+        head = (
+            f"mypy reports {len(fresh)} new type error(s) after your change (errors that were "
+            "there before are not counted). Fix the types; do not add `# type: ignore`:"
+        )
+        text = feedback(head, fresh, self.config.feedback_chars)
+        shown = tuple(f.as_finding() for f in fresh[:MAX_FINDINGS])
+        return tool_verdict(self.name, started, text, shown, artifacts)
+
+    def _targets(self, mode: Mode, changed: Sequence[str]) -> list[str]:
+        if mode == "targets":
+            return list(self.config.targets)
+        return [] if mode == "config" else list(changed)  # `config`: mypy reads its own
+
+    async def _mypy(self, sandbox: Sandbox, flags: Sequence[str], targets: Sequence[str]) -> _Run:
+        # `-I`: a `mypy/` package in the repo (or added by a patch) must not stand in for mypy.
+        argv = [
+            *("python", "-I", "-m", "mypy", "-O", "json", "--cache-dir", CACHE_DIR),
+            *flags,
+            *self.config.args,
+            *(("--", *targets) if targets else ()),
+        ]
+        run = await run_tool(sandbox, argv, self.config.timeout)
+        infra = infra_problem(run, "mypy")
+        if infra:
+            raise InfraError(infra)
+        result = run.result
+        if result.timed_out:
+            return _Run([], result.exit_code, f"mypy timed out after {self.config.timeout:g} s")
+        errors = parse_errors(run.output, run.roots)
+        if result.exit_code == 0 and errors is None:
+            return _Run([], 0)
+        if result.exit_code not in (1, 2) or errors is None:
+            detail = tail(result.stderr or run.output)
+            return _Run([], result.exit_code, f"mypy exit {result.exit_code}: {detail}")
+        return _Run(errors, result.exit_code)
