@@ -12,6 +12,7 @@ test gate, where a 2-CPU machine is soon bound by pytest instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -32,9 +33,8 @@ from cascade.replay.backlog import load_backlog  # noqa: E402
 from cascade.replay.batch import BatchDir, BatchHeader  # noqa: E402
 from cascade.replay.runner import BatchPlan, BatchRunner  # noqa: E402
 from cascade.testing.demo import demo_backlog  # noqa: E402
-from cascade.wiring.assemble import assemble  # noqa: E402
+from cascade.wiring.run_issue import IssueRunner  # noqa: E402
 from cascade.wiring.settings import load_config  # noqa: E402
-from cascade.workspace.checkout import resolve_commit  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_SPEEDUP_2 = 1.8
@@ -52,20 +52,21 @@ def run_once(tmp: Path, concurrency: int, copies: int, latency: float, gate: str
     )
     overrides = {"sandbox.backend": ("local", "benchmark")}
     loaded = load_config(demo.repo, demo.config, overrides)
-    parts = assemble(loaded)
+    runner = IssueRunner.prepare(loaded, demo.repo)
     issues = load_backlog(demo.backlog)
     header = BatchHeader(
         backlog=str(demo.backlog),
         repo=str(demo.repo),
-        base_commit=resolve_commit(demo.repo),
-        ladder=tuple(r.name for r in loaded.config.ladder),
-        gate=tuple(parts.gate.names),
+        base_commit=runner.commit,
+        ladder=tuple(runner.ladder),
+        gate=tuple(runner.parts.gate.names),
     )
     batch = BatchDir.open(tmp / f"c{concurrency}" / "out", header)
+    runner = dataclasses.replace(runner, runs_dir=batch.runs_dir)
     plan = BatchPlan(issues=issues, repo=demo.repo, concurrency=concurrency)
     started = time.perf_counter()
     try:
-        result = anyio.run(BatchRunner(parts.engine, batch, plan).run)
+        result = anyio.run(BatchRunner(runner, batch, plan).run)
     finally:
         batch.close()
     wall = time.perf_counter() - started

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,19 +55,31 @@ class SandboxConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict)  # backend-specific settings
 
 
-class PytestConfig(Section):
-    args: tuple[str, ...] = ()
-    timeout: float = Field(default=600.0, gt=0)
-    run_full_suite: bool = True
-    rerun_failures: bool = True  # re-run once what newly failed; a flip is flaky, not blame
-
-
 class GateConfig(Section):
     # diff_scope costs nothing (no sandbox work) and holds the default deny rules (.github/,
     # CI and lock files, deleted or weakened tests): a gate without it has none of them.
     evaluators: tuple[str, ...] = ("diff_scope", "pytest")
-    pytest: PytestConfig = PytestConfig()
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-evaluator extras
+    # `[gate.options.<name>]`: each evaluator's options, validated by its own config model (which
+    # lives beside it) when the gate is built.
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_pytest_table(cls, data: Any) -> Any:
+        """`[gate.pytest]`, the older place for the pytest evaluator's options, is folded into
+        `[gate.options.pytest]`; a key set in both keeps the `[gate.options.pytest]` value."""
+        if not isinstance(data, Mapping) or "pytest" not in data:
+            return data
+        data = dict(data)
+        table = data.pop("pytest")
+        if not isinstance(table, Mapping):
+            raise ValueError("[gate.pytest] must be a table of the pytest evaluator's options")
+        options = data.get("options", {})
+        own = options.get("pytest", {}) if isinstance(options, Mapping) else None
+        if not isinstance(own, Mapping):
+            return data  # `options` itself is malformed: its own validation says how
+        data["options"] = {**options, "pytest": {**table, **own}}
+        return data
 
 
 class IssuesConfig(Section):

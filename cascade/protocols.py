@@ -1,5 +1,6 @@
-"""The extension points, as small Protocols. Implementations do not inherit from these;
-mypy and the shared contract tests check that they conform."""
+"""The extension points, as small Protocols, and the optional capabilities an evaluator or a
+sandbox may add to them, each its own Protocol. Implementations do not inherit from these; mypy
+and the shared contract tests check that they conform."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
+from cascade.config import IssuesConfig
 from cascade.records import (
     Completion,
     CompletionParams,
@@ -77,3 +81,76 @@ class IssueSource(Protocol):
     def get(self, issue_id: str) -> Issue: ...
 
     def list(self, query: str = "") -> list[Issue]: ...
+
+
+# Optional capabilities. Each is its own small protocol, checked with `isinstance` where it is
+# used. Such a check only sees that the members exist (a method member must also not be None),
+# so a capability is shaped to make that the right test.
+
+
+@runtime_checkable
+class TreeWalkingSandbox(Protocol):
+    """A sandbox that takes the gate's tamper-check snapshot itself, with the same rules as
+    `cascade/workspace/tree_walk.py` (path -> digest of mode and content, `skip` directories
+    left out). The Docker sandbox's pid 1 does, with no process to start. Without this, or when
+    it answers None, the gate runs the walk as a script in the sandbox."""
+
+    async def tree_state(self, skip: Sequence[str]) -> dict[str, str] | None: ...
+
+
+@runtime_checkable
+class ImageSandbox(Protocol):
+    """A sandbox that runs a container image; its id (`sha256:...`) goes into every attempt
+    record."""
+
+    @property
+    def image_id(self) -> str: ...
+
+
+@runtime_checkable
+class CodeFreeEvaluator(Protocol):
+    """An evaluator that may declare it runs nothing in the sandbox (`runs_code = False`:
+    diff_scope reads only the patch), so the gate does not snapshot its stage. Having the
+    attribute is not the claim, its value is: the gate spares the check only when it is False,
+    and an evaluator without it is taken to run code."""
+
+    @property
+    def runs_code(self) -> bool: ...
+
+
+@runtime_checkable
+class ScopedBaselineEvaluator(Protocol):
+    """An evaluator that says what of the task its baseline depends on (`""`: nothing, so the
+    baseline is shared by every task on the same commit). Without this, everything the issue
+    says about tests is part of the gate's baseline cache key."""
+
+    def baseline_key(self, task: Task) -> str: ...
+
+
+@runtime_checkable
+class ConfiguredEvaluator(Protocol):
+    """An evaluator built from a pydantic config, which is part of its baseline cache key."""
+
+    @property
+    def config(self) -> BaseModel: ...
+
+
+@runtime_checkable
+class ConfigurableEvaluatorType(Protocol):
+    """An evaluator class that names its config model: the registry validates
+    `[gate.options.<name>]` against `config_model` and builds `cls(config)`. A class without
+    one takes no options and is built as `cls()`."""
+
+    @property
+    def config_model(self) -> type[BaseModel]: ...
+
+    def __call__(self, config: Any) -> Evaluator: ...
+
+
+@runtime_checkable
+class ConfigurableSourceType(Protocol):
+    """An issue source class that builds itself from `[issues]` and the checkout (both built-ins
+    do; `options` are what a caller knows, e.g. the GitHub repository). A class without it is
+    built as `cls(config.issues)`."""
+
+    def from_config(self, config: IssuesConfig, checkout: Path, **options: Any) -> IssueSource: ...

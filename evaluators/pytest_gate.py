@@ -10,11 +10,11 @@ import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
+from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.config import PytestConfig
 from cascade.errors import InfraError
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Issue, Patch, Task, Verdict
@@ -51,9 +51,20 @@ class _Run:
     problem: str = ""  # why the report could not be read
 
 
+class PytestConfig(BaseModel):
+    """`[gate.options.pytest]` (or the older `[gate.pytest]` table, folded into it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    args: tuple[str, ...] = ()
+    timeout: float = Field(default=600.0, gt=0)
+    run_full_suite: bool = True
+    rerun_failures: bool = True  # re-run once what newly failed; a flip is flaky, not blame
+
+
 class PytestEvaluator:
     name = "pytest"
-    config_model = PytestConfig
+    config_model: ClassVar[type[PytestConfig]] = PytestConfig
 
     def __init__(self, config: PytestConfig | None = None) -> None:
         self.config = config or PytestConfig()

@@ -8,9 +8,8 @@ import pytest
 
 from cascade.core.context import build_context, rank_files
 from cascade.records import Issue, Task
-from cascade.testing import make_repo
+from cascade.testing import DirectorySandbox, make_repo
 from cascade.workspace.checkout import read_blobs
-from sandboxes.local_sandbox import LocalSandbox
 
 TEXTS = {
     "shop/money.py": "def format_money(cents):\n    return str(cents)\n",
@@ -55,12 +54,9 @@ async def test_budget_and_hidden_files_on_a_real_sandbox(tmp_path: Path) -> None
         hidden_files={"tests/test_secret.py": "def test_secret():\n    assert True\n"},
     )
     task = Task(issue=issue, repo=str(repo), base_commit="HEAD")
-    box = await LocalSandbox.open(repo, "HEAD")
-    try:
-        wide = await build_context(box, task, {}, budget=10_000, count=len)
-        narrow = await build_context(box, task, {}, budget=60, count=len)
-    finally:
-        await box.close()
+    box = DirectorySandbox(repo)
+    wide = await build_context(box, task, {}, budget=10_000, count=len)
+    narrow = await build_context(box, task, {}, budget=60, count=len)
     assert [f.path for f in wide.files][:2] == ["shop/cart.py", "shop/money.py"]
     assert all("test_secret" not in p for p in [*wide.listing, *(f.path for f in wide.files)])
     assert len(narrow.files) < len(wide.files) and narrow.tokens <= 60

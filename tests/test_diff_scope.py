@@ -1,24 +1,22 @@
-"""The scope gate on real diffs: a tiny repository in tmp_path, a LocalSandbox, the change made
-in its workspace and read back with `canonical_patch`. Paths git itself refuses to track (`..`,
-`.GIT/`) are judged on a diff written the way git would write it."""
+"""The scope gate on real diffs: a tiny repository in tmp_path, a DirectorySandbox over it, the
+change made in the checkout and read back with `canonical_patch`. Paths git itself refuses to
+track (`..`, `.GIT/`) are judged on a diff written the way git would write it."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from cascade.records import Issue, Patch, Scope, Task, Verdict
+from cascade.testing import DirectorySandbox, make_repo
 from cascade.testing import git as _git
-from cascade.testing import make_repo
 from cascade.workspace.apply import canonical_patch
 from evaluators.diff_scope import DiffScopeConfig, DiffScopeEvaluator
 from evaluators.path_globs import match_glob
-from sandboxes.local_sandbox import LocalSandbox
 
 CALC = "def add(a, b):\n    return a - b\n"
 TESTS = """\
@@ -68,12 +66,8 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def box(repo: Path) -> AsyncIterator[LocalSandbox]:
-    sandbox = await LocalSandbox.open(repo, _git(repo, "rev-parse", "HEAD").strip())
-    try:
-        yield sandbox
-    finally:
-        await sandbox.close()
+def box(repo: Path) -> DirectorySandbox:
+    return DirectorySandbox(repo)
 
 
 def _task(scope: Scope | None = None, labels: tuple[str, ...] = ()) -> Task:
@@ -82,7 +76,7 @@ def _task(scope: Scope | None = None, labels: tuple[str, ...] = ()) -> Task:
 
 
 async def _judge(
-    box: LocalSandbox,
+    box: DirectorySandbox,
     files: dict[str, str | bytes | None],
     config: DiffScopeConfig | None = None,
     task: Task | None = None,
@@ -94,7 +88,10 @@ async def _judge(
 
 
 async def _evaluate(
-    box: LocalSandbox, patch: Patch, config: DiffScopeConfig | None = None, task: Task | None = None
+    box: DirectorySandbox,
+    patch: Patch,
+    config: DiffScopeConfig | None = None,
+    task: Task | None = None,
 ) -> Verdict:
     evaluator = DiffScopeEvaluator(config)
     task = task or _task()
@@ -116,7 +113,7 @@ def _forged(path: str) -> Patch:
 
 
 @pytest.mark.anyio
-async def test_source_change_and_new_test_file_pass(box: LocalSandbox) -> None:
+async def test_source_change_and_new_test_file_pass(box: DirectorySandbox) -> None:
     new_test = "from calc import add\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n"
     files = {
         "calc/__init__.py": CALC.replace("a - b", "a + b"),
@@ -146,7 +143,9 @@ async def test_source_change_and_new_test_file_pass(box: LocalSandbox) -> None:
         ("sub/.GitModules", "gitmodules"),
     ],
 )
-async def test_paths_outside_the_repo_are_refused(box: LocalSandbox, path: str, rule: str) -> None:
+async def test_paths_outside_the_repo_are_refused(
+    box: DirectorySandbox, path: str, rule: str
+) -> None:
     verdict = await _evaluate(box, _forged(path))
     assert not verdict.passed
     assert _rules(verdict) == {(rule, path)}
@@ -154,21 +153,21 @@ async def test_paths_outside_the_repo_are_refused(box: LocalSandbox, path: str, 
 
 
 @pytest.mark.anyio
-async def test_gitmodules_from_a_real_diff(box: LocalSandbox) -> None:
+async def test_gitmodules_from_a_real_diff(box: DirectorySandbox) -> None:
     modules = '[submodule "x"]\n\tpath = x\n\turl = https://example.invalid/x\n'
     verdict = await _judge(box, {".gitmodules": modules})
     assert _rules(verdict) == {("gitmodules", ".gitmodules")}
 
 
 @pytest.mark.anyio
-async def test_symlink_is_refused(box: LocalSandbox) -> None:
+async def test_symlink_is_refused(box: DirectorySandbox) -> None:
     os.symlink("../../../etc/passwd", box.workdir / "calc" / "passwd")
     verdict = await _judge(box, {})
     assert _rules(verdict) == {("symlink", "calc/passwd")}
 
 
 @pytest.mark.anyio
-async def test_symlink_replacing_a_file_is_refused(box: LocalSandbox) -> None:
+async def test_symlink_replacing_a_file_is_refused(box: DirectorySandbox) -> None:
     (box.workdir / "run.sh").unlink()
     os.symlink("calc/__init__.py", box.workdir / "run.sh")
     verdict = await _judge(box, {})
@@ -176,7 +175,7 @@ async def test_symlink_replacing_a_file_is_refused(box: LocalSandbox) -> None:
 
 
 @pytest.mark.anyio
-async def test_gitlink_is_refused(box: LocalSandbox) -> None:
+async def test_gitlink_is_refused(box: DirectorySandbox) -> None:
     nested = box.workdir / "vendored"
     nested.mkdir()
     _git(nested, "init", "-q")
@@ -186,7 +185,7 @@ async def test_gitlink_is_refused(box: LocalSandbox) -> None:
 
 
 @pytest.mark.anyio
-async def test_mode_change_is_refused(box: LocalSandbox) -> None:
+async def test_mode_change_is_refused(box: DirectorySandbox) -> None:
     (box.workdir / "run.sh").chmod(0o755)
     verdict = await _judge(box, {})
     assert _rules(verdict) == {("mode_change", "run.sh")}
@@ -194,7 +193,7 @@ async def test_mode_change_is_refused(box: LocalSandbox) -> None:
 
 
 @pytest.mark.anyio
-async def test_new_executable_file_is_refused(box: LocalSandbox) -> None:
+async def test_new_executable_file_is_refused(box: DirectorySandbox) -> None:
     (box.workdir / "tool.sh").write_text("rm -rf /\n")
     (box.workdir / "tool.sh").chmod(0o755)
     verdict = await _judge(box, {})
@@ -202,7 +201,7 @@ async def test_new_executable_file_is_refused(box: LocalSandbox) -> None:
 
 
 @pytest.mark.anyio
-async def test_binary_file_is_refused(box: LocalSandbox) -> None:
+async def test_binary_file_is_refused(box: DirectorySandbox) -> None:
     verdict = await _judge(box, {"calc/blob.bin": b"\x00\x01\x02binary\x00"})
     assert _rules(verdict) == {("binary", "calc/blob.bin")}
 
@@ -224,7 +223,7 @@ async def test_binary_file_is_refused(box: LocalSandbox) -> None:
         ".cascade/issues/7.md",
     ],
 )
-async def test_default_denies(box: LocalSandbox, path: str) -> None:
+async def test_default_denies(box: DirectorySandbox, path: str) -> None:
     verdict = await _judge(box, {path: "x\n"})
     assert _rules(verdict) == {("denied_path", path)}
     # Turning the defaults off lets the same patch through.
@@ -234,7 +233,7 @@ async def test_default_denies(box: LocalSandbox, path: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_cascade_table_in_pyproject_is_denied(box: LocalSandbox) -> None:
+async def test_cascade_table_in_pyproject_is_denied(box: DirectorySandbox) -> None:
     other = PYPROJECT.replace('name = "calc"', 'name = "calc"\nversion = "1.0"')
     assert (await _judge(box, {"pyproject.toml": other})).passed
     await box.reset()
@@ -252,7 +251,7 @@ async def test_cascade_table_in_pyproject_is_denied(box: LocalSandbox) -> None:
 
 
 @pytest.mark.anyio
-async def test_allow_and_deny_from_config_and_issue(box: LocalSandbox) -> None:
+async def test_allow_and_deny_from_config_and_issue(box: DirectorySandbox) -> None:
     fix = CALC.replace("a - b", "a + b")
     files: dict[str, str | bytes | None] = {"calc/__init__.py": fix, "docs/notes.md": "n\n"}
     # The issue narrows what may change.
@@ -276,7 +275,7 @@ async def test_allow_and_deny_from_config_and_issue(box: LocalSandbox) -> None:
 
 @pytest.mark.anyio
 async def test_a_named_allow_lifts_a_default_deny_but_a_catch_all_does_not(
-    box: LocalSandbox,
+    box: DirectorySandbox,
 ) -> None:
     await box.write_files({".github/workflows/ci.yml": b"on: push\n"})
     patch = await canonical_patch(box)
@@ -288,7 +287,7 @@ async def test_a_named_allow_lifts_a_default_deny_but_a_catch_all_does_not(
 
 
 @pytest.mark.anyio
-async def test_max_files_and_max_changed_lines(box: LocalSandbox) -> None:
+async def test_max_files_and_max_changed_lines(box: DirectorySandbox) -> None:
     files: dict[str, str | bytes | None] = {
         f"calc/m{i}.py": "".join(f"x{j} = {j}\n" for j in range(4)) for i in range(3)
     }
@@ -301,7 +300,7 @@ async def test_max_files_and_max_changed_lines(box: LocalSandbox) -> None:
 
 
 @pytest.mark.anyio
-async def test_deleting_a_test_file_is_refused(box: LocalSandbox) -> None:
+async def test_deleting_a_test_file_is_refused(box: DirectorySandbox) -> None:
     verdict = await _judge(box, {"tests/test_calc.py": None})
     assert _rules(verdict) == {("test_deleted", "tests/test_calc.py")}
     assert "leave existing tests" in verdict.feedback
@@ -321,7 +320,7 @@ async def test_deleting_a_test_file_is_refused(box: LocalSandbox) -> None:
     ],
 )  # fmt: skip
 async def test_weakening_an_existing_test_is_refused(
-    box: LocalSandbox, old: str, new: str, rule: str
+    box: DirectorySandbox, old: str, new: str, rule: str
 ) -> None:
     assert old in TESTS
     verdict = await _judge(box, {"tests/test_calc.py": TESTS.replace(old, new, 1)})
@@ -334,7 +333,7 @@ async def test_weakening_an_existing_test_is_refused(
 
 
 @pytest.mark.anyio
-async def test_strengthening_reformatting_or_moving_tests_is_fine(box: LocalSandbox) -> None:
+async def test_strengthening_reformatting_or_moving_tests_is_fine(box: DirectorySandbox) -> None:
     slow = '@pytest.mark.skip(reason="slow")\ndef test_slow():\n    assert add(1, 1) == 2\n\n\n'
     assert slow in TESTS
     stronger = (
@@ -349,7 +348,7 @@ async def test_strengthening_reformatting_or_moving_tests_is_fine(box: LocalSand
 
 
 @pytest.mark.anyio
-async def test_skip_in_a_new_test_file_is_refused(box: LocalSandbox) -> None:
+async def test_skip_in_a_new_test_file_is_refused(box: DirectorySandbox) -> None:
     source = "import pytest\n\npytestmark = pytest.mark.skip\n\n\ndef test_x():\n    assert 1\n"
     verdict = await _judge(box, {"calc/feature_test.py": source})
     assert _rules(verdict) == {("test_skipped", "calc/feature_test.py")}
@@ -359,7 +358,7 @@ async def test_skip_in_a_new_test_file_is_refused(box: LocalSandbox) -> None:
 @pytest.mark.parametrize(
     "path", ["tests/conftest.py", "conftest.py", "calc/sub/conftest.py", "tests/fixtures/data.json"]
 )
-async def test_test_scaffolding_is_protected(box: LocalSandbox, path: str) -> None:
+async def test_test_scaffolding_is_protected(box: DirectorySandbox, path: str) -> None:
     verdict = await _judge(box, {path: "changed = True\n"})
     assert _rules(verdict) == {("protected_path", path)}
     config = DiffScopeConfig(allow_test_changes=True)
@@ -367,7 +366,7 @@ async def test_test_scaffolding_is_protected(box: LocalSandbox, path: str) -> No
 
 
 @pytest.mark.anyio
-async def test_diff_that_disagrees_with_its_file_list_is_refused(box: LocalSandbox) -> None:
+async def test_diff_that_disagrees_with_its_file_list_is_refused(box: DirectorySandbox) -> None:
     await box.write_files({"calc/__init__.py": CALC.replace("-", "+").encode()})
     real = await canonical_patch(box)
     forged = real.model_copy(update={"files": ("calc/__init__.py", "tests/test_calc.py")})

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from cascade.core.edits import check_path, parse_edits, resolve
 from cascade.errors import EditError, SandboxError
-from cascade.protocols import Sandbox
-from cascade.records import Edit, ExecResult, Patch
+from cascade.records import Edit
+from cascade.testing import DirectorySandbox, git, make_repo
 from cascade.workspace.apply import PATCH_FILE, apply_edits, canonical_patch
 
 APP = "def greet(name):\n    return 'hello ' + name\n\n\ndef main():\n    print(greet('you'))\n"
@@ -259,73 +257,14 @@ def test_whole_file_gets_a_final_newline() -> None:
 # --- apply_edits and canonical_patch, on a real git repository ----------------------------------
 
 
-def git(root: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "commit.gpgsign=false"]
-    proc = subprocess.run(
-        ["git", *identity, *args], cwd=root, capture_output=True, text=True, check=True
-    )
-    return proc.stdout
-
-
-class GitDirSandbox:
-    """The Sandbox protocol over a git repository in tmp_path, with real git; tests only."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    async def exec(
-        self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
-    ) -> ExecResult:
-        proc = subprocess.run(
-            list(argv), cwd=self.root, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        return ExecResult(
-            argv=tuple(argv), exit_code=proc.returncode, stdout=proc.stdout, stderr=proc.stderr
-        )
-
-    async def read_file(self, path: str) -> bytes | None:
-        target = self.root / path
-        return target.read_bytes() if target.is_file() else None
-
-    async def write_files(self, files: Mapping[str, bytes | None]) -> None:
-        for path, data in files.items():
-            target = self.root / path
-            if data is None:
-                target.unlink(missing_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-
-    async def apply(self, edits: Sequence[Edit]) -> Patch:
-        return await apply_edits(self, edits)
-
-    async def reset(self) -> None:
-        git(self.root, "reset", "-q", "--hard", "HEAD")
-        git(self.root, "clean", "-q", "-fdx")
-
-    async def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    (root / "src").mkdir(parents=True)
-    (root / "src" / "app.py").write_text(APP)
-    (root / "README.md").write_text("# app\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
-    return root
-
-
-def test_the_test_sandbox_conforms(repo: Path) -> None:
-    assert isinstance(GitDirSandbox(repo), Sandbox)
+    return make_repo(tmp_path / "repo", {"src/app.py": APP, "README.md": "# app\n"})
 
 
 @pytest.mark.anyio
 async def test_apply_returns_the_canonical_patch(repo: Path) -> None:
-    box = GitDirSandbox(repo)
+    box = DirectorySandbox(repo)
     text = block("src/app.py", "    return 'hello ' + name\n", "    return 'hi ' + name\n")
     text += block("src/util.py", "", "X = 1\n")
     patch = await apply_edits(box, parse_edits(text))
@@ -341,7 +280,7 @@ async def test_apply_returns_the_canonical_patch(repo: Path) -> None:
 async def test_several_edits_to_one_file_apply_in_order(repo: Path) -> None:
     edits = [sr("src/app.py", "def greet(name):\n", "def greet(who):\n")]
     edits.append(sr("src/app.py", "    return 'hello ' + name\n", "    return 'hi ' + who\n"))
-    patch = await apply_edits(GitDirSandbox(repo), edits)
+    patch = await apply_edits(DirectorySandbox(repo), edits)
     assert patch.files == ("src/app.py",)
     assert (repo / "src" / "app.py").read_text().startswith("def greet(who):\n    return 'hi '")
 
@@ -351,13 +290,13 @@ async def test_a_failing_block_leaves_the_workspace_clean(repo: Path) -> None:
     edits = [sr("README.md", "# app\n", "# App\n"), sr("src/app.py", "nothing like it\n", "")]
     edits.append(sr("src/new.py", "", "X = 1\n"))
     with pytest.raises(EditError, match=r"^Block 2 \(src/app\.py\): SEARCH was not found"):
-        await apply_edits(GitDirSandbox(repo), edits)
+        await apply_edits(DirectorySandbox(repo), edits)
     assert git(repo, "status", "--porcelain") == ""
 
 
 @pytest.mark.anyio
 async def test_apply_a_unified_diff(repo: Path) -> None:
-    patch = await apply_edits(GitDirSandbox(repo), parse_edits(UDIFF))
+    patch = await apply_edits(DirectorySandbox(repo), parse_edits(UDIFF))
     assert patch.files == ("src/app.py", "src/new.py")
     assert (repo / "src" / "new.py").read_text() == "X = 1\n"
     assert not (repo / PATCH_FILE).exists()
@@ -371,7 +310,7 @@ async def test_a_diff_that_does_not_apply_names_the_closest_lines(repo: Path) ->
         Edit(path="src/app.py", kind="udiff", diff=diff),
     ]
     with pytest.raises(EditError) as caught:
-        await apply_edits(GitDirSandbox(repo), edits)
+        await apply_edits(DirectorySandbox(repo), edits)
     said = caught.value.feedback
     assert said.startswith("Block 2 (src/app.py): Hunk 1: its context and - lines are not in")
     assert "1 | def greet(name):" in said  # the line it most likely meant, numbered
@@ -384,26 +323,28 @@ async def test_a_diff_whose_lines_are_there_reports_git(repo: Path) -> None:
     # A diff that creates a file that exists: nothing is missing, git says what is wrong.
     diff = "--- /dev/null\n+++ b/src/app.py\n@@ -0,0 +1,1 @@\n+X = 1\n"
     with pytest.raises(EditError, match=r"Block 1 \(src/app\.py\): the diff does not apply"):
-        await apply_edits(GitDirSandbox(repo), [Edit(path="src/app.py", kind="udiff", diff=diff)])
+        await apply_edits(
+            DirectorySandbox(repo), [Edit(path="src/app.py", kind="udiff", diff=diff)]
+        )
 
 
 @pytest.mark.anyio
 async def test_a_rename_lists_both_paths(repo: Path) -> None:
     (repo / "src" / "app.py").rename(repo / "src" / "main.py")
-    patch = await canonical_patch(GitDirSandbox(repo))
+    patch = await canonical_patch(DirectorySandbox(repo))
     assert patch.files == ("src/app.py", "src/main.py")
 
 
 @pytest.mark.anyio
 async def test_canonical_patch_of_a_clean_workspace_is_empty(repo: Path) -> None:
-    patch = await canonical_patch(GitDirSandbox(repo))
+    patch = await canonical_patch(DirectorySandbox(repo))
     assert (patch.diff, patch.files, patch.added, patch.removed) == ("", (), 0, 0)
 
 
 @pytest.mark.anyio
 async def test_canonical_patch_outside_git_is_a_sandbox_error(tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="git add -A failed"):
-        await canonical_patch(GitDirSandbox(tmp_path))
+        await canonical_patch(DirectorySandbox(tmp_path))
 
 
 # --- through LocalSandbox -----------------------------------------------------------------------

@@ -10,18 +10,18 @@ from typing import Any
 
 import pytest
 
-from cascade.config import PytestConfig, RungConfig, SandboxConfig
+from cascade.config import RungConfig, SandboxConfig
 from cascade.core.gate import Gate
 from cascade.core.loop import Engine, Event
 from cascade.errors import InfraError, ProviderEscalate, ProviderRetry, ProviderStop, UsageError
 from cascade.proof.log import ATTEMPTS_FILE, BLOBS_DIR, ProofLog
+from cascade.proof.run_folder import RunFolder
 from cascade.proof.verify import verify_run
 from cascade.records import Issue, RunOutcome, Task, Verdict
 from cascade.replay.regate import RegateTask, regate
-from cascade.report.data import read_attempts
 from cascade.testing import ScriptedModel, git, make_repo
 from cascade.wiring.registry import sandbox_opener
-from evaluators.pytest_gate import PytestEvaluator
+from evaluators.pytest_gate import PytestConfig, PytestEvaluator
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 TESTS = (
@@ -87,9 +87,10 @@ async def _run(
         open_sandbox=sandbox_opener(SandboxConfig(), "local"),
         counter=lambda _rung: lambda text: len(text) // 4,
         on_event=events.append,
+        start_at=start_at,
     )
     proof = ProofLog.create(tmp_path / "runs")
-    outcome = await engine.run(_task(repo, hidden=hidden, named=named), proof, start_at)
+    outcome = await engine.run(_task(repo, hidden=hidden, named=named), proof)
     lines = (proof.run_dir / ATTEMPTS_FILE).read_text().splitlines()
     return outcome, [json.loads(line) for line in lines], events
 
@@ -285,7 +286,7 @@ async def test_reexecution_judges_only_the_patches_the_gate_judged(
     assert [r["status"] for r in records] == ["infra_error", "verified"]
     assert records[0]["patch_sha256"]
     run_dir = Path(outcome.run_dir)
-    task = RegateTask(_task(repo).issue, outcome, read_attempts(run_dir), run_dir)
+    task = RegateTask(_task(repo).issue, outcome, RunFolder(run_dir).attempts(), run_dir)
     fresh = Gate([PytestEvaluator(PytestConfig())])
     result = await regate([task], fresh, lambda _: sandbox_opener(SandboxConfig(), "local"), repo)
     assert [(p.seq, p.before, p.after) for p in result.patches] == [(2, "accepted", "accepted")]

@@ -6,6 +6,7 @@ a fraction of a second; the pytest gate has its own tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -127,7 +128,9 @@ def engine(models: Mapping[str, ScriptedModel], **options: Any) -> Engine:
 
 
 async def run(eng: Engine, t: Task, runs: Path, start_at: str | None = None) -> RunOutcome:
-    return await eng.run(t, ProofLog.create(runs), start_at)
+    if start_at is not None:
+        eng = dataclasses.replace(eng, start_at=start_at)
+    return await eng.run(t, ProofLog.create(runs))
 
 
 @pytest.mark.anyio

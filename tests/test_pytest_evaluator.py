@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from cascade.config import PytestConfig
 from cascade.core.gate import target_failures
 from cascade.records import Issue, Patch, Task, Verdict
 from cascade.testing import git as _git
 from cascade.testing import make_repo
 from cascade.workspace.apply import canonical_patch
 from evaluators.junit import CaseResult, node_id, parse_junit
-from evaluators.pytest_gate import PytestEvaluator
+from evaluators.pytest_gate import PytestConfig, PytestEvaluator
 from evaluators.regressions import FEEDBACK_CHARS, Failure, Scrubber, feedback
 from sandboxes.local_sandbox import LocalSandbox
 

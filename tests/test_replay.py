@@ -8,7 +8,6 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ from typer.testing import CliRunner
 
 from cascade.cli.main import app
 from cascade.config import RungConfig
-from cascade.core.loop import Engine, Event
 from cascade.errors import UsageError
 from cascade.models import build_model
 from cascade.proof.verify import verify_run
+from cascade.protocols import Model
 from cascade.records import CompletionParams, Message
 from cascade.replay.backlog import Shard, load_backlog
 from cascade.replay.batch import LEDGER_FILE, RUNS_DIR, BatchDir, BatchHeader
@@ -29,6 +28,7 @@ from cascade.replay.ledger import JsonlWriter, read_jsonl, read_ledger
 from cascade.replay.runner import BatchPlan, BatchRunner
 from cascade.testing.demo import DemoBacklog, demo_backlog, demo_repo
 from cascade.wiring.assemble import assemble
+from cascade.wiring.run_issue import IssueRunner
 from cascade.wiring.settings import load_config
 from cascade.workspace.checkout import resolve_commit
 from tests.loopback import FakeOpenAI, error_body
@@ -202,10 +202,15 @@ def test_demo_backlog_with_the_test_gate_a_shadow_baseline_and_a_regate(tmp_path
 
 
 class Exploding:
-    """A model with a bug: it raises something that is not a cascade error."""
+    """A model with a bug for one task: it raises something that is not a cascade error."""
+
+    def __init__(self, task_prefix: str, model: Model) -> None:
+        self.task_prefix, self.model = task_prefix, model
 
     async def complete(self, messages: Any, params: CompletionParams) -> Any:
-        raise RuntimeError("boom: a bug in an adapter")
+        if params.task_id.startswith(self.task_prefix):
+            raise RuntimeError("boom: a bug in an adapter")
+        return await self.model.complete(messages, params)
 
 
 @pytest.mark.anyio
@@ -213,20 +218,17 @@ async def test_one_task_exception_is_that_tasks_error_record(tmp_path: Path) -> 
     b = fast_backlog(tmp_path, copies=1)
     loaded = load_config(b.repo, b.config, {"sandbox.backend": ("local", "test")})
     parts = assemble(loaded)
-
-    def engine_for(run_id: str, on_event: Callable[[Event], None]) -> Engine:
-        engine = parts.engine(run_id, on_event)
-        if run_id.startswith("DEMO-2"):
-            return dataclasses.replace(engine, models={n: Exploding() for n in engine.models})
-        return engine
+    models = {n: Exploding("DEMO-2", m) for n, m in parts.models.items()}
+    commit = resolve_commit(b.repo)
 
     header = BatchHeader(backlog=str(b.backlog), repo=str(b.repo),
                          base_commit=resolve_commit(b.repo), ladder=("cheap", "strong"),
                          gate=("diff_scope",))  # fmt: skip
     batch = BatchDir.open(tmp_path / "out", header)
+    runner = IssueRunner(dataclasses.replace(parts, models=models), b.repo, commit, batch.runs_dir)
     plan = BatchPlan(issues=load_backlog(b.backlog), repo=b.repo, concurrency=3)
     try:
-        result = await BatchRunner(engine_for, batch, plan).run()
+        result = await BatchRunner(runner, batch, plan).run()
     finally:
         batch.close()
     assert (result.tally.verified, result.tally.errors) == (2, 1)

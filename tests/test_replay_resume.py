@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from cascade.proof.run_folder import RunFolder
 from cascade.proof.verify import verify_run
 from cascade.replay.batch import ABORTED_FILE, LEDGER_FILE, RUNS_DIR
 from cascade.replay.ledger import read_jsonl, read_ledger
-from cascade.report.data import read_attempts
 from cascade.testing.demo import demo_backlog
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -104,7 +104,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
         run_dir = out / RUNS_DIR / task.done.run_id
         report = verify_run(run_dir)
         assert report.ok, (report.problems, why)
-        attempts = read_attempts(run_dir)
+        attempts = RunFolder(run_dir).attempts()
         assert [a.seq for a in attempts] == list(range(1, task.done.outcome.attempts + 1))
         assert {a.task_id for a in attempts} == {task_id}
         # Cut-short runs: marked, kept, their complete records an intact chain.
@@ -119,8 +119,8 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
             problems = verify_run(folder).problems
             allowed = ("torn last line", "not sealed", "cannot be read", "blobs/ is missing")
             assert all(any(a in p for a in allowed) for p in problems), (problems, why)
-            assert [a.seq for a in read_attempts(folder)] == list(
-                range(1, len(read_attempts(folder)) + 1)
+            assert [a.seq for a in RunFolder(folder).attempts()] == list(
+                range(1, len(RunFolder(folder).attempts()) + 1)
             )
     assert aborted_total >= 1, f"no kill landed inside a run {why}"
 

@@ -39,3 +39,21 @@ def test_other_cascade_variables_are_not_cascade_settings(
 def test_a_misspelt_key_inside_a_section_is_an_error_naming_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CASCADE_SANDBOX__BACKND"):
         load_config(tmp_path, environ={"CASCADE_SANDBOX__BACKND": "local"})
+
+
+def test_the_older_gate_pytest_table_is_still_the_pytest_evaluators_options(
+    tmp_path: Path,
+) -> None:
+    from cascade.wiring.registry import build_evaluator
+    from evaluators.pytest_gate import PytestEvaluator
+
+    toml = tmp_path / "cascade.toml"
+    toml.write_text(
+        '[gate.pytest]\ntimeout = 5\nargs = ["-x"]\n[gate.options.pytest]\ntimeout = 7\n'
+    )
+    loaded = load_config(tmp_path, environ={})
+    assert loaded.config.gate.options["pytest"] == {"timeout": 7, "args": ["-x"]}
+    assert loaded.origin("gate.options.pytest.args") == str(toml)
+    evaluator = build_evaluator("pytest", loaded.config.gate)
+    assert isinstance(evaluator, PytestEvaluator)
+    assert (evaluator.config.timeout, evaluator.config.args) == (7, ("-x",))

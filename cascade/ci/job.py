@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
 
@@ -32,7 +32,7 @@ from cascade.ci.publish import (
 )
 from cascade.core.loop import Event
 from cascade.errors import CascadeError, InfraError, IssueError, UsageError
-from cascade.proof.log import PATCH_FILE
+from cascade.proof.run_folder import PATCH_FILE
 from cascade.records import Attempt, Issue, RunOutcome
 from cascade.sources.github_api import DEFAULT_API_URL, GitHubAPI, token_from_env
 
@@ -124,27 +124,22 @@ class _Job:
 
     def _run(self, trigger: Trigger, api: GitHubAPI) -> int:
         from cascade.cli.progress import Progress
-        from cascade.proof.log import ProofLog
-        from cascade.records import Task
-        from cascade.sources.github import GitHubIssueSource
-        from cascade.wiring.assemble import assemble
-        from cascade.wiring.settings import load_config
-        from cascade.workspace.checkout import resolve_commit
+        from cascade.wiring.registry import build_source
+        from cascade.wiring.run_issue import IssueRunner, RunFlags, load_for_run
 
         workspace = self.env.workspace.resolve()
         if not workspace.is_dir():
             raise UsageError(f"GITHUB_WORKSPACE {workspace} is not a folder: check out the repo")
-        overrides: dict[str, tuple[Any, str]] = {}
-        if self.options.backend:
-            overrides["sandbox.backend"] = (self.options.backend, "--sandbox")
         config_file = self.options.config_file
         if config_file is not None and not config_file.is_absolute():
-            config_file = workspace / config_file
-        loaded = load_config(workspace, config_file, overrides, self.environ)
-        commit = resolve_commit(workspace)
-        source = GitHubIssueSource(
-            repo=self.env.repository, checkout=workspace, api=api, trusted_comments_only=True
-        )
+            config_file = workspace / config_file  # the action's input is relative to the repo
+        flags = RunFlags(config_file, self.options.backend or None)
+        loaded = load_for_run(workspace, flags, self.environ)
+        runner = IssueRunner.prepare(loaded, workspace)
+        source = build_source(
+            loaded.config, workspace, name="github", repo=self.env.repository, api=api,
+            trusted_comments_only=True,
+        )  # fmt: skip
         try:
             issue = source.get(f"{self.env.repository}#{trigger.number}")
         except IssueError as exc:
@@ -152,9 +147,6 @@ class _Job:
             comment(api, self.env.repository, trigger.number, _unreadable(exc))
             raise
         self.say(f"cascade: @{trigger.actor} asked ({trigger.event}) for a fix of {issue.id}")
-        parts = assemble(loaded)
-        proof = ProofLog.create(loaded.path(loaded.config.run.out))
-        self.outputs.proof_path = str(proof.run_dir)
         attempts: list[Attempt] = []
         progress = Progress(self.stream)
 
@@ -163,11 +155,12 @@ class _Job:
             if event.kind == "attempt_done" and event.attempt is not None:
                 attempts.append(event.attempt)
 
-        ladder = " → ".join(r.name for r in loaded.config.ladder)
-        progress.note(f"{issue.id}: ladder {ladder}, sandbox {parts.backend}")
-        task = Task(issue=issue, repo=str(workspace), base_commit=commit)
+        run = runner.new_run(on_event=on_event)
+        self.outputs.proof_path = str(runner.runs_dir / run.run_id)
+        ladder = " → ".join(runner.ladder)
+        progress.note(f"{issue.id}: ladder {ladder}, sandbox {runner.parts.backend}")
         try:
-            outcome = anyio.run(parts.engine(proof.run_id, on_event).run, task, proof, None)
+            outcome = anyio.run(run, issue)
         finally:
             progress.close()
         self.outputs.cost_usd = outcome.cost_usd

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 import typer
@@ -88,46 +88,30 @@ class FixRequest:
 
 def _fix(req: FixRequest) -> RunOutcome:
     from cascade.cli.progress import Progress
-    from cascade.core.ladder import start_index
-    from cascade.proof.log import ProofLog
-    from cascade.records import Task
-    from cascade.wiring.assemble import assemble
-    from cascade.wiring.settings import load_config
-    from cascade.wiring.sources import source_for
-    from cascade.workspace.checkout import resolve_commit
+    from cascade.proof.run_folder import PATCH_FILE
+    from cascade.wiring.run_issue import IssueRunner, RunFlags, load_for_run
 
-    repo, start_at, out = req.repo.resolve(), req.start_at, req.out
-    if not repo.is_dir():
-        raise UsageError(f"--repo {repo}: no such folder")
-    overrides: dict[str, tuple[Any, str]] = {}
-    if req.backend is not None:
-        overrides["sandbox.backend"] = (req.backend, "--sandbox")
-    if req.max_cost_usd is not None:
-        overrides["budget.max_cost_usd"] = (req.max_cost_usd, "--max-cost-usd")
-    loaded = load_config(repo, req.config_file, overrides)
-    cfg = loaded.config
-    start_index(cfg.ladder, start_at)
-    commit = resolve_commit(repo)
+    repo = req.repo.resolve()
+    flags = RunFlags(req.config_file, req.backend, req.max_cost_usd)
+    loaded = load_for_run(repo, flags)
+    runner = IssueRunner.prepare(loaded, repo, record=req.record, runs_dir=req.out)
+    progress = Progress(sys.stderr)
+    run = runner.new_run(start_at=req.start_at, on_event=progress)
     if req.apply:
         _require_clean(repo)
-    source, issue_id = source_for(req.issue_id, cfg, repo)
-    issue = source.get(issue_id)
-    parts = assemble(loaded, record=req.record)
-    proof = ProofLog.create(out.resolve() if out else loaded.path(cfg.run.out))
-    progress = Progress(sys.stderr)
+    issue = runner.read_issue(req.issue_id)
+    parts = runner.parts
     progress.note(
-        f"{issue.id}: {issue.title} — ladder {' → '.join(r.name for r in cfg.ladder)}, "
+        f"{issue.id}: {issue.title} — ladder {' → '.join(runner.ladder)}, "
         f"sandbox {parts.backend}, gate {', '.join(parts.gate.names)}"
     )
-    engine = parts.engine(proof.run_id, progress)
-    task = Task(issue=issue, repo=str(repo), base_commit=commit)
     try:
-        outcome = anyio.run(engine.run, task, proof, start_at)
+        outcome = anyio.run(run, issue)
     finally:
         progress.close()
     _report(outcome, req.as_json)
     if req.apply and outcome.status == "verified":
-        _apply_patch(repo, Path(outcome.run_dir) / "patch.diff")
+        _apply_patch(repo, Path(outcome.run_dir) / PATCH_FILE)
     return outcome
 
 

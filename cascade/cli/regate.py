@@ -40,41 +40,34 @@ def regate_folder(
 ) -> RegateResult:
     """Every recorded patch of a batch or run folder, applied again at its base commit in a
     fresh sandbox and judged by the gate as `repo`'s configuration has it now."""
-    from cascade.cli.replay import load
-    from cascade.proof.log import OUTCOME_FILE
-    from cascade.records import RunOutcome
+    from cascade.proof.run_folder import RunFolder
     from cascade.replay.batch import BATCH_FILE, LEDGER_FILE, RUNS_DIR, load_issue, read_header
     from cascade.replay.ledger import read_ledger
     from cascade.replay.regate import RegateTask, regate
-    from cascade.report.data import read_attempts
     from cascade.wiring.registry import build_gate, build_source, choose_backend, sandbox_opener
+    from cascade.wiring.run_issue import RunFlags, load_for_run
 
-    run_dir = run_dir.resolve()
+    run_dir, flags = run_dir.resolve(), RunFlags(config_file, backend)
     tasks: list[RegateTask] = []
     if (run_dir / BATCH_FILE).is_file():
         header = read_header(run_dir)
         repo = Path(header.repo) if Path(header.repo).is_dir() else repo.resolve()
-        loaded = load(repo, config_file, backend)
+        loaded = load_for_run(repo, flags)
         ledger = read_ledger(run_dir / LEDGER_FILE)
         for task_id in ledger.finished:
             state = ledger.tasks[task_id]
             if state.done is None or state.done.outcome is None:
                 continue
-            folder = run_dir / RUNS_DIR / state.done.run_id
-            tasks.append(
-                RegateTask(
-                    load_issue(run_dir, task_id),
-                    state.done.outcome,
-                    read_attempts(folder),
-                    folder,
-                )
-            )
-    elif (run_dir / OUTCOME_FILE).is_file():
+            folder = RunFolder(run_dir / RUNS_DIR / state.done.run_id)
+            issue = load_issue(run_dir, task_id)
+            tasks.append(RegateTask(issue, state.done.outcome, folder.attempts(), folder.path))
+    elif RunFolder(run_dir).has_outcome:
         repo = repo.resolve()
-        loaded = load(repo, config_file, backend)
-        outcome = RunOutcome.model_validate_json((run_dir / OUTCOME_FILE).read_text("utf-8"))
+        loaded = load_for_run(repo, flags)
+        run = RunFolder(run_dir)
+        outcome = run.outcome()
         issue = build_source(loaded.config, repo).get(outcome.task_id)
-        tasks.append(RegateTask(issue, outcome, read_attempts(run_dir), run_dir))
+        tasks.append(RegateTask(issue, outcome, run.attempts(), run_dir))
     else:
         raise UsageError(f"--regate {run_dir}: not a replay batch folder nor a sealed run folder")
     cfg = loaded.config

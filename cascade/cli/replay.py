@@ -4,10 +4,11 @@ re-judges recorded patches with the current gate. Sync at the edge; the batch ru
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
@@ -134,38 +135,28 @@ class ReplayRequest:
     retry_errors: bool = False
 
 
-def load(repo: Path, config_file: Path | None, backend: str | None) -> LoadedConfig:
-    from cascade.wiring.settings import load_config
-
-    if not repo.is_dir():
-        raise UsageError(f"--repo {repo}: no such folder")
-    overrides: dict[str, tuple[Any, str]] = {}
-    if backend is not None:
-        overrides["sandbox.backend"] = (backend, "--sandbox")
-    return load_config(repo, config_file, overrides)
-
-
 def _replay(req: ReplayRequest) -> int:
     from cascade.cli.batch_progress import BatchProgress
     from cascade.replay.backlog import Shard, github_backlog, is_github_query, load_backlog
     from cascade.replay.batch import SHADOW_DIR, safe_name
     from cascade.replay.shadow import shadow_config
+    from cascade.wiring.run_issue import RunFlags, load_for_run
     from cascade.workspace.checkout import resolve_commit
 
     if req.backlog is None:
         raise UsageError("give a BACKLOG (a folder of issue files or a JSONL file), or --regate")
     repo = req.repo.resolve()
-    loaded = load(repo, req.config_file, req.backend)
+    loaded = load_for_run(repo, RunFlags(req.config_file, req.backend))
     if req.cassette is not None:
         loaded = _from_cassette(loaded, req.cassette, req.record)
     shard = Shard.parse(req.shard)
     spec = str(req.backlog)
     if is_github_query(spec):
-        issues = shard.select(github_backlog(spec, repo, loaded.config.issues))
+        issues = shard.select(github_backlog(spec, repo, loaded.config))
         backlog = Path(safe_name(spec.removeprefix("github:")))
     else:
         backlog = req.backlog.resolve()
-        issues = shard.select(load_backlog(backlog))
+        issues = shard.select(load_backlog(backlog, loaded.config))
     commit = resolve_commit(repo)
     shadow = shadow_config(loaded, req.shadow) if req.shadow else None
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
@@ -226,8 +217,6 @@ def _finish(out: Path, batches: dict[str, Path], ids: set[str], *, stopped: bool
 
 def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) -> LoadedConfig:
     """Every rung served from a recorded cassette, under its own name (`replay/<rung>`)."""
-    import dataclasses
-
     from cascade.models import as_replay
 
     if record is not None:
@@ -281,12 +270,13 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     """Run (or resume) one batch folder; True when the budget stopped it."""
     from cascade.replay.batch import BatchDir, BatchHeader
     from cascade.replay.runner import BatchPlan, BatchRunner
-    from cascade.wiring.assemble import assemble
+    from cascade.wiring.run_issue import IssueRunner
 
     cfg = loaded.config
     # A shadow's answers are not recorded: they share cassette keys with the main ladder's.
     record = req.record.resolve() if req.record and not shadow_of else None
-    parts = assemble(loaded, record=record)
+    runner = IssueRunner.prepare(loaded, repo, record=record, commit=commit)
+    parts = runner.parts
     header = BatchHeader(
         backlog=_backlog_name(req.backlog),
         repo=str(repo),
@@ -316,8 +306,11 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
             max_cost_usd=req.max_cost_usd,
             retry_errors=req.retry_errors,
         )
-        runner = BatchRunner(parts.engine, batch, plan, progress)
-        result = anyio.run(runner.run)
+        # The batch's own base commit and runs folder (a resumed batch keeps its commit).
+        at_batch = dataclasses.replace(
+            runner, commit=batch.header.base_commit, runs_dir=batch.runs_dir
+        )
+        result = anyio.run(BatchRunner(at_batch, batch, plan, progress).run)
     finally:
         batch.close()
     return result.budget_stopped

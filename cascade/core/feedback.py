@@ -1,16 +1,16 @@
-"""What a run learns from its attempts: the one-line `why` the ladder reasons with, the feedback
-a later prompt carries (`carry_feedback`, `carry_patch`), the best unverified candidate kept for
-a human, and the outcome the run is sealed with. Pure functions of the attempt records."""
+"""What a run learns from its attempts: the one-line `why` the ladder reasons with, and the
+feedback a later prompt carries (`carry_feedback`, `carry_patch`). Pure functions of the attempt
+records; the outcome a run is sealed with is built in `cascade.proof.outcome`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
-from cascade.core.ladder import Stop, Tried
+from cascade.core.ladder import Tried
 from cascade.errors import ModelError
-from cascade.proof.log import ProofLog
-from cascade.records import Attempt, Candidate, Completion, Patch, RunOutcome, Task
+from cascade.proof.outcome import rank
+from cascade.records import Attempt
 
 FAILED = ("rejected", "edit_error", "empty_patch")
 PATCH_CHARS = 3000  # of the previous patch, when it is carried
@@ -64,7 +64,7 @@ def carried(
     if mode == "none" or not failed:
         return ""
     last_round = [a for a in failed if (a.rung, a.attempt) == (failed[-1].rung, failed[-1].attempt)]
-    best = min(last_round, key=_rank)
+    best = min(last_round, key=rank)
     text = best.feedback.strip()
     if mode == "all" and len(failed) > 1:
         earlier = [a for a in failed if a is not best]
@@ -76,69 +76,6 @@ def carried(
         patch = _trim(diff.strip(), PATCH_CHARS)
         text += f"\n\nThe patch of that attempt (reverted since):\n```diff\n{patch}\n```"
     return text
-
-
-def best_unverified(attempts: Sequence[Attempt]) -> Candidate | None:
-    """The gated patch that failed the fewest evaluators (then passed the most, then had the
-    fewest findings; the latest wins a tie), or None when no patch was gated."""
-    gated = [a for a in attempts if a.status == "rejected" and a.patch_sha256]
-    if not gated:
-        return None
-    best = min(gated, key=_rank)
-    return Candidate(
-        seq=best.seq,
-        rung=best.rung,
-        patch_sha256=best.patch_sha256,
-        failed=tuple(v.evaluator for v in best.verdicts if not v.passed),
-        passed=tuple(v.evaluator for v in best.verdicts if v.passed),
-    )
-
-
-def answer_fields(
-    completion: Completion, charged: bool, put_blob: Callable[[str], str]
-) -> dict[str, Any]:
-    """The record fields of a model's answer; a re-gated answer's cost was recorded already."""
-    return {
-        "model_used": completion.model,
-        "usage": completion.usage,
-        "cost_usd": 0.0 if charged else completion.cost_usd,
-        "latency_s": round(completion.latency_s, 3),
-        "response_sha256": put_blob(completion.text),
-    }
-
-
-def sealed_outcome(
-    proof: ProofLog,
-    task: Task,
-    stop: Stop,
-    attempts: Sequence[Attempt],
-    patch: Patch | None,
-    *,
-    duration_s: float,
-) -> RunOutcome:
-    """The outcome a run is sealed with; a run that verified nothing names its best candidate."""
-    return RunOutcome(
-        run_id=proof.run_id,
-        task_id=task.issue.id,
-        status=stop.status,
-        run_dir=str(proof.run_dir),
-        base_commit=task.base_commit,
-        attempts=len(attempts),
-        cost_usd=round(sum(a.cost_usd for a in attempts), 8),
-        duration_s=round(duration_s, 3),
-        patch_sha256=patch.sha256 if patch else "",
-        verified_rung=next((a.rung for a in attempts if a.status == "verified"), ""),
-        error=stop.reason if stop.status == "error" else "",
-        stop_reason=stop.reason,
-        best_unverified=None if patch else best_unverified(attempts),
-    )
-
-
-def _rank(attempt: Attempt) -> tuple[int, int, int, int]:
-    failed = [v for v in attempt.verdicts if not v.passed]
-    passed = len(attempt.verdicts) - len(failed)
-    findings = sum(len(v.findings) for v in failed)
-    return (len(failed) if attempt.verdicts else 99, -passed, findings, -attempt.seq)
 
 
 def _first(text: str) -> str:

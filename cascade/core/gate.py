@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from cascade.core.taskgroups import task_group
 from cascade.errors import CascadeError, InfraError
-from cascade.protocols import Evaluator, Sandbox
+from cascade.protocols import (
+    CodeFreeEvaluator,
+    ConfiguredEvaluator,
+    Evaluator,
+    Sandbox,
+    ScopedBaselineEvaluator,
+)
 from cascade.records import Finding, Patch, Task, Verdict
 from cascade.workspace.tree import changed, snapshot
 
@@ -96,7 +102,7 @@ class Gate:
                 )
 
             # A stage that runs no code in the sandbox (diff_scope) cannot move the tree.
-            watch = self.check_tamper and any(getattr(e, "runs_code", True) for e in stage)
+            watch = self.check_tamper and any(_runs_code(e) for e in stage)
             if watch and before is None:
                 before = await snapshot(sandbox)
             if len(stage) == 1:
@@ -137,17 +143,23 @@ async def _evaluate(
     return verdict
 
 
+def _runs_code(evaluator: Evaluator) -> bool:
+    """Only an evaluator that says `runs_code = False` is spared the tamper check."""
+    return not isinstance(evaluator, CodeFreeEvaluator) or bool(evaluator.runs_code)
+
+
 def baseline_key(evaluator: Evaluator, task: Task) -> str:
-    """An evaluator may say what of the task its baseline depends on (`baseline_key(task)`);
+    """An evaluator may say what of the task its baseline depends on (`ScopedBaselineEvaluator`);
     without that, everything the issue says about tests counts."""
-    own = getattr(evaluator, "baseline_key", None)
     issue = task.issue
     scope = (
-        own(task)
-        if callable(own)
+        evaluator.baseline_key(task)
+        if isinstance(evaluator, ScopedBaselineEvaluator)
         else repr((issue.tests, issue.hidden_tests, sorted(issue.hidden_files.items())))
     )
-    config = getattr(evaluator, "config", None)
+    # The attribute's presence is all `isinstance` sees: a config that is not a pydantic model
+    # is keyed by its repr.
+    config = evaluator.config if isinstance(evaluator, ConfiguredEvaluator) else None
     settings = config.model_dump_json() if isinstance(config, BaseModel) else repr(config)
     raw = "\0".join((task.repo, task.base_commit, evaluator.name, settings, str(scope)))
     return hashlib.sha256(raw.encode()).hexdigest()

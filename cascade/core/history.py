@@ -4,20 +4,16 @@ tolerantly: a torn or foreign run is passed over, never an error."""
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from cascade.config import LearnedSkipConfig
 from cascade.core.ladder import SkipStats
-from cascade.proof.log import ATTEMPTS_FILE
-
-log = logging.getLogger(__name__)
+from cascade.errors import InfraError
+from cascade.proof.run_folder import RunFolder
 
 ANSWERED = frozenset({"verified", "rejected", "edit_error", "empty_patch", "cancelled"})
 ALL = "*"  # the bucket of every task, whatever its labels
@@ -45,15 +41,9 @@ def load_runs(runs_dir: Path, exclude: str = "") -> list[PastRun]:
 
 def _read_run(run_dir: Path) -> PastRun | None:
     try:
-        lines = (run_dir / ATTEMPTS_FILE).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    records: list[dict[str, Any]] = []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            log.debug("%s: a torn line is passed over", run_dir)
+        records = RunFolder(run_dir).records()  # a torn line is passed over
+    except InfraError:
+        return None  # an unreadable run tells the ladder nothing
     labels: tuple[str, ...] = ()
     tried: list[str] = []
     verified = ""

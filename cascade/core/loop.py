@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,8 +16,9 @@ import anyio
 from cascade.config import BudgetConfig, PolicyConfig, RoutingConfig, RungConfig
 from cascade.core.budget import Price, Purse, estimate_cost, with_purse
 from cascade.core.context import Context, TokenCounter, build_context, tracked_files
+from cascade.core.draft import Draft
 from cascade.core.edits import FORMAT_HELP, parse_edits
-from cascade.core.feedback import answer_fields, carried, sealed_outcome, tried
+from cascade.core.feedback import carried, tried
 from cascade.core.gate import Baselines, Gate, summarize, target_failures
 from cascade.core.history import learned_stats
 from cascade.core.ladder import Plan, Step, Stop, Tried, decision, next_step, start_index
@@ -28,7 +28,9 @@ from cascade.core.routing import TaskFacts, task_facts
 from cascade.core.samples import draw
 from cascade.errors import CascadeError, EditError, InfraError, ModelError, fault_kind
 from cascade.proof.log import ProofLog
-from cascade.protocols import Model, Sandbox, SandboxOpener
+from cascade.proof.outcome import sealed_outcome
+from cascade.proof.run_folder import RunFolder
+from cascade.protocols import ImageSandbox, Model, Sandbox, SandboxOpener
 from cascade.records import (
     Attempt,
     AttemptStatus,
@@ -73,10 +75,17 @@ class Engine:
     prices: Callable[[RungConfig], Price] = rung_price  # price and context window of a rung
     purse: Purse | None = None  # money shared by the tasks of a batch
     runs_dir: Path | None = None  # past runs for learned skip (default: beside this run)
+    start_at: str | None = None  # `--start-at`: a human override of the start rung
 
-    async def run(self, task: Task, proof: ProofLog, start_at: str | None = None) -> RunOutcome:
-        start_index(self.ladder, start_at)  # a bad --start-at is a usage error before any work
-        return await _Run(self, task, proof, start_at).go()
+    def __post_init__(self) -> None:
+        # Checked when the run's engine is built, so a bad --start-at is a usage error before
+        # the issue is read or a proof log exists.
+        start_index(self.ladder, self.start_at)
+
+    async def run(self, task: Task, proof: ProofLog) -> RunOutcome:
+        """Climb the ladder for `task`, appending every attempt to `proof`; sealed whatever
+        happens (an infrastructure error is an outcome, not an exception)."""
+        return await _Run(self, task, proof, self.start_at).go()
 
 
 class _Run:
@@ -112,8 +121,9 @@ class _Run:
             stop = Stop("error", str(exc))
         duration = time.monotonic() - self.started
         outcome = sealed_outcome(
-            self.proof, self.task, stop, self.attempts, self.patch, duration_s=duration
-        )
+            RunFolder(self.proof.run_dir), self.task.issue.id, self.task.base_commit,
+            stop.status, stop.reason, self.attempts, self.patch, duration_s=duration,
+        )  # fmt: skip
         ladder = [r.name for r in self.e.ladder]
         self.proof.seal(outcome, self.attempts, self.patch, self.task.issue.title, ladder)
         self.e.on_event(Event("done", stop.status, outcome=outcome))
@@ -174,47 +184,47 @@ class _Run:
         """Carry out one step: wait if asked, draw the rung's samples (or reuse the answers an
         infrastructure fault interrupted), then gate them one by one."""
         rung = step.rung
-        base: dict[str, Any] = {
-            "rung": rung.name, "model": rung.model, "attempt": step.attempt, "retry": step.retry,
-            "reason": step.reason, "prompt_sha256": self.proof.put_blob(render(messages)),
-            "context_files": tuple(f.path for f in self.contexts[rung.context_tokens].files),
-            "decision": decision(step, self.facts, tokens, self.notes, local=local),
-        }  # fmt: skip
+        base = Draft(
+            rung=rung.name, model=rung.model, attempt=step.attempt, retry=step.retry,
+            reason=step.reason, prompt_sha256=self.proof.put_blob(render(messages)),
+            context_files=tuple(f.path for f in self.contexts[rung.context_tokens].files),
+            decision=decision(step, self.facts, tokens, self.notes, local=local),
+        )  # fmt: skip
         self.notes = []  # said once, on the first attempt after them
         what = f"#{len(self.attempts) + 1} {rung.name} ({rung.model}) attempt {step.attempt}"
         self.e.on_event(Event("attempt", what + (f" retry {step.retry}" if step.retry else "")))
         if step.kind != "infra_retry":
             if step.wait_s:
                 await self.e.sleep(step.wait_s)
-            base["began"] = time.monotonic()
+            base.began = time.monotonic()
             self.pending, stopped = await self._draw(rung, step, messages, base)
             if stopped:
                 self._cancel(base, "not gated: a provider fault stops the run")
         while self.pending:
             completion, sample, charged = self.pending[0]
-            fields = {**base, "sample": sample, "began": time.monotonic()}
-            fields.update(answer_fields(completion, charged, self.proof.put_blob))
-            status, patch = await self._gate(sandbox, completion.text, fields)
+            draft = base.for_sample(sample).answered(completion, charged, self.proof.put_blob)
+            status, patch = await self._gate(sandbox, completion.text, draft)
             self.pending[0] = (completion, sample, True)
             if status == "verified":  # the round is decided: the winner is recorded last
                 self.pending.pop(0)
                 self._cancel(base, f"not gated: sample {sample} of this round verified first")
                 self.patch = patch
-            self._record(status, fields)
+            self._record(status, draft)
             if status == "infra_error":
                 return  # the policy decides: gate the same answers again, or stop
             if status != "verified":
                 self.pending.pop(0)
 
-    def _cancel(self, base: dict[str, Any], why: str) -> None:
+    def _cancel(self, base: Draft, why: str) -> None:
         """Record the answers of a decided round that were never gated."""
         for completion, sample, charged in self.pending:
-            answer = answer_fields(completion, charged, self.proof.put_blob)
-            self._record("cancelled", {**base, "sample": sample, "error": why, **answer})
+            draft = base.for_sample(sample, timed=False)
+            draft.error = why
+            self._record("cancelled", draft.answered(completion, charged, self.proof.put_blob))
         self.pending = []
 
     async def _draw(
-        self, rung: RungConfig, step: Step, messages: list[Message], base: dict[str, Any]
+        self, rung: RungConfig, step: Step, messages: list[Message], base: Draft
     ) -> tuple[list[Answer], bool]:
         """The rung's samples; faults are recorded at once. Returns the answers, and whether a
         fault stops the run."""
@@ -229,14 +239,16 @@ class _Run:
         faults = [(i, r) for i, r in enumerate(results, 1) if isinstance(r, ModelError)]
         for i, fault in faults:
             wait = f" [Retry-After {fault.retry_after:g}s]" if fault.retry_after else ""
-            self._record("provider_error", {**base, "sample": i, "error": f"{fault}{wait}"}, fault)
+            draft = base.for_sample(i, timed=False)
+            draft.error = f"{fault}{wait}"
+            self._record("provider_error", draft, fault)
         answers = [(r, i, False) for i, r in enumerate(results, 1) if isinstance(r, Completion)]
         return answers, any(f.action == "stop" for _, f in faults)
 
     async def _gate(
-        self, sandbox: Sandbox, text: str, fields: dict[str, Any]
+        self, sandbox: Sandbox, text: str, draft: Draft
     ) -> tuple[AttemptStatus, Patch | None]:
-        """Parse, apply and gate one answer; fills `fields` and returns the status."""
+        """Parse, apply and gate one answer; fills in `draft` and returns the status."""
         try:
             if self.dirty:
                 await sandbox.reset()
@@ -248,45 +260,40 @@ class _Run:
             patch = await sandbox.apply(edits)
         except EditError as exc:
             self.dirty = False  # apply leaves the workspace clean when it refuses
-            fields["feedback"] = exc.feedback
+            draft.feedback = exc.feedback
             return "edit_error", None
         except CascadeError as exc:
-            fields["error"] = f"applying the edits failed: {exc}"
+            draft.error = f"applying the edits failed: {exc}"
             return "infra_error", None
         if not patch.diff.strip():
-            fields["feedback"] = "Your edits changed nothing: the files already read that way."
+            draft.feedback = "Your edits changed nothing: the files already read that way."
             return "empty_patch", None
         noop = sorted({e.path for e in edits} - set(patch.files))
         if noop:  # a block that "applied" but changed nothing: the model misread the file
-            fields["feedback"] = (
+            draft.feedback = (
                 f"apply_noop: your edits to {', '.join(noop)} changed nothing (the replacement "
                 "equals what is there). None of your edits were kept; send them all again."
             )
             return "edit_error", None
-        fields["patch_sha256"] = self.proof.put_blob(patch.diff)
+        draft.patch_sha256 = self.proof.put_blob(patch.diff)
         self.diffs[patch.sha256] = patch.diff
         try:
             verdicts = await self.e.gate.run(sandbox, self.task, patch, self.baselines)
         except CascadeError as exc:
-            fields["error"] = f"the gate could not run: {exc}"
+            draft.error = f"the gate could not run: {exc}"
             return "infra_error", None
         stored = tuple(self._store(v) for v in verdicts)
-        fields["verdicts"] = stored
+        draft.verdicts = stored
         passed = bool(stored) and all(v.passed for v in stored)
         if not passed:
-            fields["feedback"] = summarize(stored, self.e.feedback_chars)
+            draft.feedback = summarize(stored, self.e.feedback_chars)
         return ("verified" if passed else "rejected"), patch
 
-    def _record(
-        self, status: AttemptStatus, fields: dict[str, Any], fault: ModelError | None = None
-    ) -> None:
+    def _record(self, status: AttemptStatus, draft: Draft, fault: ModelError | None = None) -> None:
         """Append one attempt to the proof (before anything else happens) and the history."""
-        record = Attempt(
-            run_id=self.proof.run_id, task_id=self.task.issue.id, seq=len(self.attempts) + 1,
-            status=status, sandbox=self.sandbox_label, fault=fault_kind(fault) if fault else None,
-            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            duration_s=round(time.monotonic() - fields.pop("began", time.monotonic()), 3),
-            **fields,
+        record = draft.record(
+            self.proof.run_id, self.task.issue.id, len(self.attempts) + 1, status,
+            self.sandbox_label, fault_kind(fault) if fault else None,
         )  # fmt: skip
         self.proof.append(record)
         self.attempts.append(record)
@@ -325,6 +332,6 @@ class _Run:
 
 
 def _label(sandbox: Sandbox) -> str:
-    image = getattr(sandbox, "image_id", "")
+    image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
     kind = type(sandbox).__name__.removesuffix("Sandbox").lower() or "sandbox"
     return f"{kind} {image}".strip()

@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from cascade.errors import InfraError, UsageError
+from cascade.proof.run_folder import (
+    ATTEMPTS_FILE,
+    BLOBS_DIR,
+    OUTCOME_FILE,
+    PATCH_FILE,
+    RECEIPT_FILE,
+    SUMMARY_FILE,
+)
 from cascade.proof.summary import render_summary
 from cascade.records import Attempt, Patch, RunOutcome, Verdict
-
-ATTEMPTS_FILE = "attempts.jsonl"
-BLOBS_DIR = "blobs"
-PATCH_FILE = "patch.diff"
-SUMMARY_FILE = "summary.md"
-OUTCOME_FILE = "outcome.json"
-RECEIPT_FILE = "receipt.intoto.json"
 
 GENESIS = "0" * 64  # the `prev` of the first record
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -12,16 +12,13 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from cascade.proof.log import (
+from cascade.proof.log import GENESIS, PATCH_SUBJECT, STATEMENT_TYPE, record_digest
+from cascade.proof.run_folder import (
     ATTEMPTS_FILE,
     BLOBS_DIR,
-    GENESIS,
     OUTCOME_FILE,
     PATCH_FILE,
-    PATCH_SUBJECT,
     RECEIPT_FILE,
-    STATEMENT_TYPE,
-    record_digest,
 )
 from cascade.records import RunStatus
 

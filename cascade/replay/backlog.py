@@ -10,10 +10,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cascade.config import IssuesConfig
+from cascade.config import CascadeConfig
 from cascade.errors import IssueError, UsageError
 from cascade.records import Issue
 from cascade.validation import describe
+from cascade.wiring.registry import build_source
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -54,26 +55,24 @@ def is_github_query(spec: str) -> bool:
     return spec.startswith(GITHUB_PREFIX)
 
 
-def github_backlog(spec: str, repo: Path, config: IssuesConfig) -> list[Issue]:
+def github_backlog(spec: str, repo: Path, config: CascadeConfig) -> list[Issue]:
     """`github:OWNER/NAME[?QUERY]`: the repository's open issues (pull requests skipped), those
     whose id or title contains QUERY or that carry it as a label when it is given."""
-    from cascade.sources.github import GitHubIssueSource
-
     target, _, query = spec.removeprefix(GITHUB_PREFIX).partition("?")
     if target.count("/") != 1 or not all(target.split("/")):
         raise UsageError(f"backlog {spec!r}: expected github:OWNER/NAME or github:OWNER/NAME?QUERY")
-    issues = GitHubIssueSource(config, repo=target, checkout=repo).list(query)
+    issues = build_source(config, repo, name="github", repo=target).list(query)
     if not issues:
         raise UsageError(f"backlog {spec!r}: no open issue matches")
     return _unique(issues, spec)
 
 
-def load_backlog(path: Path) -> list[Issue]:
-    """Every issue of a backlog, in a stable order; ids must be unique."""
+def load_backlog(path: Path, config: CascadeConfig | None = None) -> list[Issue]:
+    """Every issue of a backlog, in a stable order; ids must be unique. A folder is read by the
+    `files` source (its hidden tests beside it, in `../hidden`)."""
     if path.is_dir():
-        from cascade.sources.files import FileIssueSource
-
-        issues = FileIssueSource(path).list()
+        config = config or CascadeConfig()
+        issues = build_source(config, path, name="files", directory=path).list()
         if not issues:
             raise UsageError(f"backlog {path}: no issue files (*.md) in this folder")
     elif path.is_file():

@@ -17,9 +17,9 @@ from typing import IO
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cascade.errors import InfraError, UsageError
-from cascade.proof.log import ATTEMPTS_FILE, OUTCOME_FILE, RECEIPT_FILE
+from cascade.proof.run_folder import RunFolder
 from cascade.records import SCHEMA_VERSION, Issue, RunOutcome
-from cascade.replay.ledger import JsonlWriter, LedgerLine, LedgerState, now, read_jsonl, read_ledger
+from cascade.replay.ledger import JsonlWriter, LedgerLine, LedgerState, now, read_ledger
 
 BATCH_FILE = "batch.json"
 LEDGER_FILE = "ledger.jsonl"
@@ -118,8 +118,7 @@ class BatchDir:
         messages: list[str] = []
         for task_id, state in sorted(self.state.tasks.items()):
             for run_id in state.open_runs:
-                run_dir = self.runs_dir / run_id
-                outcome = _sealed_outcome(run_dir)
+                outcome = RunFolder(self.runs_dir / run_id).sealed_outcome()
                 if outcome is not None and state.done is None:
                     labels = self.issue(task_id).labels if self.has_issue(task_id) else ()
                     self.done(task_id, outcome, labels, recovered=True)
@@ -211,22 +210,6 @@ def load_issue(batch: Path, task_id: str) -> Issue:
         return Issue.model_validate_json(path.read_text(encoding="utf-8"))
     except (OSError, ValidationError) as exc:
         raise UsageError(f"issue snapshot {path} cannot be read: {exc}") from exc
-
-
-def aborted_cost(run_dir: Path) -> float:
-    """What the complete attempt records of a cut-short run cost."""
-    records = read_jsonl(run_dir / ATTEMPTS_FILE).records
-    return sum(float(r.get("cost_usd") or 0.0) for r in records)
-
-
-def _sealed_outcome(run_dir: Path) -> RunOutcome | None:
-    """The outcome of a run that was sealed (its receipt is written last), else None."""
-    if not (run_dir / RECEIPT_FILE).is_file():
-        return None
-    try:
-        return RunOutcome.model_validate_json((run_dir / OUTCOME_FILE).read_text("utf-8"))
-    except (OSError, ValidationError):
-        return None
 
 
 def _agree(path: Path, old: BatchHeader, new: BatchHeader) -> BatchHeader:

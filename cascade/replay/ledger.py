@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cascade.errors import InfraError
+from cascade.proof.run_folder import read_jsonl
 from cascade.records import SCHEMA_VERSION, RunOutcome
 
 LedgerEvent = Literal["plan", "start", "done", "aborted", "budget_stop", "retry"]
@@ -42,42 +43,6 @@ class LedgerLine(BaseModel):
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class JsonlRead:
-    """The complete records of a JSONL file, and what was dropped on the way."""
-
-    records: list[dict[str, Any]]
-    bad_lines: int = 0  # complete lines that do not parse: earlier torn tails, now terminated
-    torn_tail: bool = False  # the file ends inside a line (a write was interrupted)
-
-
-def read_jsonl(path: Path) -> JsonlRead:
-    """Parse every newline-terminated line; the unterminated tail is dropped, not guessed at."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return JsonlRead([])
-    except OSError as exc:
-        raise InfraError(f"cannot read {path}: {exc}") from exc
-    pieces = data.split(b"\n")
-    tail = pieces.pop()
-    records: list[dict[str, Any]] = []
-    bad = 0
-    for raw in pieces:
-        if not raw.strip():
-            continue
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            bad += 1
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-        else:
-            bad += 1
-    return JsonlRead(records, bad, bool(tail))
 
 
 class JsonlWriter:

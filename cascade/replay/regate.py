@@ -15,7 +15,7 @@ import anyio
 
 from cascade.core.gate import Gate
 from cascade.errors import CascadeError, EditError
-from cascade.proof.log import BLOBS_DIR
+from cascade.proof.run_folder import RunFolder
 from cascade.protocols import SandboxOpener
 from cascade.records import Attempt, Edit, Issue, RunOutcome, Task
 
@@ -114,7 +114,7 @@ async def _one(
             # Only patches the gate judged: an infra_error attempt has a patch but no verdict.
             if not attempt.patch_sha256 or attempt.status not in ("verified", "rejected"):
                 continue
-            blob = item.run_dir / BLOBS_DIR / attempt.patch_sha256
+            blob = RunFolder(item.run_dir).blob(attempt.patch_sha256)
             before = "accepted" if attempt.status == "verified" else "rejected"
             failed_before = tuple(v.evaluator for v in attempt.verdicts if not v.passed)
 

@@ -1,4 +1,4 @@
-"""Batch replay: each issue of a backlog through the same engine as `cascade fix`, N at a time,
+"""Batch replay: each issue of a backlog run as `cascade fix` runs one (`IssueRunner`), N at a time,
 each into its own proof run inside a batch folder whose ledger makes the batch resumable. One
 task's failure becomes that task's error record; its siblings go on."""
 
@@ -17,15 +17,15 @@ import anyio
 
 from cascade.core.budget import Purse
 from cascade.core.loop import Engine, Event
-from cascade.proof.log import ATTEMPTS_FILE, RECEIPT_FILE, ProofLog
-from cascade.records import Attempt, Issue, RunOutcome, Task
-from cascade.replay.batch import BatchDir, aborted_cost
-from cascade.replay.ledger import read_jsonl
+from cascade.proof.outcome import error_outcome
+from cascade.proof.run_folder import RunFolder
+from cascade.records import Issue, RunOutcome
+from cascade.replay.batch import BatchDir
 from cascade.replay.limits import SandboxSlot, limited_models
+from cascade.wiring.run_issue import IssueRunner, describe
 
 log = logging.getLogger(__name__)
 
-EngineFor = Callable[[str, Callable[[Event], None]], Engine]  # (run id, on_event) -> Engine
 BatchEventKind = Literal["task_start", "task_done", "budget_stop"]
 
 
@@ -93,12 +93,12 @@ class BatchRunner:
 
     def __init__(
         self,
-        engine_for: EngineFor,
+        runner: IssueRunner,
         batch: BatchDir,
         plan: BatchPlan,
         on_event: Callable[[BatchEvent], None] = lambda _event: None,
     ) -> None:
-        self.engine_for = engine_for
+        self.runner = runner  # its base commit and runs folder are the batch's
         self.batch = batch
         self.plan = plan
         self.on_event = on_event
@@ -176,45 +176,28 @@ class BatchRunner:
     async def _run(
         self, issue: Issue, run_id: str, slot: SandboxSlot, on_event: Callable[[Event], None]
     ) -> RunOutcome:
-        started = time.monotonic()
-        proof = ProofLog.create(self.batch.runs_dir, run_id)
-        base = self.engine_for(run_id, on_event)
         if self._purse is None:
             # One purse for the whole batch, so `[budget] batch_max_cost_usd` caps all its
             # tasks together; what earlier sessions spent counts against it too.
-            self._purse = Purse(base.budget.batch_max_cost_usd)
+            self._purse = Purse(self.runner.parts.loaded.config.budget.batch_max_cost_usd)
             self._purse.spent = self._spent_before
-        engine = dataclasses.replace(
-            base,
-            models=limited_models(base.models, self._model_limiter),
-            open_sandbox=slot.opener(base.open_sandbox),
-            purse=self._purse,
-        )
-        commit = self.batch.header.base_commit
-        task = Task(issue=issue, repo=str(self.plan.repo), base_commit=commit)
-        try:
-            return await engine.run(task, proof)
-        except Exception as exc:
-            # The engine seals on cascade's own errors; anything else escaped it unsealed.
-            _warn(issue.id, exc)
-            outcome = self._failed(issue, run_id, exc, time.monotonic() - started)
-            _seal(proof, outcome, issue.title, [r.name for r in engine.ladder])
-            return outcome
+        purse = self._purse
+
+        def limited(engine: Engine) -> Engine:
+            return dataclasses.replace(
+                engine,
+                models=limited_models(engine.models, self._model_limiter),
+                open_sandbox=slot.opener(engine.open_sandbox),
+                purse=purse,
+            )
+
+        run = self.runner.new_run(run_id=run_id, on_event=on_event, adapt=limited)
+        return await run(issue)
 
     def _failed(self, issue: Issue, run_id: str, exc: Exception, duration: float) -> RunOutcome:
-        run_dir = self.batch.runs_dir / run_id
-        attempts = _attempts(run_dir)
-        return RunOutcome(
-            run_id=run_id,
-            task_id=issue.id,
-            status="error",
-            run_dir=str(run_dir),
-            base_commit=self.batch.header.base_commit,
-            attempts=len(attempts),
-            cost_usd=round(sum(a.cost_usd for a in attempts), 8),
-            duration_s=round(duration, 3),
-            error=describe(exc),
-        )
+        run = RunFolder(self.batch.runs_dir / run_id)
+        commit = self.batch.header.base_commit
+        return error_outcome(run, issue.id, commit, describe(exc), duration_s=duration)
 
     def _emit(
         self, kind: BatchEventKind, message: str, task: str = "", outcome: RunOutcome | None = None
@@ -227,13 +210,6 @@ def _warn(task_id: str, exc: Exception) -> None:
     log.warning("task %s failed: %r", task_id, exc, exc_info=log.isEnabledFor(logging.DEBUG))
 
 
-def describe(exc: BaseException) -> str:
-    """`Type: message`; for an exception group (a task group inside the engine), its leaves."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(inner) for inner in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _snapshot(tally: Tally) -> Tally:
     return dataclasses.replace(tally)
 
@@ -244,27 +220,5 @@ def _spent_before(batch: BatchDir) -> float:
     for state in batch.state.tasks.values():
         if state.done is not None and state.done.outcome is not None:
             total += state.done.outcome.cost_usd
-        total += sum(aborted_cost(batch.runs_dir / run_id) for run_id in state.aborted)
+        total += sum(RunFolder(batch.runs_dir / run_id).spent_usd() for run_id in state.aborted)
     return total
-
-
-def _attempts(run_dir: Path) -> list[Attempt]:
-    """The complete, well-formed attempt records of a run (chain fields dropped)."""
-    attempts: list[Attempt] = []
-    for record in read_jsonl(run_dir / ATTEMPTS_FILE).records:
-        body = {k: v for k, v in record.items() if k not in ("prev", "sha256")}
-        try:
-            attempts.append(Attempt.model_validate(body))
-        except ValueError:
-            continue
-    return attempts
-
-
-def _seal(proof: ProofLog, outcome: RunOutcome, title: str, ladder: list[str]) -> None:
-    """Seal a run the engine left open, so its folder is a complete proof of the error."""
-    if (proof.run_dir / RECEIPT_FILE).exists():
-        return
-    try:
-        proof.seal(outcome, _attempts(proof.run_dir), None, title, ladder)
-    except Exception:  # the run keeps its attempts; the ledger records the error either way
-        log.exception("could not seal the failed run %s", proof.run_id)

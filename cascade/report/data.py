@@ -4,17 +4,14 @@ baselines. Reading only, and only complete records: a torn tail is dropped, neve
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from cascade.errors import UsageError
-from cascade.proof.log import ATTEMPTS_FILE, OUTCOME_FILE, RECEIPT_FILE
+from cascade.proof.run_folder import OUTCOME_FILE, RunFolder
 from cascade.records import Attempt, RunOutcome
 from cascade.replay.batch import BATCH_FILE, LEDGER_FILE, RUNS_DIR, SHADOW_DIR, read_header
-from cascade.replay.ledger import read_jsonl, read_ledger
+from cascade.replay.ledger import read_ledger
 
 
 @dataclass(frozen=True)
@@ -54,18 +51,6 @@ class ReportData:
         return sorted(self.planned - finished)
 
 
-def read_attempts(run_dir: Path) -> tuple[Attempt, ...]:
-    """The complete attempt records of a run, in order; chain fields are dropped."""
-    attempts: list[Attempt] = []
-    for record in read_jsonl(run_dir / ATTEMPTS_FILE).records:
-        body = {k: v for k, v in record.items() if k not in ("prev", "sha256")}
-        try:
-            attempts.append(Attempt.model_validate(body))
-        except ValidationError:
-            continue
-    return tuple(attempts)
-
-
 def load(paths: list[Path], *, with_shadows: bool = True) -> ReportData:
     data = ReportData()
     for path in paths:
@@ -84,7 +69,7 @@ def load(paths: list[Path], *, with_shadows: bool = True) -> ReportData:
                 )
             latest: dict[str, Path] = {}
             for run in runs:  # run ids sort by time: the last run of a task wins
-                task_id = _run_outcome(run).task_id
+                task_id = RunFolder(run).outcome().task_id
                 if task_id in latest:
                     data.notes.append(f"{path}: {task_id} ran more than once; the last run counts")
                 latest[task_id] = run
@@ -115,7 +100,7 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
         result = TaskResult(
             task_id=line.task,
             outcome=line.outcome,
-            attempts=read_attempts(runs / line.run_id),
+            attempts=RunFolder(runs / line.run_id).attempts(),
             labels=line.labels,
             source=str(path),
         )
@@ -123,7 +108,7 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
     for task_state in state.tasks.values():
         for run_id in sorted(task_state.aborted):
             data.aborted_runs += 1
-            data.aborted_attempts += read_attempts(runs / run_id)
+            data.aborted_attempts += RunFolder(runs / run_id).attempts()
     if errored:
         data.notes.append(
             f"{path}: {errored} task(s) ended in an infrastructure error: {RETRY_ADVICE}"
@@ -138,27 +123,12 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool) -> None:
             into.sources.append(str(shadow))
 
 
-def _run_outcome(run_dir: Path) -> RunOutcome:
-    try:
-        return RunOutcome.model_validate_json((run_dir / OUTCOME_FILE).read_text("utf-8"))
-    except (OSError, ValidationError) as exc:
-        raise UsageError(f"{run_dir / OUTCOME_FILE} cannot be read: {exc}") from exc
-
-
 def _add_run(data: ReportData, run_dir: Path, path: Path) -> None:
     """A sealed `cascade fix` run; its receipt names the ladder it climbed."""
-    outcome = _run_outcome(run_dir)
-    try:
-        receipt = json.loads((run_dir / RECEIPT_FILE).read_text("utf-8"))
-        ladder = tuple(str(r) for r in receipt["predicate"]["ladder"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{run_dir}: no readable {RECEIPT_FILE}; was it sealed? ({exc})") from exc
-    _same(data, "ladder", ladder, path)
-    _add(
-        data,
-        TaskResult(outcome.task_id, outcome, read_attempts(run_dir), source=str(run_dir)),
-        path,
-    )
+    run = RunFolder(run_dir)
+    outcome = run.outcome()
+    _same(data, "ladder", run.ladder(), path)
+    _add(data, TaskResult(outcome.task_id, outcome, run.attempts(), source=str(run_dir)), path)
 
 
 def _add(data: ReportData, result: TaskResult, path: Path) -> None:

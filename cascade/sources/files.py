@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from cascade.config import IssuesConfig
 from cascade.errors import IssueError
 from cascade.records import Issue, Scope
 from cascade.validation import describe
@@ -36,6 +37,14 @@ class FileIssueSource:
     def __init__(self, directory: Path, hidden_dir: Path | None = None) -> None:
         self.directory = directory
         self.hidden_dir = hidden_dir or directory.parent / "hidden"
+
+    @classmethod
+    def from_config(
+        cls, config: IssuesConfig, checkout: Path, *, directory: Path | None = None
+    ) -> FileIssueSource:
+        """`[issues] dir` (relative to the checkout), or another folder of issue files."""
+        folder = directory or Path(config.dir)
+        return cls(folder if folder.is_absolute() else checkout / folder)
 
     def get(self, issue_id: str) -> Issue:
         if not issue_id or "/" in issue_id or "\\" in issue_id or issue_id.startswith("."):

@@ -70,6 +70,12 @@ class GitHubIssueSource:
         configured = (config.api_url if config else "") or api_url_for_host(host)
         self.api = api or GitHubAPI(api_url_from_env(configured), token_from_env())
 
+    @classmethod
+    def from_config(cls, config: IssuesConfig, checkout: Path, **options: Any) -> GitHubIssueSource:
+        """`[issues]` plus what the caller knows (`repo`, `host`, `api`, `trusted_comments_only`);
+        hidden tests are looked up in `checkout`."""
+        return cls(config, checkout=checkout, **options)
+
     def get(self, issue_id: str) -> Issue:
         ref = self._ref(issue_id)
         what = f"issue {ref.id}"

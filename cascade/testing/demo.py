@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cascade.models.cassette import Cassette
 from cascade.sources.files import FileIssueSource
-from cascade.testing import git
+from cascade.testing.repos import git
 
 DEMO_CASSETTE = "cassettes/demo.jsonl"
 _EVALUATORS = re.compile(r"^evaluators = \[.*\]$", re.MULTILINE)  # the [gate] line

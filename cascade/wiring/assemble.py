@@ -28,7 +28,13 @@ class Parts:
     backend: str  # "docker", "local", or an entry-point name
     purse: Purse | None = None  # money shared by every run of a batch ([budget] batch cap)
 
-    def engine(self, run_id: str, on_event: Callable[[Event], None] | None = None) -> Engine:
+    def engine(
+        self,
+        run_id: str,
+        on_event: Callable[[Event], None] | None = None,
+        *,
+        start_at: str | None = None,
+    ) -> Engine:
         """An engine for one run; its sandboxes are labelled with `run_id`."""
         cfg = self.loaded.config
         return Engine(
@@ -43,6 +49,7 @@ class Parts:
             budget=cfg.budget,
             routing=cfg.routing,
             purse=self.purse,
+            start_at=start_at,
         )
 
 

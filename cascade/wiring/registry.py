@@ -10,12 +10,19 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from cascade.config import CascadeConfig, GateConfig, SandboxConfig
 from cascade.core.gate import Gate
 from cascade.errors import ConfigError
-from cascade.protocols import Evaluator, IssueSource, Sandbox, SandboxOpener
+from cascade.protocols import (
+    ConfigurableEvaluatorType,
+    ConfigurableSourceType,
+    Evaluator,
+    IssueSource,
+    Sandbox,
+    SandboxOpener,
+)
 from cascade.validation import describe
 
 log = logging.getLogger(__name__)
@@ -55,23 +62,20 @@ def build_gate(gate: GateConfig) -> Gate:
 
 
 def build_evaluator(name: str, gate: GateConfig) -> Evaluator:
-    """`cls(cls.config_model.model_validate(options))`, options from `[gate.options.<name>]`
-    (and `[gate.pytest]` for pytest)."""
+    """`cls(cls.config_model.model_validate(options))`, options from `[gate.options.<name>]`;
+    a class that names no config model (`ConfigurableEvaluatorType`) takes none."""
     cls = load("evaluator", name)
     options: dict[str, Any] = dict(gate.options.get(name, {}))
-    if name == "pytest":
-        options = {**gate.pytest.model_dump(), **options}
-    model: type[BaseModel] | None = getattr(cls, "config_model", None)
-    if model is None:
+    if not isinstance(cls, ConfigurableEvaluatorType):
         if options:
             raise ConfigError(f"evaluator {name!r} takes no options, but [gate.options.{name}] set")
         return cls()  # type: ignore[no-any-return]
     try:
-        config = model.model_validate(options)
+        config = cls.config_model.model_validate(options)
     except ValidationError as exc:
         problems = describe(exc, top="``")
         raise ConfigError(f"[gate.options.{name}] is invalid: {problems}") from exc
-    return cls(config)  # type: ignore[no-any-return]
+    return cls(config)
 
 
 def choose_backend(config: SandboxConfig) -> str:
@@ -96,11 +100,16 @@ def sandbox_opener(config: SandboxConfig, backend: str, run_id: str = "") -> San
     return open_sandbox
 
 
-def build_source(config: CascadeConfig, repo: Path) -> IssueSource:
-    if config.issues.source != "files":
-        cls = load("source", config.issues.source)
-        return cls(config.issues)  # type: ignore[no-any-return]
-    from cascade.sources.files import FileIssueSource
-
-    directory = Path(config.issues.dir)
-    return FileIssueSource(directory if directory.is_absolute() else repo / directory)
+def build_source(
+    config: CascadeConfig, checkout: Path, *, name: str | None = None, **options: Any
+) -> IssueSource:
+    """The issue source `name` (default `[issues] source`), loaded like any other part. A source
+    class with `from_config(issues_config, checkout, **options)` (both built-ins) is built with
+    it; any other is built as `cls(config.issues)`."""
+    chosen = name or config.issues.source
+    cls = load("source", chosen)
+    if isinstance(cls, ConfigurableSourceType):
+        return cls.from_config(config.issues, checkout, **options)
+    if options:
+        raise ConfigError(f"issue source {chosen!r} cannot take {', '.join(sorted(options))}")
+    return cls(config.issues)  # type: ignore[no-any-return]

@@ -44,6 +44,9 @@ class LoadedConfig:
         return p if p.is_absolute() else (base or self.repo) / p
 
 
+OLD_PYTEST, NEW_PYTEST = "gate.pytest.", "gate.options.pytest."
+
+
 def load_config(
     repo: Path,
     config_file: Path | None = None,
@@ -70,6 +73,10 @@ def load_config(
             log.warning("%s is not a cascade setting (no [%s] section): ignored", name, keys[0])
     for dotted, (value, origin) in (overrides or {}).items():
         _set(data, dotted.split("."), value, origins, origin)
+    for key in [k for k in origins if k.startswith(OLD_PYTEST)]:
+        # GateConfig folds the older `[gate.pytest]` into `[gate.options.pytest]`: keep where
+        # each value came from (a key set in both keeps the newer table's value and origin).
+        origins.setdefault(NEW_PYTEST + key.removeprefix(OLD_PYTEST), origins[key])
     try:
         config = CascadeConfig.model_validate(data)
     except ValidationError as exc:

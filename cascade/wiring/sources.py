@@ -30,7 +30,4 @@ def source_for(issue_ref: str, config: CascadeConfig, repo: Path) -> tuple[Issue
             ref = ref.in_repo("", owner, name)
         else:
             ref = ref.in_repo(*origin_repo(repo))
-    from cascade.sources.github import GitHubIssueSource  # httpx, only when GitHub is asked for
-
-    source = GitHubIssueSource(config.issues, repo=ref.repo, checkout=repo, host=ref.host)
-    return source, ref.id
+    return build_source(config, repo, name="github", repo=ref.repo, host=ref.host), ref.id

@@ -1,7 +1,8 @@
-"""`cascade init`: a commented cascade.toml whose ladder is built from what this machine can
-reach — a local Ollama if it answers, then every provider whose API key is set, cheap to strong
-by litellm's price map — and the default gate. Detection is separate from rendering, so the
-rendering is tested without a network and the detection against a loopback server."""
+"""The starter configuration `cascade init` writes: a commented cascade.toml whose ladder is
+built from what this machine can reach — a local Ollama if it answers, then every provider whose
+API key is set, cheap to strong by litellm's price map — and the default gate. Detection is
+separate from rendering, so the rendering is tested without a network and the detection against
+a loopback server."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 
 from cascade.errors import SandboxError
-from cascade.protocols import Sandbox
+from cascade.protocols import Sandbox, TreeWalkingSandbox
 from cascade.workspace import tree_walk
 
 # Caches that tools write as a side effect are not the tree; `.git` holds our own reports.
@@ -15,12 +15,11 @@ SKIP_DIRS = (".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache
 
 
 async def snapshot(sandbox: Sandbox) -> dict[str, str]:
-    """A sandbox may walk its tree itself (`tree_state(skip)`, with the same rules as
+    """A sandbox may walk its tree itself (`TreeWalkingSandbox`, with the same rules as
     cascade/workspace/tree_walk.py: the Docker sandbox's pid 1 does, with no process to start);
     one that does not, or answers None, has it walked by a script run in it."""
-    own = getattr(sandbox, "tree_state", None)
-    if callable(own):
-        state = await own(SKIP_DIRS)
+    if isinstance(sandbox, TreeWalkingSandbox):
+        state = await sandbox.tree_state(SKIP_DIRS)
         if state is not None:
             return {str(k): str(v) for k, v in state.items()}
     argv = ["python", "-I", "-c", tree_walk.source(), *SKIP_DIRS]

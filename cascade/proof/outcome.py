@@ -1,0 +1,84 @@
+"""The outcome a run is sealed with, derived from its attempt records: its status and why the
+ladder stopped, cost, the verified rung, and — when nothing verified — the best unverified
+candidate kept for a human. The engine seals with `sealed_outcome`; a run that ended in an
+error the engine did not catch is sealed with `error_outcome` from what its folder holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cascade.proof.run_folder import RunFolder
+from cascade.records import Attempt, Candidate, Patch, RunOutcome, RunStatus
+
+
+def sealed_outcome(  # noqa: PLR0917 - one call site, every value is a field of the outcome
+    run: RunFolder,
+    task_id: str,
+    base_commit: str,
+    status: RunStatus,
+    reason: str,
+    attempts: Sequence[Attempt],
+    patch: Patch | None,
+    *,
+    duration_s: float,
+) -> RunOutcome:
+    """The outcome of a run the engine finished; one that verified nothing names its best
+    candidate."""
+    return RunOutcome(
+        run_id=run.run_id,
+        task_id=task_id,
+        status=status,
+        run_dir=str(run.path),
+        base_commit=base_commit,
+        attempts=len(attempts),
+        cost_usd=round(sum(a.cost_usd for a in attempts), 8),
+        duration_s=round(duration_s, 3),
+        patch_sha256=patch.sha256 if patch else "",
+        verified_rung=next((a.rung for a in attempts if a.status == "verified"), ""),
+        error=reason if status == "error" else "",
+        stop_reason=reason,
+        best_unverified=None if patch else best_unverified(attempts),
+    )
+
+
+def error_outcome(
+    run: RunFolder, task_id: str, base_commit: str, error: str, *, duration_s: float
+) -> RunOutcome:
+    """An error outcome for a run cut short outside the engine's care: its cost is what the
+    complete attempt records in its folder say."""
+    attempts = run.attempts()
+    return RunOutcome(
+        run_id=run.run_id,
+        task_id=task_id,
+        status="error",
+        run_dir=str(run.path),
+        base_commit=base_commit,
+        attempts=len(attempts),
+        cost_usd=round(sum(a.cost_usd for a in attempts), 8),
+        duration_s=round(duration_s, 3),
+        error=error,
+    )
+
+
+def best_unverified(attempts: Sequence[Attempt]) -> Candidate | None:
+    """The gated patch that failed the fewest evaluators (then passed the most, then had the
+    fewest findings; the latest wins a tie), or None when no patch was gated."""
+    gated = [a for a in attempts if a.status == "rejected" and a.patch_sha256]
+    if not gated:
+        return None
+    best = min(gated, key=rank)
+    return Candidate(
+        seq=best.seq,
+        rung=best.rung,
+        patch_sha256=best.patch_sha256,
+        failed=tuple(v.evaluator for v in best.verdicts if not v.passed),
+        passed=tuple(v.evaluator for v in best.verdicts if v.passed),
+    )
+
+
+def rank(attempt: Attempt) -> tuple[int, int, int, int]:
+    """How close an attempt came (smaller is closer): evaluators failed, passed, findings, age."""
+    failed = [v for v in attempt.verdicts if not v.passed]
+    passed = len(attempt.verdicts) - len(failed)
+    findings = sum(len(v.findings) for v in failed)
+    return (len(failed) if attempt.verdicts else 99, -passed, findings, -attempt.seq)
