@@ -155,6 +155,21 @@ class RoutingConfig(Section):
     rules: tuple[RouteRule, ...] = ()  # the first rule that matches wins
 
 
+class ReproduceConfig(Section):
+    """`[reproduce]`: the test-first stage. Before the fix ladder, a ladder of its own is asked
+    for a test that fails at the base commit for the issue's reason; an accepted one proves the
+    fix and ships in the patch."""
+
+    # "missing": when no test named by the issue fails at the base commit; "always"; "never".
+    when: Literal["missing", "always", "never"] = "missing"
+    # A fix proven only by a test its own model wrote is not verified: the fix ladder passes
+    # over rungs with that model.
+    independent: bool = False
+    # `[[reproduce.ladder]]`; empty: the fix ladder's rungs (names must not clash with them).
+    ladder: tuple[RungConfig, ...] = ()
+    options: dict[str, Any] = Field(default_factory=dict)  # the reproduction evaluator's
+
+
 def _default_ladder() -> tuple[RungConfig, ...]:
     return (
         RungConfig(name="cheap", model="gpt-4o-mini", attempts=2),
@@ -171,6 +186,7 @@ class CascadeConfig(Section):
     policy: PolicyConfig = PolicyConfig()
     budget: BudgetConfig = BudgetConfig()
     routing: RoutingConfig = RoutingConfig()
+    reproduce: ReproduceConfig = ReproduceConfig()
 
     @model_validator(mode="after")
     def _unique_rungs(self) -> CascadeConfig:
@@ -178,6 +194,13 @@ class CascadeConfig(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"ladder rung names must be unique; repeated: {', '.join(dupes)}")
+        own = [r.name for r in self.reproduce.ladder]
+        clash = sorted({n for n in own if own.count(n) > 1 or n in names})
+        if clash:
+            raise ValueError(
+                f"[[reproduce.ladder]] rung names must be unique and differ from the fix "
+                f"ladder's; repeated: {', '.join(clash)}"
+            )
         for rule in self.routing.rules:
             for rung in (rule.start_at, rule.max_rung):
                 if rung is not None and rung not in names:
@@ -188,7 +211,12 @@ class CascadeConfig(Section):
         return self
 
     def rung(self, name: str) -> RungConfig:
-        for r in self.ladder:
+        for r in (*self.ladder, *self.reproduce.ladder):
             if r.name == name:
                 return r
         raise KeyError(name)
+
+    @property
+    def reproduce_ladder(self) -> tuple[RungConfig, ...]:
+        """The reproduce stage's rungs: its own, or the fix ladder's."""
+        return self.reproduce.ladder or self.ladder

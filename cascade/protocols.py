@@ -154,3 +154,13 @@ class ConfigurableSourceType(Protocol):
     built as `cls(config.issues)`."""
 
     def from_config(self, config: IssuesConfig, checkout: Path, **options: Any) -> IssueSource: ...
+
+
+@runtime_checkable
+class ProvingEvaluator(Protocol):
+    """An evaluator that runs tests by name: it says how the task's target and hidden tests
+    (and a reproduction's) come out at the base commit — node id -> "passed", "failed: ...",
+    "error: ...", "skipped" or "missing" — so the engine knows which of them prove a fix. Its
+    verdicts name the same tests' outcomes after the patch (`Verdict.tests`)."""
+
+    async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]: ...

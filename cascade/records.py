@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: attempts carry their role and what proves a verified fix
 
 
 class Record(BaseModel):
@@ -45,12 +45,37 @@ class Issue(Record):
         )
 
 
+Role = Literal["fix", "reproduce"]  # whom an attempt works for: the fix or the test proving it
+
+
+class Reproduction(Record):
+    """An accepted reproduction: a test, written before the fix by the reproduce stage, that
+    fails at the base commit for the issue's reason. Its files are copied in for every gate run
+    of the fix, shown to the fix ladder, locked against the fix, and shipped in the patch."""
+
+    files: dict[str, str]  # path -> content with the reproduction applied
+    diff: str  # its canonical patch against the base commit
+    tests: tuple[str, ...]  # pytest node ids that fail at the base commit for the issue's reason
+    failures: dict[str, str] = Field(default_factory=dict)  # node id -> how it fails at base
+    rung: str = ""  # who wrote it
+    model: str = ""
+    seq: int = 0  # the reproduce attempt that wrote it
+
+
 class Task(Record):
-    """One issue against one repository at one commit."""
+    """One issue against one repository at one commit (and, once the reproduce stage accepted
+    one, the test that reproduces it)."""
 
     issue: Issue
     repo: str  # absolute path of the user's checkout
     base_commit: str
+    reproduction: Reproduction | None = None
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The tests that must pass after a fix: the issue's own, then the reproduction's."""
+        extra = self.reproduction.tests if self.reproduction else ()
+        return (*self.issue.tests, *(t for t in extra if t not in self.issue.tests))
 
 
 class Message(Record):
@@ -72,6 +97,7 @@ class CompletionParams(Record):
     task_id: str = ""  # lets a cassette find its answer
     attempt: int = 1
     sample: int = 1  # which of a rung's `samples` answers this call is (a cassette's key too)
+    role: Role = "fix"  # the reproduce stage's calls are keyed apart from the fix's
 
 
 class Completion(Record):
@@ -131,12 +157,31 @@ class Verdict(Record):
     findings: tuple[Finding, ...] = ()
     duration_s: float = 0.0
     artifacts: dict[str, str] = Field(default_factory=dict)  # name -> blob sha256
+    # The tests this verdict speaks for by name, node id -> outcome ("passed", "failed: ..."):
+    # pytest's targets and hidden tests after the patch; a reproduction's failing tests at base.
+    tests: dict[str, str] = Field(default_factory=dict)
 
 
 AttemptStatus = Literal[
     "verified", "rejected", "edit_error", "provider_error", "infra_error", "empty_patch",
     "cancelled",  # a sample drawn but not gated: another sample of its round verified first
+    "unproven",  # a fix that passed every check, but no test shows that it fixes the issue
+    "accepted",  # a reproduction that fails at the base commit for the issue's reason
 ]  # fmt: skip
+
+ProofSource = Literal["issue", "hidden", "reproduction"]
+
+
+class ProvingTest(Record):
+    """A test that proves a fix: it failed at the base commit and passes with the patch."""
+
+    test: str  # pytest node id
+    source: ProofSource
+    base: str  # how it failed at the base commit (its outcome and first line)
+    after: str = "passed"
+    rung: str = ""  # who wrote it (a reproduction); empty for the issue's own tests
+    model: str = ""
+
 
 # What a provider fault was, so the ladder can answer it (wait, retry, climb to a larger context
 # window, stop) and a reader can see it in the record.
@@ -203,9 +248,14 @@ class Attempt(Record):
     retry: int = 0  # 0 for a first try; n for the n-th retry after a provider or infra fault
     sample: int = 1  # which of the rung's `samples` concurrent answers this is
     fault: FaultKind | None = None  # provider_error: what kind of fault
+    role: Role = "fix"
+    # What proves a verified fix (each test failed at base and passes with this patch), and the
+    # blob of the test outcomes at the base commit that the claims can be checked against.
+    proving: tuple[ProvingTest, ...] = ()
+    baseline_sha256: str = ""
 
 
-RunStatus = Literal["verified", "exhausted", "budget_exhausted", "error"]
+RunStatus = Literal["verified", "unproven", "exhausted", "budget_exhausted", "error"]
 
 
 class Candidate(Record):
@@ -233,7 +283,10 @@ class RunOutcome(Record):
     error: str = ""
     stop_reason: str = ""  # why the ladder stopped where it did
     best_unverified: Candidate | None = None  # when nothing verified
+    proving: tuple[ProvingTest, ...] = ()  # a verified run: the tests that prove the patch
+    fix_model: str = ""  # a verified run: the model that wrote the fix
 
     @property
     def exit_code(self) -> int:
-        return {"verified": 0, "exhausted": 1, "budget_exhausted": 1, "error": 3}[self.status]
+        codes = {"verified": 0, "unproven": 1, "exhausted": 1, "budget_exhausted": 1, "error": 3}
+        return codes[self.status]

@@ -116,6 +116,10 @@ class DiffScopeEvaluator:
 
     def _path_rules(self, diff: FileDiff, task: Task, tests_free: bool) -> list[Finding]:
         path, scope = diff.path, task.issue.scope
+        if task.reproduction is not None and path in task.reproduction.files:
+            # No label or option lifts this: the test that proves the fix is not the fix's.
+            why = "holds the reproduction test that proves this fix; it is locked: change the code"
+            return [_finding("locked_test", path, f"{why} so that the test passes")]
         denied = first_match(path, (*self.config.deny, *scope.deny))
         if denied:
             return [_finding("denied_path", path, f"matches the deny glob `{denied}`")]

@@ -1,15 +1,14 @@
 """The tests gate: run pytest in the sandbox and judge the patch against the base commit's results
-(targets and hidden tests must pass; nothing that passed before may fail). Hidden test files are
-copied in only for the run and never named in feedback."""
+(targets and hidden tests must pass; nothing that passed before may fail). Hidden test files, and
+an accepted reproduction's test files, are copied in only for the run; hidden ones are never
+named in feedback. It runs tests by name, so it also says how the task's named tests come out
+at the base commit (`base_outcomes`) and after the patch (`Verdict.tests`): what proves a fix."""
 
 from __future__ import annotations
 
-import secrets
 import time
-import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import anyio
@@ -18,37 +17,27 @@ from pydantic import BaseModel, ConfigDict, Field
 from cascade.errors import InfraError
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Issue, Patch, Task, Verdict
-from evaluators.junit import CaseResult, JunitError, parse_junit, trim_failure
+from evaluators.junit import CaseResult, exception_summary, trim_failure
+from evaluators.pytest_run import (
+    PytestRun,
+    existing_files,
+    run_problem,
+    run_pytest,
+    tail,
+    workspace_root,
+)
 from evaluators.regressions import (
     Scrubber,
     feedback,
     file_of,
     findings,
     judge,
+    lookup,
 )
 
-REPORT_DIR = ".git"  # inside .git, so the report never shows in the tree or the patch
 LOG_LINES = 200
 FLAKY = "flaky"  # finding rule: failed once, passed on the re-run; does not fail the verdict
 MAX_RERUN = 10
-# Runs "$@" (pytest), then prints a marker line and the JUnit report, removes it, and exits
-# with pytest's own code.
-RUN_AND_REPORT = (
-    'r="$1"; m="$2"; shift 2; "$@"; c=$?; printf \'\\n%s\\n\' "$m"; '
-    'cat "$r" 2>/dev/null; rm -f "$r"; exit $c'
-)
-EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error"}
-
-
-@dataclass(frozen=True)
-class _Run:
-    paths: tuple[str, ...]  # what was asked for; () is the full suite
-    exit_code: int
-    timed_out: bool
-    output: str
-    xml: str
-    results: dict[str, CaseResult] | None  # None: no readable JUnit report
-    problem: str = ""  # why the report could not be read
 
 
 class PytestConfig(BaseModel):
@@ -78,10 +67,10 @@ class PytestEvaluator:
         issue = task.issue
         shared = _shared(issue)
         # target_failures reach the prompt: no workspace paths, nothing naming a hidden test.
-        scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await _workspace(sandbox))
+        scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await workspace_root(sandbox))
         async with _hidden_files(sandbox, {} if shared else issue.hidden_files):
             run = await self._run(sandbox, [])
-        problem = self._run_problem(run)
+        problem = run_problem(run)
         if run.results is None or (problem and run.exit_code != 5):
             detail = problem or f"no readable JUnit report ({run.problem})"
             raise InfraError(f"pytest cannot run the suite at the base commit: {detail}")
@@ -117,49 +106,65 @@ class PytestEvaluator:
     ) -> Verdict:
         started = time.monotonic()
         issue = task.issue
-        scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await _workspace(sandbox))
-        focus = [*issue.tests, *issue.hidden_tests]
-        runs: list[_Run] = []
+        scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await workspace_root(sandbox))
+        focus = [*task.targets, *issue.hidden_tests]
+        runs: list[PytestRun] = []
         only: set[str] | None = None
-        async with _hidden_files(sandbox, issue.hidden_files):
+        async with _hidden_files(sandbox, _copied(task)):
             # Fail fast: the issue's own tests first, the whole suite only when they pass.
-            paths = await _existing_files(sandbox, focus)
+            paths = await existing_files(sandbox, focus)
             if paths:
                 runs.append(await self._run(sandbox, paths))
             if focus:
-                said = self._assess(runs[-1] if runs else None, issue, scrub)
+                said = self._assess(runs[-1] if runs else None, task, scrub)
                 if said[0]:
-                    return self._verdict(runs, said, started)
+                    return self._verdict(runs, said, started, task)
             if self.config.run_full_suite or not focus:
                 runs.append(await self._run(sandbox, []))
             else:
                 only = set(paths)
             before = dict(baseline.get("outcomes", {}))  # judge() leaves the hidden ones out
-            rerun, flaky = await self._rerun_failures(sandbox, runs[-1], issue, before, only)
+            rerun, flaky = await self._rerun_failures(sandbox, runs[-1], task, before, only)
         for nodeid in flaky:  # not held against the patch; reported as flaky instead
             before.pop(nodeid, None)
-        said = self._assess(runs[-1], issue, scrub, before, only)
+        said = self._assess(runs[-1], task, scrub, before, only)
         notes = tuple(
             Finding(message=f"{n}: failed, then passed on a re-run (flaky)", rule=FLAKY)
             for n in sorted(flaky)
         )
-        return self._verdict(runs, said, started, flaky=notes, rerun=rerun)
+        return self._verdict(runs, said, started, task, flaky=notes, rerun=rerun)
+
+    async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]:
+        """How the task's targets and hidden tests (the reproduction's among them) come out at
+        the base commit: one run of their files, with the hidden and reproduction files in."""
+        named = list(dict.fromkeys((*task.targets, *task.issue.hidden_tests)))
+        if not named:
+            return {}
+        async with _hidden_files(sandbox, _copied(task)):
+            paths = await existing_files(sandbox, named)
+            run = await self._run(sandbox, paths) if paths else None
+        if run is not None and run.results is None:
+            detail = run_problem(run) or run.problem
+            raise InfraError(f"pytest cannot run the task's tests at the base commit: {detail}")
+        results = (run.results or {}) if run is not None else {}
+        return {test: outcome_text(lookup(results, test)) for test in named}
 
     async def _rerun_failures(
         self,
         sandbox: Sandbox,
-        run: _Run,
-        issue: Issue,
+        run: PytestRun,
+        task: Task,
         before: Mapping[str, str],
         only: set[str] | None,
-    ) -> tuple[_Run | None, set[str]]:
+    ) -> tuple[PytestRun | None, set[str]]:
         """Run once more each test that passed at baseline and failed now; those that pass the
         second time are flaky. Targets and hidden tests are not re-run: they must pass."""
-        if self._run_problem(run) or not self.config.rerun_failures:
+        if run_problem(run) or not self.config.rerun_failures:
             return None, set()
+        issue = task.issue
         failures = judge(
             run.results or {},
-            targets=issue.tests,
+            targets=task.targets,
             hidden=issue.hidden_tests,
             hidden_files=issue.hidden_files,
             baseline=before,
@@ -178,8 +183,8 @@ class PytestEvaluator:
 
     def _assess(
         self,
-        run: _Run | None,
-        issue: Issue,
+        run: PytestRun | None,
+        task: Task,
         scrub: Scrubber,
         before: Mapping[str, str] | None = None,
         only: set[str] | None = None,
@@ -189,9 +194,10 @@ class PytestEvaluator:
         problem, text = self._broken(run, scrub) if run is not None else ("", "")
         if problem:
             return text, (Finding(message=f"the test run broke: {problem}", rule="run"),)
+        issue = task.issue
         failures = judge(
             (run.results or {}) if run is not None else {},
-            targets=issue.tests,
+            targets=task.targets,
             hidden=issue.hidden_tests,
             hidden_files=issue.hidden_files,
             baseline=before,
@@ -202,60 +208,13 @@ class PytestEvaluator:
         hidden = issue.hidden_tests
         return feedback(failures, hidden, scrub), findings(failures, hidden, scrub)
 
-    async def _run(self, sandbox: Sandbox, paths: Sequence[str]) -> _Run:
-        token = secrets.token_hex(6)
-        report = f"{REPORT_DIR}/cascade-junit-{token}.xml"
-        marker = f"@@cascade-junit-{token}@@"
-        pytest = [
-            *("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=short"),
-            *("-o", "junit_family=xunit1", "--continue-on-collection-errors"),
-            *self.config.args,
-            f"--junitxml={report}",
-            *paths,
-        ]
-        # One sandbox call, not three (run, read the report, delete it): a sandbox call is a
-        # round trip. The report follows the run's output after a marker no test can predict.
-        argv = ["sh", "-c", RUN_AND_REPORT, "sh", report, marker, *pytest]
-        env = {"PYTHONDONTWRITEBYTECODE": "1"}
-        result = await sandbox.exec(argv, timeout=self.config.timeout, env=env)
-        stdout, found, tail = result.stdout.rpartition(f"\n{marker}\n")
-        data: bytes | None = tail.encode() if found else None
-        if not found:  # killed, or the output was cut short: fetch the report by itself
-            try:
-                data = await sandbox.read_file(report)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await sandbox.write_files({report: None})
-            stdout = result.stdout
-        output = "\n".join(x for x in (stdout, result.stderr) if x.strip())
-        xml = data.decode("utf-8", errors="replace") if data else ""
-        results: dict[str, CaseResult] | None = None
-        problem = "pytest wrote no report"
-        if xml:
-            try:
-                results, problem = parse_junit(xml), ""
-            except JunitError as exc:
-                problem = str(exc)
-        return _Run(tuple(paths), result.exit_code, result.timed_out, output, xml, results, problem)
+    async def _run(self, sandbox: Sandbox, paths: Sequence[str]) -> PytestRun:
+        return await run_pytest(sandbox, paths, args=self.config.args, timeout=self.config.timeout)
 
-    def _run_problem(self, run: _Run) -> str:
-        """Why this run says nothing about the tests, or "" when its results can be judged."""
-        if run.timed_out:
-            return f"test run timed out after {self.config.timeout:g} s"
-        if run.exit_code in EXIT_MEANING:
-            return f"pytest exit {run.exit_code} ({EXIT_MEANING[run.exit_code]})"
-        if run.exit_code == 5:
-            return "pytest collected no tests (exit 5)"
-        if run.exit_code not in (0, 1):
-            return f"pytest ended with exit code {run.exit_code} (killed or crashed?)"
-        if run.results is None:
-            return f"pytest wrote no readable JUnit report ({run.problem})"
-        return ""
-
-    def _broken(self, run: _Run, scrub: Scrubber) -> tuple[str, str]:
+    def _broken(self, run: PytestRun, scrub: Scrubber) -> tuple[str, str]:
         """(problem, feedback) for a run that broke as a whole, or ("", "") when it did not.
         The base commit ran, so a broken run after the patch is the patch's fault."""
-        problem = self._run_problem(run)
+        problem = run_problem(run)
         if not problem:
             return "", ""
         if run.timed_out:
@@ -263,33 +222,34 @@ class PytestEvaluator:
                 f"The {problem}. Your change may loop forever or be far slower than before; "
                 "fix the code so the tests finish."
             )
-        tail = _scrub_lines(_tail(run.output, 40), scrub)
+        end = _scrub_lines(tail(run.output, 40), scrub)
         if run.exit_code == 5:
             return problem, (
                 "pytest collected no tests after your change: were test files deleted, "
-                f"renamed or emptied? The end of pytest's output:\n{tail}"
+                f"renamed or emptied? The end of pytest's output:\n{end}"
             )
         return problem, (
             f"The test run broke after your change: {problem}. It ran at the base commit, so "
             "something in your change (for example an import or syntax error that stops "
-            f"collection) is the cause. The end of pytest's output:\n{tail}"
+            f"collection) is the cause. The end of pytest's output:\n{end}"
         )
 
     def _verdict(
         self,
-        runs: Sequence[_Run],
+        runs: Sequence[PytestRun],
         said: tuple[str, tuple[Finding, ...]],
         started: float,
+        task: Task,
         *,
         flaky: tuple[Finding, ...] = (),
-        rerun: _Run | None = None,
+        rerun: PytestRun | None = None,
     ) -> Verdict:
         text, found = said
         logs = "\n\n".join(
             f"$ pytest {' '.join(r.paths) or '(full suite)'}\n{r.output}"
             for r in (*runs, *((rerun,) if rerun else ()))
         )
-        artifacts = {"pytest.log": _tail(logs, LOG_LINES)}
+        artifacts = {"pytest.log": tail(logs, LOG_LINES)}
         if runs and runs[-1].xml:
             artifacts["junit.xml"] = runs[-1].xml
         return Verdict(
@@ -299,10 +259,40 @@ class PytestEvaluator:
             findings=found + flaky,
             duration_s=round(time.monotonic() - started, 3),
             artifacts=artifacts,
+            tests=_named_outcomes(runs, task),
         )
 
 
-_ROOTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+def outcome_text(result: CaseResult | None) -> str:
+    """One test's outcome as the proof records it: passed, skipped, missing, or failed/error
+    with the first line of what was raised."""
+    if result is None:
+        return "missing"
+    if result.outcome in ("passed", "skipped"):
+        return result.outcome
+    lines = exception_summary(result).strip().splitlines()
+    return f"{result.outcome}: {lines[0][:200]}" if lines else result.outcome
+
+
+def _named_outcomes(runs: Sequence[PytestRun], task: Task) -> dict[str, str]:
+    """The outcome of each target and hidden test in the last run that ran its file."""
+    named = dict.fromkeys((*task.targets, *task.issue.hidden_tests))
+    out: dict[str, str] = {}
+    for test in named:
+        for run in reversed(runs):
+            result = lookup(run.results or {}, test)
+            if result is not None:
+                out[test] = outcome_text(result)
+                break
+        else:
+            out[test] = "missing"
+    return out
+
+
+def _copied(task: Task) -> dict[str, str]:
+    """The files copied in for a run: the hidden tests', then the reproduction's."""
+    repro = task.reproduction.files if task.reproduction else {}
+    return {**task.issue.hidden_files, **repro}
 
 
 def _shared(issue: Issue) -> bool:
@@ -325,15 +315,6 @@ def _is_hidden(nodeid: str, issue: Issue) -> bool:
     return nodeid in issue.hidden_tests or file_of(nodeid) in issue.hidden_files
 
 
-async def _workspace(sandbox: Sandbox) -> str:
-    """The workspace's absolute path, to make paths in tracebacks relative ("" if unknown).
-    Asked once per sandbox."""
-    if sandbox not in _ROOTS:
-        result = await sandbox.exec(["pwd"], timeout=30)
-        _ROOTS[sandbox] = result.stdout.strip() if result.exit_code == 0 else ""
-    return _ROOTS[sandbox]
-
-
 @asynccontextmanager
 async def _hidden_files(sandbox: Sandbox, files: Mapping[str, str]) -> AsyncIterator[None]:
     """Copy hidden test files in for the run; put back what was there before, always."""
@@ -347,27 +328,6 @@ async def _hidden_files(sandbox: Sandbox, files: Mapping[str, str]) -> AsyncIter
     finally:
         with anyio.CancelScope(shield=True):
             await sandbox.write_files(saved)
-
-
-async def _existing_files(sandbox: Sandbox, nodeids: Sequence[str]) -> list[str]:
-    """The test files of these node ids that exist; pytest refuses a whole run over one missing
-    node id (exit 4), so files are run and ids looked up in the results instead."""
-    wanted = [
-        path
-        for path in dict.fromkeys(file_of(n) for n in nodeids)
-        if not (path.startswith(("-", "/")) or ".." in path.split("/"))
-    ]
-    if not wanted:
-        return []
-    script = 'for f; do if [ -f "$f" ]; then printf \'%s\\0\' "$f"; fi; done'
-    result = await sandbox.exec(["sh", "-c", script, "sh", *wanted], timeout=30)
-    present = set(result.stdout.split("\0"))
-    return [path for path in wanted if path in present]
-
-
-def _tail(text: str, lines: int) -> str:
-    kept = text.strip().splitlines()[-lines:]
-    return "\n".join(kept)[-20_000:]
 
 
 def _scrub_lines(text: str, scrub: Scrubber) -> str:

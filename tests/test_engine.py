@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from cascade.config import RungConfig, SandboxConfig
+from cascade.core.events import Event
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine, Event
+from cascade.core.loop import Engine
 from cascade.errors import InfraError, ProviderEscalate, ProviderRetry, ProviderStop, UsageError
 from cascade.proof.log import ATTEMPTS_FILE, BLOBS_DIR, ProofLog
 from cascade.proof.run_folder import RunFolder
@@ -262,17 +263,55 @@ COSMETIC = block("def mul(a, b):\n", "def mul(a, b):  # multiplies\n")
 
 
 @pytest.mark.anyio
-async def test_an_issue_without_tests_says_the_gate_checks_regressions_only(
+async def test_a_patch_nothing_proves_is_unproven_never_verified(
     repo: Path, tmp_path: Path
 ) -> None:
-    # Nothing names a target: a patch that breaks nothing passes, and the run says why.
+    # Issue 13's DEMO-9: nothing names a test, and no reproduce stage. A do-nothing patch passes
+    # every check, but no test shows it fixes the issue: unproven, exit 1, no patch.diff; the
+    # ladder stops there (no later rung could prove it either) and the patch is kept for a human.
     cheap = ScriptedModel("cheap", sequence=[COSMETIC])
     strong = ScriptedModel("strong", sequence=[RIGHT])
     outcome, records, events = await _run(repo, tmp_path, cheap, strong, named=False)
-    assert [r["status"] for r in records] == ["verified"]
-    assert any("can only check that nothing regresses" in e.message for e in events)
-    assert "can only check that nothing regresses" in json.dumps(records[0]["decision"])
+    assert [r["status"] for r in records] == ["unproven"] and not strong.prompts
+    assert outcome.status == "unproven" and outcome.exit_code == 1
+    assert not outcome.proving and not outcome.patch_sha256
+    run_dir = Path(outcome.run_dir)
+    assert not (run_dir / "patch.diff").exists()
+    assert any("nothing can prove a fix" in e.message for e in events)
+    assert "nothing can prove a fix" in json.dumps(records[0]["decision"])
+    best = outcome.best_unverified
+    assert best is not None and best.seq == 1 and best.failed == ()
+    summary = (run_dir / "summary.md").read_text()
+    assert "**Unproven**" in summary and "## Why it is unproven" in summary
+    receipt = json.loads((run_dir / "receipt.intoto.json").read_text())
+    assert (
+        receipt["predicate"]["status"] == "unproven"
+        and receipt["subject"][0]["name"] != "patch.diff"
+    )
+    assert verify_run(run_dir).ok
+
+
+@pytest.mark.anyio
+async def test_a_verified_run_names_the_issue_test_that_proves_it(
+    repo: Path, tmp_path: Path
+) -> None:
+    cheap = ScriptedModel("cheap", sequence=[RIGHT])
+    outcome, records, _ = await _run(repo, tmp_path, cheap, ScriptedModel("strong"))
     assert outcome.status == "verified"
+    (proof,) = outcome.proving
+    assert (proof.test, proof.source, proof.after) == (
+        "tests/test_calc.py::test_add",
+        "issue",
+        "passed",
+    )
+    assert proof.base.startswith("failed: AssertionError")
+    assert records[-1]["proving"] == [proof.model_dump(mode="json")]
+    run_dir = Path(outcome.run_dir)
+    base = json.loads((run_dir / BLOBS_DIR / records[-1]["baseline_sha256"]).read_text())
+    assert base["tests/test_calc.py::test_add"] == proof.base
+    summary = (run_dir / "summary.md").read_text()
+    assert "## What proves it" in summary and "`tests/test_calc.py::test_add` | issue" in summary
+    assert verify_run(run_dir).ok
 
 
 @pytest.mark.anyio

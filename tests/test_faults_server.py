@@ -36,20 +36,32 @@ OK = (200, chat_body(RIGHT), {})
 NOPE = (200, chat_body(WRONG), {})
 
 
+ADD_TEST = "tests/test_calc.py::test_add"  # named by the issue; the fake gate "runs" it
+
+
 class AddsEvaluator:
     """A gate that passes when the patch makes `add` add: enough to tell a right answer from a
-    wrong one without running a test suite (the pytest gate has its own tests)."""
+    wrong one without running a test suite (the pytest gate has its own tests). Like pytest it
+    names the outcome of the issue's test, before and after, so a right answer is proven."""
 
     name = "adds"
 
     async def baseline(self, sandbox: Sandbox, task: Task) -> Mapping[str, Any]:
         return {}
 
+    async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]:
+        return {ADD_TEST: "failed: AssertionError: assert 0 == 4"}
+
     async def evaluate(
         self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
     ) -> Verdict:
         ok = "+    return a + b" in patch.diff
-        return Verdict(evaluator=self.name, passed=ok, feedback="" if ok else "add must add")
+        return Verdict(
+            evaluator=self.name,
+            passed=ok,
+            feedback="" if ok else "add must add",
+            tests={ADD_TEST: "passed" if ok else "failed: AssertionError"},
+        )
 
 
 class Run:
@@ -102,7 +114,9 @@ async def climb(
         budget=budget or BudgetConfig(),
         purse=purse,
     )
-    issue = Issue(id="CALC-1", title="add subtracts", body="`add` returns a - b.")
+    issue = Issue(
+        id="CALC-1", title="add subtracts", body="`add` returns a - b.", tests=(ADD_TEST,)
+    )
     task = Task(issue=issue, repo=str(repo), base_commit=git(repo, "rev-parse", "HEAD").strip())
     outcome = await engine.run(task, ProofLog.create(repo.parent / "runs"))
     return Run(outcome, waits)

@@ -32,8 +32,8 @@ def test_demo_summary_says_why_each_rung_and_stats_read_the_history(demo: Path) 
 
     stats = runner.invoke(app, ["ladder", "stats", "--repo", str(demo)])
     assert stats.exit_code == 0, stats.stderr
-    rows = {tuple(line.split()[:2]): line.split()[2:5] for line in stats.stdout.splitlines()[2:]}
-    assert rows[("cheap", "*")] == ["1", "0", "0%"]
-    assert rows[("strong", "*")] == ["1", "1", "100%"]
-    assert rows[("cheap", "pricing")] == ["1", "0", "0%"]  # per label, from the issue
+    rows = {tuple(line.split()[:2]): line.split()[2:6] for line in stats.stdout.splitlines()[2:]}
+    assert rows[("cheap", "*")] == ["1", "0", "0", "0%"]  # tried, verified, unproven, rate
+    assert rows[("strong", "*")] == ["1", "1", "0", "100%"]
+    assert rows[("cheap", "pricing")] == ["1", "0", "0", "0%"]  # per label, from the issue
     assert "learned skip off" in stats.stdout

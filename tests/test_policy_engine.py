@@ -54,9 +54,13 @@ LADDER = (
 )
 
 
+ADD_TEST = "tests/test_calc.py::test_add"  # named by the issue; the fake gate "runs" it
+
+
 class Adds:
     """Passes when `add` adds; crashes (a harness bug, not a verdict) for its first `crash`
-    evaluations."""
+    evaluations. Like pytest it names the outcome of the issue's test before and after, so a
+    right answer is proven."""
 
     name = "adds"
 
@@ -66,6 +70,9 @@ class Adds:
     async def baseline(self, sandbox: Sandbox, task: Task) -> Mapping[str, Any]:
         return {}
 
+    async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]:
+        return {ADD_TEST: "failed: AssertionError: assert 0 == 4"}
+
     async def evaluate(
         self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
     ) -> Verdict:
@@ -73,7 +80,12 @@ class Adds:
             self.crash -= 1
             raise RuntimeError("the harness fell over")
         ok = "+    return a + b" in patch.diff and "-    return a - b" in patch.diff
-        return Verdict(evaluator=self.name, passed=ok, feedback="" if ok else "add must add")
+        return Verdict(
+            evaluator=self.name,
+            passed=ok,
+            feedback="" if ok else "add must add",
+            tests={ADD_TEST: "passed" if ok else "failed: AssertionError"},
+        )
 
 
 class KeepsMul:
@@ -95,7 +107,13 @@ def repo(tmp_path: Path) -> Path:
 
 
 def task(repo: Path, labels: tuple[str, ...] = (), issue_id: str = "CALC-1") -> Task:
-    issue = Issue(id=issue_id, title="add subtracts", body="`add` returns a - b.", labels=labels)
+    issue = Issue(
+        id=issue_id,
+        title="add subtracts",
+        body="`add` returns a - b.",
+        labels=labels,
+        tests=(ADD_TEST,),
+    )
     return Task(issue=issue, repo=str(repo), base_commit=git(repo, "rev-parse", "HEAD").strip())
 
 
@@ -334,10 +352,11 @@ async def test_learned_skip_from_past_runs_and_ladder_stats(repo: Path, tmp_path
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("7 run(s) in") and "learned skip on" in lines[0]
     table = {tuple(line.split()[:2]): line.split()[2:] for line in lines[2:]}
-    assert table[("cheap", "bug")] == ["5", "0", "0%", "yes"]
-    assert table[("strong", "bug")][:3] == ["6", "6", "100%"]
-    assert table[("cheap", "docs")][:3] == ["1", "1", "100%"]
-    assert table[("cheap", "*")][:3] == ["6", "1", "17%"]
+    # tried, verified, unproven (passed every check, proven by nothing: counted apart), rate
+    assert table[("cheap", "bug")] == ["5", "0", "0", "0%", "yes"]
+    assert table[("strong", "bug")][:4] == ["6", "6", "0", "100%"]
+    assert table[("cheap", "docs")][:4] == ["1", "1", "0", "100%"]
+    assert table[("cheap", "*")][:4] == ["6", "1", "0", "17%"]
 
 
 @pytest.mark.anyio

@@ -24,7 +24,7 @@ from cascade.proof.log import (
 )
 from cascade.proof.summary import render_summary
 from cascade.proof.verify import VerifyReport, format_report, verify_run
-from cascade.records import Attempt, Finding, Patch, RunOutcome, Usage, Verdict
+from cascade.records import Attempt, Finding, Patch, ProvingTest, RunOutcome, Usage, Verdict
 
 BASE = "a" * 40
 DIFF = "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
@@ -50,10 +50,19 @@ def _attempt(log: ProofLog, seq: int, rung: str, status: str, **extra: object) -
     return Attempt.model_validate(fields)
 
 
+PROOF_TEST = "tests/test_m.py::test_x"
+PROVING = (
+    ProvingTest(test=PROOF_TEST, source="issue", base="failed: AssertionError: assert 1 == 2"),
+)
+
+
 def _write_run(runs: Path, last: str = "verified") -> tuple[ProofLog, list[Attempt]]:
-    """Three attempts; the third gated with status `last` (its pytest passes only if verified)."""
+    """Three attempts; the third gated with status `last` (its pytest passes only if verified,
+    and then the issue's test, failing at base, proves it)."""
     log = ProofLog.create(runs, "run-1")
     patch_sha = log.put_blob(DIFF)
+    base_sha = log.put_blob(json.dumps({PROOF_TEST: PROVING[0].base}, sort_keys=True, indent=1))
+    verified = last == "verified"
     log_sha = log.put_blob("FAILED tests/test_m.py::test_x - assert 1 == 2\n")
     attempts = [
         _attempt(
@@ -81,7 +90,15 @@ def _write_run(runs: Path, last: str = "verified") -> tuple[ProofLog, list[Attem
             "strong",
             last,
             patch_sha256=patch_sha,
-            verdicts=(Verdict(evaluator="pytest", passed=last == "verified"),),
+            verdicts=(
+                Verdict(
+                    evaluator="pytest",
+                    passed=verified,
+                    tests={PROOF_TEST: "passed" if verified else "failed: AssertionError"},
+                ),
+            ),
+            proving=PROVING if verified else (),
+            baseline_sha256=base_sha,
         ),
     ]
     for attempt in attempts:
@@ -101,6 +118,8 @@ def _outcome(log: ProofLog) -> RunOutcome:
         duration_s=15.0,
         patch_sha256=hashlib.sha256(DIFF.encode()).hexdigest(),
         verified_rung="strong",
+        proving=PROVING,
+        fix_model="provider/strong-model",
     )
 
 
@@ -137,7 +156,7 @@ def test_a_sealed_run_verifies(sealed: Path) -> None:
     report = verify_run(sealed)
     assert report.ok, format_report(report)
     assert report.records == 3
-    assert report.blobs == 8  # 3 prompts, 3 responses, the patch, the pytest log
+    assert report.blobs == 9  # 3 prompts, 3 responses, the patch, the pytest log, base outcomes
     assert format_report(report).startswith("OK ")
     assert (sealed / "patch.diff").read_text() == DIFF
     outcome = RunOutcome.model_validate_json((sealed / "outcome.json").read_text())
@@ -348,7 +367,8 @@ def test_the_summary_escapes_table_breakers(tmp_path: Path) -> None:
     assert "a \\| b" in text
     assert "second line" not in text
     assert "a \\| title" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    table = text.split("## What proves it")[0]  # the attempts' table, not the proof's
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(rows) == 4  # header + 3 attempts
     for row in rows:
         assert len(re.findall(r"(?<!\\)\|", row)) == 10, row

@@ -34,7 +34,8 @@ from cascade.workspace.checkout import resolve_commit
 from tests.loopback import FakeOpenAI, error_body
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
-FAST_GATE = '["diff_scope"]'  # runs no code: tasks take milliseconds plus the model latency
+# pytest proves a fix (only the issue's own tests run after a patch): tasks take a second or so.
+FAST_GATE = '["diff_scope", "pytest"]'
 runner = CliRunner()
 
 
@@ -45,7 +46,12 @@ def replay(*args: str) -> tuple[int, str, str]:
 
 def fast_backlog(tmp_path: Path, copies: int = 2) -> DemoBacklog:
     return demo_backlog(
-        DEMO, tmp_path / "b", copies=copies, gate=FAST_GATE, cheap_without_edits=True
+        DEMO,
+        tmp_path / "b",
+        copies=copies,
+        gate=FAST_GATE,
+        cheap_without_edits=True,
+        focus_only=True,
     )
 
 
@@ -191,7 +197,7 @@ def test_demo_backlog_with_the_test_gate_a_shadow_baseline_and_a_regate(tmp_path
     assert len(list((out / RUNS_DIR).iterdir())) == 3
 
     # Re-gate with a gate that runs no tests: the three rejected cheap patches now pass.
-    loose = _with_gate(repo, tmp_path / "loose.toml", FAST_GATE)
+    loose = _with_gate(repo, tmp_path / "loose.toml", '["diff_scope"]')
     code, stdout, err = replay("--regate", str(out), "--config", str(loose))
     assert code == 0, err
     assert "6 recorded patch(es) re-judged" in stdout and "3 newly accepted" in stdout

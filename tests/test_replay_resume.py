@@ -47,8 +47,9 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     rng = random.Random(seed)
     why = f"(random seed {seed}; rerun with CASCADE_KILL_SEED={seed})"
     # 12 tasks, 2 model calls each, 0.25 s per answer, 2 at a time: ~4 s of work to cut into.
-    b = demo_backlog(DEMO, tmp_path / "b", copies=COPIES, latency_s=0.25, gate='["diff_scope"]',
-                     cheap_without_edits=True)  # fmt: skip
+    b = demo_backlog(DEMO, tmp_path / "b", copies=COPIES, latency_s=0.25,
+                     gate='["diff_scope", "pytest"]', cheap_without_edits=True,
+                     focus_only=True)  # fmt: skip
     out = tmp_path / "out"
     ledger = out / LEDGER_FILE
     argv = [CASCADE, "replay", str(b.backlog), "--repo", str(b.repo), "--config", str(b.config),

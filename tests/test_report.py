@@ -22,9 +22,13 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def backlog(tmp_path_factory: pytest.TempPathFactory) -> DemoBacklog:
-    # A gate that runs no code and cheap answers without edits: every task climbs in ~ms.
+    # Cheap answers without edits, and pytest running only each issue's own tests: every task
+    # climbs to the strong rung, which is proven, in about a second.
     root = tmp_path_factory.mktemp("report")
-    return demo_backlog(DEMO, root / "b", copies=3, gate='["diff_scope"]', cheap_without_edits=True)
+    return demo_backlog(
+        DEMO, root / "b", copies=3, gate='["diff_scope", "pytest"]', cheap_without_edits=True,
+        focus_only=True,
+    )  # fmt: skip
 
 
 def run(*args: str) -> tuple[int, str, str]:

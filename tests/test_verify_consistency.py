@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cascade.proof.verify import VerifyReport, format_report, verify_run
-from tests.test_proof import DIFF, LADDER, _outcome, _seal, _write_run
+from cascade.records import Patch
+from tests.test_proof import DIFF, LADDER, PROOF_TEST, PROVING, _outcome, _seal, _write_run
 
 OTHER_DIFF = DIFF.replace("+x = 2", "+x = 2  # and a backdoor")
 DIFF_SHA = hashlib.sha256(DIFF.encode()).hexdigest()
@@ -28,7 +29,13 @@ def _verified_run(tmp_path: Path) -> Path:
 def _stopped_run(tmp_path: Path, status: str, last: str = "rejected") -> Path:
     log, attempts = _write_run(tmp_path / "runs", last=last)
     outcome = _outcome(log).model_copy(
-        update={"status": status, "verified_rung": "", "patch_sha256": ""}
+        update={
+            "status": status,
+            "verified_rung": "",
+            "patch_sha256": "",
+            "proving": (),
+            "fix_model": "",
+        }
     )
     log.seal(outcome, attempts, None, "x should be 2", LADDER)
     return log.run_dir
@@ -141,3 +148,60 @@ def test_outcome_json_must_tell_the_receipts_story(tmp_path: Path) -> None:
 
     outcome.unlink()
     _only_problem(run_dir, "outcome.json is missing; the receipt seals the run")
+
+
+def _forged_run(tmp_path: Path, **claims: Any) -> Path:
+    """A verified run whose verified attempt claims `claims` (proving, baseline...), written and
+    sealed consistently by the real writer: only the proof check can tell."""
+    log, attempts = _write_run(tmp_path / "runs")
+    last = attempts[2].model_copy(update=claims)
+    attempts = [*attempts[:2], last]
+    # Rewrite the log from scratch with the forged record: the chain itself is intact.
+    (log.run_dir / "attempts.jsonl").write_text("")
+    fresh = type(log)(log.run_id, log.run_dir)
+    for attempt in attempts:
+        fresh.append(attempt)
+    outcome = _outcome(fresh).model_copy(update={"proving": last.proving})
+    patch = Patch(diff=DIFF, sha256=DIFF_SHA, files=("m.py",))
+    fresh.seal(outcome, attempts, patch, "x should be 2", LADDER)
+    return fresh.run_dir
+
+
+def test_a_verified_attempt_that_names_no_proving_test_is_not_proof(tmp_path: Path) -> None:
+    # The DEMO-9 forgery: everything consistent, nothing proves the patch.
+    run_dir = _forged_run(tmp_path, proving=())
+    _only_problem(
+        run_dir,
+        "attempts.jsonl line 3 (seq 3) is verified but names no proving test (one that fails "
+        "at the base commit and passes with the patch)",
+    )
+
+
+def test_a_proving_test_that_passed_at_base_is_caught(tmp_path: Path) -> None:
+    claim = PROVING[0].model_copy(update={"base": "passed"})
+    run_dir = _forged_run(tmp_path, proving=(claim,))
+    _only_problem(
+        run_dir,
+        f"attempts.jsonl line 3 (seq 3): proving test {PROOF_TEST} claims 'passed' at the base "
+        f"commit; the recorded base outcomes say {PROVING[0].base!r}",
+    )
+
+
+def test_a_proving_test_the_gate_did_not_pass_is_caught(tmp_path: Path) -> None:
+    claim = PROVING[0].model_copy(update={"test": "tests/test_m.py::test_other"})
+    run_dir = _forged_run(tmp_path, proving=(claim,))
+    report = verify_run(run_dir)
+    assert not report.ok
+    assert any("the gate's verdicts say 'nothing'" in p for p in report.problems)
+
+
+def test_a_receipt_that_claims_other_proof_is_caught(tmp_path: Path) -> None:
+    run_dir = _verified_run(tmp_path)
+    _edit(
+        run_dir / "receipt.intoto.json",
+        lambda data: data["predicate"].update(fix_model="someone/else"),
+    )
+    _only_problem(
+        run_dir,
+        "receipt.intoto.json: its proving tests or fix model differ from the verified attempt's",
+    )

@@ -30,9 +30,9 @@ from cascade.ci.publish import (
     open_draft_pr,
     render_report,
 )
-from cascade.core.loop import Event
+from cascade.core.events import Event
 from cascade.errors import CascadeError, InfraError, IssueError, UsageError
-from cascade.proof.run_folder import PATCH_FILE
+from cascade.proof.run_folder import PATCH_FILE, RunFolder
 from cascade.records import Attempt, Issue, RunOutcome
 from cascade.sources.github_api import DEFAULT_API_URL, GitHubAPI, token_from_env
 
@@ -166,7 +166,12 @@ class _Job:
         self.outputs.cost_usd = outcome.cost_usd
         if outcome.status == "verified":
             return self._propose(api, trigger, issue, outcome, attempts)
-        report = render_report(outcome, attempts, issue, self.links)
+        candidate = ""
+        best = outcome.best_unverified
+        if outcome.status == "unproven" and best is not None:
+            blob = RunFolder(Path(outcome.run_dir)).blob(best.patch_sha256)
+            candidate = blob.read_text(encoding="utf-8", errors="replace")
+        report = render_report(outcome, attempts, issue, self.links, candidate=candidate)
         self._not_proposed(api, trigger, report)
         return outcome.exit_code
 
@@ -223,9 +228,17 @@ class _Job:
 
 def _commit_message(trigger: Trigger, issue: Issue, outcome: RunOutcome, links: ReportLinks) -> str:
     subject = " ".join(issue.title.split())[:60] or "issue"
+    proven = [
+        "Proven by a withheld test"
+        if p.source == "hidden"
+        else f"Proven by {p.test} ({p.source}" + (f", written by {p.model})" if p.model else ")")
+        for p in outcome.proving
+    ]
     return (
         f"cascade: fix #{trigger.number}: {subject}\n\n"
         f"Verified on rung {outcome.verified_rung} at base {outcome.base_commit[:12]}.\n"
+        + "".join(f"{line}.\n" for line in proven)
+        + f"Fix written by {outcome.fix_model}.\n"
         f"Patch sha256: {outcome.patch_sha256}\n"
         f"Proof: run {outcome.run_id}, artifact {links.artifact}.\n"
     )

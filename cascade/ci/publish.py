@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from cascade.errors import InfraError, SourceError
-from cascade.proof.summary import cell, first_line
+from cascade.proof.summary import cell, first_line, proof_lines
 from cascade.records import Attempt, Issue, RunOutcome
 from cascade.sources.github_api import GitHubAPI
 
@@ -31,7 +31,10 @@ STAGED_DIFF = (
     "-c", "diff.relative=false", "-c", "core.quotePath=true",
     "diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames",
 )  # fmt: skip
-MARK = {"verified": "✓", "rejected": "✗", "edit_error": "✗", "empty_patch": "✗"}
+MARK = {
+    "verified": "✓", "accepted": "✓", "unproven": "~",
+    "rejected": "✗", "edit_error": "✗", "empty_patch": "✗",
+}  # fmt: skip
 
 
 def code(text: str) -> str:
@@ -54,12 +57,17 @@ def render_report(
     *,
     files: Sequence[str] = (),
     note: str = "",
+    candidate: str = "",
 ) -> str:
-    """The ladder table and the gate's verdicts. Model answers, evaluator feedback and findings
-    are left out (they may quote model text); the proof holds them."""
+    """The ladder table, the gate's verdicts and what proves the patch (or why nothing does).
+    Model answers, evaluator feedback and findings are left out (they may quote model text);
+    the proof holds them. An unproven run's `candidate` patch is shown, fenced, for a human."""
     lines = [f"## cascade: {code(issue.id)} {cell(issue.title)}", "", _headline(outcome), ""]
     if note:
         lines += [note, ""]
+    lines += proof_lines(outcome, attempts)
+    if candidate:
+        lines += _candidate(candidate)
     if attempts:
         lines += [
             "| # | rung | model | status | gate | tokens in/out | cost | seconds |",
@@ -104,6 +112,8 @@ def _headline(outcome: RunOutcome) -> str:
     base = code(outcome.base_commit[:12] or "unknown")
     if outcome.status == "verified":
         head = f"**Verified** on rung {code(outcome.verified_rung)}"
+    elif outcome.status == "unproven":
+        head = "**Unproven**: a patch passed every check, but no test shows that it fixes the issue"
     elif outcome.status == "error":
         head = f"**Error**: {code(first_line(outcome.error) or 'unknown')}"
     elif outcome.status == "exhausted":
@@ -111,6 +121,23 @@ def _headline(outcome: RunOutcome) -> str:
     else:  # any other way of stopping short (a spent budget)
         head = f"**No verified patch** ({code(outcome.status)}) after {outcome.attempts} attempt(s)"
     return f"{head} · {money} · base commit {base}"
+
+
+CANDIDATE_CHARS = 20_000
+
+
+def _candidate(diff: str) -> list[str]:
+    """The unproven patch in a fence no line of it can close."""
+    fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", diff)), default=0))
+    shown = diff if len(diff) <= CANDIDATE_CHARS else diff[:CANDIDATE_CHARS] + "\n[… trimmed]"
+    return [
+        "**Candidate patch** (unproven: no branch was pushed and no pull request opened):",
+        "",
+        f"{fence}diff",
+        shown.rstrip("\n"),
+        fence,
+        "",
+    ]
 
 
 def _row(a: Attempt) -> str:

@@ -84,7 +84,7 @@ class BatchProgress:
 def _done_line(event: BatchEvent) -> str:
     o = event.outcome
     assert o is not None
-    mark = {"verified": "✓", "exhausted": "✗"}.get(o.status, "!")
+    mark = {"verified": "✓", "unproven": "~", "exhausted": "✗"}.get(o.status, "!")
     where = f" on {o.verified_rung}" if o.verified_rung else ""
     error = f" — {o.error.splitlines()[0][:160]}" if o.error else ""
     return (

@@ -112,6 +112,10 @@ def _fix(req: FixRequest) -> RunOutcome:
     _report(outcome, req.as_json)
     if req.apply and outcome.status == "verified":
         _apply_patch(repo, Path(outcome.run_dir) / PATCH_FILE)
+    elif req.apply:
+        typer.echo(
+            f"--apply: nothing applied: only a verified patch is ({outcome.status})", err=True
+        )
     return outcome
 
 
@@ -119,7 +123,15 @@ def _report(outcome: RunOutcome, as_json: bool) -> None:
     run_dir, here = Path(outcome.run_dir), Path.cwd()
     shown = run_dir.relative_to(here) if run_dir.is_relative_to(here) else run_dir
     if outcome.status == "verified":
-        head = f"verified on rung {outcome.verified_rung!r}"
+        proof = ", ".join(
+            p.test if p.source != "hidden" else "a withheld test" for p in outcome.proving
+        )
+        head = f"verified on rung {outcome.verified_rung!r}, proven by {proof or 'nothing'}"
+    elif outcome.status == "unproven":
+        head = (
+            "unproven: a patch passed every check, but no test shows that it fixes the issue "
+            "(name a failing test in the issue, or let [reproduce] write one)"
+        )
     elif outcome.status == "exhausted":
         head = f"no verified patch: the ladder is exhausted after {outcome.attempts} attempt(s)"
     elif outcome.status == "budget_exhausted":
@@ -138,9 +150,10 @@ def _report(outcome: RunOutcome, as_json: bool) -> None:
     typer.echo(f"proof: {shown}  (check: cascade proof verify {shown})", err=True)
     if outcome.best_unverified:
         best = outcome.best_unverified
+        failed = f"failed {', '.join(best.failed)}" if best.failed else "passed every check"
         typer.echo(
-            f"best unverified candidate (never applied): #{best.seq} on {best.rung!r}, failed "
-            f"{', '.join(best.failed)}: {shown}/blobs/{best.patch_sha256}",
+            f"best unverified candidate (never applied): #{best.seq} on {best.rung!r}, {failed}: "
+            f"{shown}/blobs/{best.patch_sha256}",
             err=True,
         )
     if as_json:

@@ -45,7 +45,8 @@ def stats(
         f"{len(past)} run(s) in {folder} · learned skip {state}: skip below "
         f"{cfg.min_success:.0%} of at least {cfg.min_tasks} of the last {cfg.window} tasks"
     )
-    typer.echo(f"{'rung':<16} {'label':<16} {'tried':>5} {'verified':>8} {'rate':>6}  skip")
+    head = f"{'rung':<16} {'label':<16} {'tried':>5} {'verified':>8} {'unproven':>8} {'rate':>6}"
+    typer.echo(f"{head}  skip")
     for rung, label, stat in rows:
         rate = stat.verified / stat.tried if stat.tried else 0.0
         if order.get(rung) == len(order) - 1:
@@ -55,5 +56,6 @@ def stats(
         else:
             skip = "yes" if rate < cfg.min_success else "no"
         typer.echo(
-            f"{rung:<16} {label:<16} {stat.tried:>5} {stat.verified:>8} {rate:>6.0%}  {skip}"
+            f"{rung:<16} {label:<16} {stat.tried:>5} {stat.verified:>8} {stat.unproven:>8} "
+            f"{rate:>6.0%}  {skip}"
         )

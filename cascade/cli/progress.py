@@ -9,10 +9,13 @@ from typing import TextIO
 from rich.console import Console
 from rich.status import Status
 
-from cascade.core.loop import Event
+from cascade.core.events import Event
 from cascade.proof.summary import headline
 
-MARK = {"verified": "✓", "rejected": "✗", "edit_error": "✗", "empty_patch": "✗"}
+MARK = {
+    "verified": "✓", "accepted": "✓", "unproven": "~",
+    "rejected": "✗", "edit_error": "✗", "empty_patch": "✗",
+}  # fmt: skip
 
 
 class Progress:
@@ -28,7 +31,9 @@ class Progress:
             a = event.attempt
             detail = _detail(event)
             self._line(
-                f"{MARK.get(a.status, '!')} #{a.seq} {a.rung} attempt {a.attempt}: {a.status}"
+                f"{MARK.get(a.status, '!')} #{a.seq} {a.rung}"
+                + (" (reproduce)" if a.role == "reproduce" else "")
+                + f" attempt {a.attempt}: {a.status}"
                 f"  ${a.cost_usd:.4f}  {a.duration_s:.1f}s" + (f"  — {detail}" if detail else "")
             )
         elif event.kind == "done":
@@ -64,4 +69,4 @@ class Progress:
 
 def _detail(event: Event) -> str:
     a = event.attempt
-    return "" if a is None or a.status == "verified" else headline(a, 160)
+    return "" if a is None or a.status in ("verified", "accepted") else headline(a, 160)

@@ -16,6 +16,8 @@ from cascade.records import (
     Completion,
     Decision,
     FaultKind,
+    ProvingTest,
+    Role,
     Usage,
     Verdict,
 )
@@ -31,6 +33,7 @@ class Draft:
     prompt_sha256: str
     context_files: tuple[str, ...]
     decision: Decision
+    role: Role = "fix"
     sample: int = 1
     began: float | None = None  # monotonic start of what the record times; None: not timed
     model_used: str = ""
@@ -42,6 +45,8 @@ class Draft:
     verdicts: tuple[Verdict, ...] = ()
     feedback: str = ""
     error: str = ""
+    proving: tuple[ProvingTest, ...] = ()
+    baseline_sha256: str = ""
 
     def for_sample(self, sample: int, *, timed: bool = True) -> Draft:
         """A copy for one sample of the round, timed from now (or from the round's start)."""
@@ -80,5 +85,6 @@ class Draft:
             model_used=self.model_used, usage=self.usage, cost_usd=self.cost_usd,
             latency_s=self.latency_s, response_sha256=self.response_sha256,
             patch_sha256=self.patch_sha256, verdicts=self.verdicts, feedback=self.feedback,
-            error=self.error,
+            error=self.error, role=self.role, proving=self.proving,
+            baseline_sha256=self.baseline_sha256,
         )  # fmt: skip

@@ -12,7 +12,7 @@ from cascade.errors import ModelError
 from cascade.proof.outcome import rank
 from cascade.records import Attempt
 
-FAILED = ("rejected", "edit_error", "empty_patch")
+FAILED = ("rejected", "edit_error", "empty_patch")  # what the next prompt learns from
 PATCH_CHARS = 3000  # of the previous patch, when it is carried
 
 
@@ -33,6 +33,8 @@ def why(attempt: Attempt) -> str:
         return f"infrastructure fault: {detail}"
     if attempt.status == "cancelled":
         return "cancelled: not gated"
+    if attempt.status == "unproven":
+        return f"unproven: {detail}"
     return attempt.status
 
 

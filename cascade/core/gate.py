@@ -18,6 +18,7 @@ from cascade.protocols import (
     CodeFreeEvaluator,
     ConfiguredEvaluator,
     Evaluator,
+    ProvingEvaluator,
     Sandbox,
     ScopedBaselineEvaluator,
 )
@@ -51,6 +52,28 @@ class Gate:
     @property
     def names(self) -> list[str]:
         return [e.name for e in self.evaluators]
+
+    @property
+    def can_prove(self) -> bool:
+        """Whether an evaluator of this gate runs tests by name (so a test can prove a fix)."""
+        return any(isinstance(e, ProvingEvaluator) for e in self.evaluators)
+
+    async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]:
+        """How the task's named tests come out at the base commit, from every evaluator that
+        runs tests by name (on the untouched workspace; not cached: it depends on the task)."""
+        outcomes: dict[str, str] = {}
+        for evaluator in self.evaluators:
+            if isinstance(evaluator, ProvingEvaluator):
+                try:
+                    outcomes.update(await evaluator.base_outcomes(sandbox, task))
+                except CascadeError:
+                    raise
+                except Exception as exc:
+                    raise InfraError(
+                        f"evaluator {evaluator.name!r} crashed running the task's tests at "
+                        f"the base commit: {exc!r}"
+                    ) from exc
+        return outcomes
 
     def stages(self) -> list[list[Evaluator]]:
         stages: dict[int, list[Evaluator]] = {}

@@ -15,7 +15,7 @@ from cascade.core.ladder import SkipStats
 from cascade.errors import InfraError
 from cascade.proof.run_folder import RunFolder
 
-ANSWERED = frozenset({"verified", "rejected", "edit_error", "empty_patch", "cancelled"})
+ANSWERED = frozenset({"verified", "unproven", "rejected", "edit_error", "empty_patch", "cancelled"})
 ALL = "*"  # the bucket of every task, whatever its labels
 
 
@@ -25,6 +25,7 @@ class PastRun:
     labels: tuple[str, ...]
     tried: tuple[str, ...]  # rungs that answered at least once, in order
     verified_rung: str = ""
+    unproven_rung: str = ""  # passed every check there, but nothing proved it: not verified
 
 
 def load_runs(runs_dir: Path, exclude: str = "") -> list[PastRun]:
@@ -46,8 +47,10 @@ def _read_run(run_dir: Path) -> PastRun | None:
         return None  # an unreadable run tells the ladder nothing
     labels: tuple[str, ...] = ()
     tried: list[str] = []
-    verified = ""
+    verified = unproven = ""
     for record in records:
+        if record.get("role", "fix") != "fix":
+            continue  # the reproduce stage's rungs wrote tests, not fixes
         decision = record.get("decision") or {}
         labels = labels or tuple(str(x) for x in decision.get("labels") or ())
         rung, status = str(record.get("rung", "")), record.get("status")
@@ -55,9 +58,11 @@ def _read_run(run_dir: Path) -> PastRun | None:
             tried.append(rung)
         if status == "verified":
             verified = rung
+        if status == "unproven":
+            unproven = rung
     if not tried:
         return None
-    return PastRun(run_dir.name, labels, tuple(tried), verified)
+    return PastRun(run_dir.name, labels, tuple(tried), verified, unproven)
 
 
 async def learned_stats(
@@ -89,7 +94,8 @@ def _per_rung(runs: Sequence[PastRun], window: int, described: str) -> dict[str,
     for rung in rungs:
         last = [r for r in runs if rung in r.tried][-window:]
         verified = sum(1 for r in last if r.verified_rung == rung)
-        stats[rung] = SkipStats(tried=len(last), verified=verified, similar=described)
+        unproven = sum(1 for r in last if r.unproven_rung == rung)
+        stats[rung] = SkipStats(len(last), verified, described, unproven)
     return stats
 
 

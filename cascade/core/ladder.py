@@ -32,6 +32,7 @@ class SkipStats:
     tried: int
     verified: int
     similar: str = "all tasks"  # which tasks counted, e.g. "label bug"
+    unproven: int = 0  # passed every check but nothing proved it: counted apart, not verified
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Plan:
     start_at: str | None = None
     windows: Mapping[str, int | None] = field(default_factory=dict)  # rung -> context window
     skips: Mapping[str, SkipStats] = field(default_factory=dict)  # rung -> learned stats
+    spent_before: float = 0.0  # what earlier stages of the run spent (the reproduce stage)
+    # `[reproduce] independent`: models that wrote the only proving test may not write the fix.
+    exclude_models: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,11 @@ def next_step(
     round_ = _last_round(history)
     if any(t.status == "verified" for t in round_):
         return Stop("verified", f"verified on {last.rung!r}")
+    if any(t.status == "accepted" for t in round_):
+        return Stop("verified", f"a reproduction written on {last.rung!r} was accepted")
+    unproven = next((t for t in round_ if t.status == "unproven"), None)
+    if unproven is not None:  # no later rung can prove it: the proof does not depend on them
+        return Stop("unproven", f"{unproven.why} (on {last.rung!r})")
     stopped = next((t for t in round_ if t.action == "stop"), None)
     if stopped is not None:
         return Stop("error", f"stopped: {stopped.why}")
@@ -232,6 +241,11 @@ class _Chooser:
         return Stop("exhausted", f"the ladder is exhausted: {because}; passed over {gone}")
 
     def _unfit(self, rung: RungConfig, fresh: bool, last_chance: bool, larger_than: int) -> str:
+        if rung.model in self.plan.exclude_models:
+            return (
+                f"its model {rung.model} wrote the only proving test, and [reproduce] "
+                "independent = true asks for a fix by another model"
+            )
         window = self.plan.windows.get(rung.name)
         if fresh and larger_than and window is not None and window <= larger_than:
             return f"context window {_tokens(window)}, not larger than {_tokens(larger_than)}"
@@ -241,7 +255,7 @@ class _Chooser:
 
     def _money(self, rung: str) -> Money:
         return Money(
-            spent_task=sum(t.cost_usd for t in self.history),
+            spent_task=self.plan.spent_before + sum(t.cost_usd for t in self.history),
             spent_rung=sum(t.cost_usd for t in self.history if t.rung == rung),
             batch_committed=self.batch_committed,
         )

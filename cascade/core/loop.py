@@ -1,15 +1,19 @@
 """The loop of one task, and the only place that sequences model -> edits -> patch -> gate ->
-proof. The pure policy (`cascade.core.ladder`) decides every step; this loop carries it out, appends
-every attempt to the proof log before the next step, and seals the run whatever happens."""
+proof. The pure policy (`cascade.core.ladder`) decides every step; this loop carries it out,
+appends every attempt to the proof log before the next step, and seals the run whatever happens.
+A run has up to two stages on the same loop: when nothing named by the issue fails at the base
+commit, the reproduce stage climbs its own ladder for a test that does (`core/reproduce.py`);
+then the fix stage climbs for a patch that the gate passes and a proving test proves."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 
@@ -18,12 +22,15 @@ from cascade.core.budget import Price, Purse, estimate_cost, with_purse
 from cascade.core.context import Context, TokenCounter, build_context, tracked_files
 from cascade.core.draft import Draft
 from cascade.core.edits import FORMAT_HELP, parse_edits
+from cascade.core.events import Event
 from cascade.core.feedback import carried, tried
 from cascade.core.gate import Baselines, Gate, summarize, target_failures
 from cascade.core.history import learned_stats
 from cascade.core.ladder import Plan, Step, Stop, Tried, decision, next_step, start_index
 from cascade.core.prices import rung_price
 from cascade.core.prompt import build_messages, render
+from cascade.core.proving import NOTHING_PROVES, combined, excluded_models, proven, proving_tests
+from cascade.core.reproduce import ReproduceStage, accepted_reproduction, reproduction_note
 from cascade.core.routing import TaskFacts, task_facts
 from cascade.core.samples import draw
 from cascade.errors import CascadeError, EditError, InfraError, ModelError, fault_kind
@@ -38,6 +45,8 @@ from cascade.records import (
     CompletionParams,
     Message,
     Patch,
+    ProvingTest,
+    Role,
     RunOutcome,
     Task,
     Verdict,
@@ -45,18 +54,7 @@ from cascade.records import (
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["open", "baseline", "attempt", "attempt_done", "done"]
 Answer = tuple[Completion, int, bool]  # (the answer, its sample number, its cost recorded yet)
-
-
-@dataclass(frozen=True)
-class Event:
-    """Progress for a display; the proof log, not this, is the record."""
-
-    kind: EventKind
-    message: str
-    attempt: Attempt | None = None
-    outcome: RunOutcome | None = None
 
 
 @dataclass
@@ -76,6 +74,7 @@ class Engine:
     purse: Purse | None = None  # money shared by the tasks of a batch
     runs_dir: Path | None = None  # past runs for learned skip (default: beside this run)
     start_at: str | None = None  # `--start-at`: a human override of the start rung
+    reproduce: ReproduceStage | None = None  # the test-first stage (None: never)
 
     def __post_init__(self) -> None:
         # Checked when the run's engine is built, so a bad --start-at is a usage error before
@@ -107,13 +106,19 @@ class _Run:
         self.failures: Mapping[str, str] = {}
         self.paths: list[str] = []
         self.facts = TaskFacts()
+        self.role: Role = "fix"
+        self.stage_start = 0  # index into `attempts` where the current stage began
+        self.base: dict[str, str] = {}  # the task's named tests at the base commit
+        self.base_sha256 = ""  # ... as a blob, which fix attempts name
+        self.proving: tuple[ProvingTest, ...] = ()
+        self.winner: tuple[Attempt, Patch, Verdict] | None = None  # the accepted reproduction
 
     async def go(self) -> RunOutcome:
         stop = Stop("error", "")
         try:
             sandbox = await self._open()
             try:
-                stop = await self._climb(sandbox)
+                stop = await self._stages(sandbox)
             finally:
                 with anyio.CancelScope(shield=True):
                     await sandbox.close()
@@ -150,27 +155,71 @@ class _Run:
                 await self.e.sleep(self.e.policy.backoff_s)
         raise AssertionError("unreachable")
 
-    async def _climb(self, sandbox: Sandbox) -> Stop:
+    async def _stages(self, sandbox: Sandbox) -> Stop:
+        """The reproduce stage when the task needs a proving test, then the fix stage."""
         self.sandbox_label = _label(sandbox)
-        self._note_untested()
         self.failures = target_failures(self.baselines, self.task.issue.tests)
         self.paths = await tracked_files(sandbox)
         self.facts = task_facts(self.task, self.failures, self.paths)
-        prices = {r.name: self.e.prices(r) for r in self.e.ladder}
-        runs_dir = self.e.runs_dir or self.proof.run_dir.parent
-        skips = await learned_stats(
-            self.e.policy.learned_skip, runs_dir, self.proof.run_id, self.task.issue.labels
-        )
+        await self._prove(sandbox)
+        stage = self.e.reproduce
+        if stage is not None and stage.wanted(self.proving, self.e.gate.can_prove):
+            self._begin("reproduce", stage.announce(self.proving))
+            stop = await self._climb(sandbox, stage.ladder)
+            if stop.status in ("error", "budget_exhausted"):
+                return stop
+            if self.winner is not None:
+                await self._accept(sandbox)
+            self._begin("fix", reproduction_note(self.task, stop, self.proving))
+        elif not self.proving:
+            self._begin("fix", "nothing can prove a fix: " + NOTHING_PROVES.split(": ", 1)[1])
+        return await self._climb(sandbox, tuple(self.e.ladder))
+
+    def _begin(self, role: Role, note: str) -> None:
+        self.role, self.stage_start, self.history = role, len(self.attempts), []
+        if note:
+            self.notes.append(note)
+            self.e.on_event(Event("baseline", note))
+
+    async def _prove(self, sandbox: Sandbox) -> None:
+        """The task's named tests at the base commit, and which of them prove a fix."""
+        self.base = await self.e.gate.base_outcomes(sandbox, self.task)
+        self.base_sha256 = self.proof.put_blob(json.dumps(self.base, sort_keys=True, indent=1))
+        self.proving = proving_tests(self.task, self.base)
+
+    async def _accept(self, sandbox: Sandbox) -> None:
+        """The accepted reproduction joins the task: its files are read back before the reset,
+        then the gate's baselines and the base outcomes are taken again with it in place."""
+        assert self.winner is not None
+        record, patch, verdict = self.winner
+        self.task = await accepted_reproduction(sandbox, self.task, record, patch, verdict)
+        await sandbox.reset()
+        self.dirty = False
+        self.baselines = await self.e.gate.baseline(sandbox, self.task)
+        await self._prove(sandbox)
+
+    async def _climb(self, sandbox: Sandbox, ladder: tuple[RungConfig, ...]) -> Stop:
+        prices = {r.name: self.e.prices(r) for r in ladder}
+        fix = self.role == "fix"
+        skips = {}
+        if fix:
+            runs_dir = self.e.runs_dir or self.proof.run_dir.parent
+            skips = await learned_stats(
+                self.e.policy.learned_skip, runs_dir, self.proof.run_id, self.task.issue.labels
+            )
+        independent = self.e.reproduce is not None and self.e.reproduce.independent
         plan = Plan(
-            tuple(self.e.ladder), self.e.policy, with_purse(self.e.budget, self.e.purse),
-            self.e.routing.rules, self.start_at,
+            ladder, self.e.policy, with_purse(self.e.budget, self.e.purse),
+            self.e.routing.rules if fix else (), self.start_at if fix else None,
             {n: p.max_input_tokens for n, p in prices.items()}, skips,
+            spent_before=sum(a.cost_usd for a in self.attempts[: self.stage_start]),
+            exclude_models=excluded_models(self.proving, independent) if fix else frozenset(),
         )  # fmt: skip
         while True:
-            prompts = {r.name: await self._prompt(sandbox, r) for r in self.e.ladder}
+            prompts = {r.name: await self._prompt(sandbox, r) for r in ladder}
             estimates = {
                 r.name: estimate_cost(prices[r.name], prompts[r.name][1], r.max_tokens)
-                for r in self.e.ladder
+                for r in ladder
             }
             committed = self.e.purse.committed if self.e.purse else None
             step = next_step(plan, self.facts, self.history, estimates, committed)
@@ -189,6 +238,7 @@ class _Run:
             reason=step.reason, prompt_sha256=self.proof.put_blob(render(messages)),
             context_files=tuple(f.path for f in self.contexts[rung.context_tokens].files),
             decision=decision(step, self.facts, tokens, self.notes, local=local),
+            role=self.role, baseline_sha256=self.base_sha256 if self.role == "fix" else "",
         )  # fmt: skip
         self.notes = []  # said once, on the first attempt after them
         what = f"#{len(self.attempts) + 1} {rung.name} ({rung.model}) attempt {step.attempt}"
@@ -203,16 +253,21 @@ class _Run:
         while self.pending:
             completion, sample, charged = self.pending[0]
             draft = base.for_sample(sample).answered(completion, charged, self.proof.put_blob)
-            status, patch = await self._gate(sandbox, completion.text, draft)
+            status, patch, verdict = await self._gate(sandbox, completion.text, draft)
             self.pending[0] = (completion, sample, True)
-            if status == "verified":  # the round is decided: the winner is recorded last
+            won = status in ("verified", "accepted")
+            if won:  # the round is decided: the winner is recorded last
                 self.pending.pop(0)
-                self._cancel(base, f"not gated: sample {sample} of this round verified first")
-                self.patch = patch
-            self._record(status, draft)
+                self._cancel(base, f"not gated: sample {sample} of this round {status} first")
+            record = self._record(status, draft)
+            if won and patch is not None and self.role == "reproduce" and verdict is not None:
+                self.winner = (record, patch, verdict)
+            elif won and patch is not None:
+                repro = self.winner[1] if self.winner else None
+                self.patch = combined(repro, patch) if repro else patch
             if status == "infra_error":
                 return  # the policy decides: gate the same answers again, or stop
-            if status != "verified":
+            if not won:
                 self.pending.pop(0)
 
     def _cancel(self, base: Draft, why: str) -> None:
@@ -230,9 +285,11 @@ class _Run:
         fault stops the run."""
         params = CompletionParams(
             temperature=rung.temperature, max_tokens=rung.max_tokens, timeout=rung.timeout,
-            task_id=self.task.issue.id, attempt=step.attempt,
+            task_id=self.task.issue.id, attempt=step.attempt, role=self.role,
         )  # fmt: skip
-        model, purse = self.e.models[rung.name], self.e.purse
+        stage = self.e.reproduce
+        models = stage.models if self.role == "reproduce" and stage else self.e.models
+        model, purse = models[rung.name], self.e.purse
         results = await draw(
             model, messages, params, rung.samples, purse=purse, estimate=step.estimate
         )
@@ -247,8 +304,9 @@ class _Run:
 
     async def _gate(
         self, sandbox: Sandbox, text: str, draft: Draft
-    ) -> tuple[AttemptStatus, Patch | None]:
-        """Parse, apply and gate one answer; fills in `draft` and returns the status."""
+    ) -> tuple[AttemptStatus, Patch | None, Verdict | None]:
+        """Parse, apply and gate one answer (a fix, or a reproduction when that is the stage);
+        fills in `draft` and returns the status, the patch and the deciding verdict."""
         try:
             if self.dirty:
                 await sandbox.reset()
@@ -261,35 +319,46 @@ class _Run:
         except EditError as exc:
             self.dirty = False  # apply leaves the workspace clean when it refuses
             draft.feedback = exc.feedback
-            return "edit_error", None
+            return "edit_error", None, None
         except CascadeError as exc:
             draft.error = f"applying the edits failed: {exc}"
-            return "infra_error", None
+            return "infra_error", None, None
         if not patch.diff.strip():
             draft.feedback = "Your edits changed nothing: the files already read that way."
-            return "empty_patch", None
+            return "empty_patch", None, None
         noop = sorted({e.path for e in edits} - set(patch.files))
         if noop:  # a block that "applied" but changed nothing: the model misread the file
             draft.feedback = (
                 f"apply_noop: your edits to {', '.join(noop)} changed nothing (the replacement "
                 "equals what is there). None of your edits were kept; send them all again."
             )
-            return "edit_error", None
+            return "edit_error", None, None
         draft.patch_sha256 = self.proof.put_blob(patch.diff)
         self.diffs[patch.sha256] = patch.diff
+        stage = self.e.reproduce
+        judge = stage.gate if self.role == "reproduce" and stage else self.e.gate
+        baselines = stage.baselines(self.baselines) if judge is not self.e.gate and stage else None
         try:
-            verdicts = await self.e.gate.run(sandbox, self.task, patch, self.baselines)
+            verdicts = await judge.run(sandbox, self.task, patch, baselines or self.baselines)
         except CascadeError as exc:
             draft.error = f"the gate could not run: {exc}"
-            return "infra_error", None
+            return "infra_error", None, None
         stored = tuple(self._store(v) for v in verdicts)
         draft.verdicts = stored
-        passed = bool(stored) and all(v.passed for v in stored)
-        if not passed:
+        if not (stored and all(v.passed for v in stored)):
             draft.feedback = summarize(stored, self.e.feedback_chars)
-        return ("verified" if passed else "rejected"), patch
+            return "rejected", patch, None
+        if self.role == "reproduce":
+            return "accepted", patch, stored[-1]
+        draft.proving = proven(self.proving, stored)
+        if not draft.proving:
+            draft.feedback = NOTHING_PROVES
+            return "unproven", patch, None
+        return "verified", patch, None
 
-    def _record(self, status: AttemptStatus, draft: Draft, fault: ModelError | None = None) -> None:
+    def _record(
+        self, status: AttemptStatus, draft: Draft, fault: ModelError | None = None
+    ) -> Attempt:
         """Append one attempt to the proof (before anything else happens) and the history."""
         record = draft.record(
             self.proof.run_id, self.task.issue.id, len(self.attempts) + 1, status,
@@ -299,16 +368,7 @@ class _Run:
         self.attempts.append(record)
         self.history.append(tried(record, fault))
         self.e.on_event(Event("attempt_done", status, attempt=record))
-
-    def _note_untested(self) -> None:
-        """An issue that names no tests, visible or hidden, can only be gated on regressions:
-        said in the progress and in the first attempt's decision record."""
-        issue = self.task.issue
-        if issue.tests or issue.hidden_tests:
-            return
-        message = "the issue names no tests: the gate can only check that nothing regresses"
-        self.notes.append(message)
-        self.e.on_event(Event("baseline", message))
+        return record
 
     async def _prompt(self, sandbox: Sandbox, rung: RungConfig) -> tuple[list[Message], int]:
         """The messages `rung` would get now, and their token count for the estimate."""
@@ -320,8 +380,11 @@ class _Run:
             )  # fmt: skip
         policy = self.e.policy
         diffs = self.diffs if policy.carry_patch else None
-        feedback = carried(self.attempts, policy.carry_feedback, self.e.feedback_chars, diffs)
-        messages = build_messages(self.task, self.contexts[budget], self.failures, feedback)
+        stage = self.attempts[self.stage_start :]
+        feedback = carried(stage, policy.carry_feedback, self.e.feedback_chars, diffs)
+        messages = build_messages(
+            self.task, self.contexts[budget], self.failures, feedback, self.role
+        )
         count = self.e.counter(rung)
         return messages, sum(count(m.content) + 4 for m in messages)  # +4: role and framing
 

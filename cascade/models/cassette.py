@@ -8,7 +8,9 @@
 An optional `"latency_s": 1.5` makes the replayed answer arrive that much later (a simulated
 model latency, for benchmarks and tests of a batch under load); recorded lines leave it out.
 A rung with `samples > 1` records `"sample": n` (2, 3, ...) on each of its answers but the first;
-a replay with more samples than were recorded serves sample 1's answer to the others.
+a replay with more samples than were recorded serves sample 1's answer to the others. Answers of
+the reproduce stage (a test written before the fix) carry `"role": "reproduce"`; a line without
+a role is the fix's.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade.errors import ConfigError, ProviderEscalate
-from cascade.records import Usage
+from cascade.records import Role, Usage
 from cascade.validation import describe
 
-CassetteKey = tuple[str, str, int, int]  # (task id, rung model string, attempt, sample)
+CassetteKey = tuple[str, str, int, int, str]  # (task id, rung model, attempt, sample, role)
 
 
 class CassetteEntry(BaseModel):
@@ -38,10 +40,11 @@ class CassetteEntry(BaseModel):
     content: str
     usage: Usage = Usage()
     latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
+    role: Role = "fix"
 
     @property
     def key(self) -> CassetteKey:
-        return (self.task, self.model, self.attempt, self.sample)
+        return (self.task, self.model, self.attempt, self.sample, self.role)
 
     def to_line(self) -> str:
         data = self.model_dump(mode="json")
@@ -49,6 +52,8 @@ class CassetteEntry(BaseModel):
             del data["latency_s"]  # a recorded answer's line keeps the documented shape
         if self.sample == 1:
             del data["sample"]
+        if self.role == "fix":
+            del data["role"]
         return json.dumps(data, ensure_ascii=False) + "\n"
 
 
@@ -83,20 +88,30 @@ class Cassette:
             entries[entry.key] = entry
         return cls(path, entries)
 
-    def find(self, task: str, model: str, attempt: int, sample: int = 1) -> CassetteEntry | None:
-        found = self._entries.get((task, model, attempt, sample))
-        return found or self._entries.get((task, model, attempt, 1))
+    def find(
+        self, task: str, model: str, attempt: int, sample: int = 1, role: Role = "fix"
+    ) -> CassetteEntry | None:
+        found = self._entries.get((task, model, attempt, sample, role))
+        return found or self._entries.get((task, model, attempt, 1, role))
 
     def answer(
-        self, task: str, model: str, attempt: int, *, sample: int = 1, rung: str = ""
+        self,
+        task: str,
+        model: str,
+        attempt: int,
+        *,
+        sample: int = 1,
+        rung: str = "",
+        role: Role = "fix",
     ) -> CassetteEntry:
         """The recorded answer; a miss is a `ProviderEscalate` (the rung fails, the ladder goes
         on), never a silent pass."""
-        entry = self.find(task, model, attempt, sample)
+        entry = self.find(task, model, attempt, sample, role)
         if entry is None:
+            what = "" if role == "fix" else f" ({role})"
             raise ProviderEscalate(
                 f"cassette {self.path} has no answer for task {task!r}, model {model!r}, "
-                f"attempt {attempt}",
+                f"attempt {attempt}{what}",
                 rung=rung,
             )
         return entry

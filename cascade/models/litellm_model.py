@@ -80,7 +80,12 @@ class LitellmModel:
                 replay.install(self._cassette, self.rung)
                 self._installed = True
             kwargs["metadata"] = replay.request_metadata(
-                self._cassette, self.rung, params.task_id, params.attempt, params.sample
+                self._cassette,
+                self.rung,
+                params.task_id,
+                params.attempt,
+                params.sample,
+                role=params.role,
             )
         started = time.monotonic()
         try:

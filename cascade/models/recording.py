@@ -58,6 +58,7 @@ class Recorder:
             model=replay_model(rung),
             attempt=params.attempt,
             sample=params.sample,
+            role=params.role,
             content=completion.text,
             usage=completion.usage,
         )

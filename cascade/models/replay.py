@@ -19,6 +19,7 @@ from litellm.types.utils import Usage as LitellmUsage
 from cascade.config import RungConfig
 from cascade.errors import ProviderEscalate
 from cascade.models.cassette import Cassette
+from cascade.records import Role
 
 PROVIDER = "replay"
 METADATA_KEY = "cascade_replay"
@@ -33,6 +34,7 @@ class ReplayRequest(TypedDict):
     task: str
     attempt: int
     sample: int
+    role: Role
 
 
 class ReplayHandler(CustomLLM):
@@ -81,6 +83,7 @@ class ReplayHandler(CustomLLM):
         entry = cassette.answer(
             request["task"], request["model"], request["attempt"],
             sample=request.get("sample", 1), rung=request["rung"],
+            role=request.get("role", "fix"),
         )  # fmt: skip
         response: ModelResponse = kwargs["model_response"]
         response.choices[0].message.content = entry.content
@@ -119,10 +122,16 @@ def install(cassette: Cassette, rung: RungConfig) -> None:
 
 
 def request_metadata(
-    cassette: Cassette, rung: RungConfig, task: str, attempt: int, sample: int = 1
+    cassette: Cassette,
+    rung: RungConfig,
+    task: str,
+    attempt: int,
+    sample: int = 1,
+    *,
+    role: Role = "fix",
 ) -> dict[str, Any]:
     request = ReplayRequest(
         cassette=str(cassette.path), rung=rung.name, model=rung.model, task=task,
-        attempt=attempt, sample=sample,
+        attempt=attempt, sample=sample, role=role,
     )  # fmt: skip
     return {METADATA_KEY: request}

@@ -178,6 +178,10 @@ class ProofLog:
             "cost_usd": outcome.cost_usd,
             "duration_s": outcome.duration_s,
             "error": outcome.error,
+            # What proves a verified patch, and who wrote the test and the fix.
+            "proving": [p.model_dump(mode="json") for p in outcome.proving],
+            "fix_model": outcome.fix_model,
+            "reproduction": _reproduction(attempts),
             "attempt_count": len(self._entries),
             "chain_head": self._head,
             "attempts": list(self._entries),
@@ -191,11 +195,22 @@ class ProofLog:
         }
 
 
+def _reproduction(attempts: Sequence[Attempt]) -> dict[str, Any] | None:
+    """The accepted reproduction test, if the reproduce stage wrote one: who and which tests."""
+    won = next((a for a in attempts if a.role == "reproduce" and a.status == "accepted"), None)
+    if won is None:
+        return None
+    tests = sorted({t for v in won.verdicts for t in v.tests})
+    return {"seq": won.seq, "rung": won.rung, "model": won.model, "tests": tests}
+
+
 def _gate_result(attempts: Sequence[Attempt]) -> dict[str, Any]:
-    """The last attempt's gate: an overall result, and one in-toto test-result predicate (v0.1)
-    per evaluator, so a policy written for that predicate reads each without a cascade parser.
-    Each evaluator's artifacts (JUnit XML, SARIF, coverage JSON) are its `configuration`."""
-    verdicts = attempts[-1].verdicts if attempts else ()
+    """The last fix attempt's gate: an overall result, and one in-toto test-result predicate
+    (v0.1) per evaluator, so a policy written for that predicate reads each without a cascade
+    parser. Each evaluator's artifacts (JUnit XML, SARIF, coverage JSON) are its
+    `configuration`."""
+    fixes = [a for a in attempts if a.role == "fix"]
+    verdicts = fixes[-1].verdicts if fixes else ()
     passed = [v.evaluator for v in verdicts if v.passed]
     failed = [v.evaluator for v in verdicts if not v.passed]
     result = "pass" if verdicts and not failed else "fail"

@@ -22,8 +22,10 @@ def sealed_outcome(  # noqa: PLR0917 - one call site, every value is a field of 
     *,
     duration_s: float,
 ) -> RunOutcome:
-    """The outcome of a run the engine finished; one that verified nothing names its best
-    candidate."""
+    """The outcome of a run the engine finished: a verified one names what proves it and who
+    wrote the fix; one that verified nothing names its best candidate."""
+    won = next((a for a in attempts if a.status == "verified"), None)
+    proven = won if won is not None and status == "verified" else None
     return RunOutcome(
         run_id=run.run_id,
         task_id=task_id,
@@ -34,10 +36,12 @@ def sealed_outcome(  # noqa: PLR0917 - one call site, every value is a field of 
         cost_usd=round(sum(a.cost_usd for a in attempts), 8),
         duration_s=round(duration_s, 3),
         patch_sha256=patch.sha256 if patch else "",
-        verified_rung=next((a.rung for a in attempts if a.status == "verified"), ""),
+        verified_rung=won.rung if won else "",
         error=reason if status == "error" else "",
         stop_reason=reason,
-        best_unverified=None if patch else best_unverified(attempts),
+        best_unverified=None if status == "verified" else best_unverified(attempts),
+        proving=proven.proving if proven else (),
+        fix_model=proven.model if proven else "",
     )
 
 
@@ -61,9 +65,14 @@ def error_outcome(
 
 
 def best_unverified(attempts: Sequence[Attempt]) -> Candidate | None:
-    """The gated patch that failed the fewest evaluators (then passed the most, then had the
-    fewest findings; the latest wins a tie), or None when no patch was gated."""
-    gated = [a for a in attempts if a.status == "rejected" and a.patch_sha256]
+    """The gated fix that failed the fewest evaluators (then passed the most, then had the
+    fewest findings; the latest wins a tie), or None when no patch was gated. An unproven fix
+    passed them all."""
+    gated = [
+        a
+        for a in attempts
+        if a.status in ("rejected", "unproven") and a.patch_sha256 and a.role == "fix"
+    ]
     if not gated:
         return None
     best = min(gated, key=rank)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cascade.records import Attempt, RunOutcome, Verdict
+from cascade.records import Attempt, ProvingTest, RunOutcome, Verdict
 
 TABLE_HEADER = (
     "| # | rung | model | attempt | status | verdicts | tokens in/out | cost | seconds |\n"
@@ -44,6 +44,7 @@ def render_summary(
         lines += ["No attempt was made.", ""]
     if outcome.stop_reason and outcome.status != "verified":
         lines += [f"Stopped: {cell(first_line(outcome.stop_reason, 400))}", ""]
+    lines += proof_lines(outcome, attempts)
     if attempts:
         lines += ["## Why each attempt", ""]
         for attempt in attempts:
@@ -65,6 +66,11 @@ def render_summary(
 def _outcome_line(outcome: RunOutcome) -> str:
     if outcome.status == "verified":
         head = f"**Verified** on rung `{cell(outcome.verified_rung)}`"
+    elif outcome.status == "unproven":
+        head = (
+            "**Unproven**: a patch passed every check, but no test shows that it fixes the "
+            "issue; it is not applied or proposed"
+        )
     elif outcome.status == "exhausted":
         head = f"**Exhausted**: no verified patch after {outcome.attempts} attempt(s)"
     elif outcome.status == "budget_exhausted":
@@ -84,7 +90,7 @@ def _row(attempt: Attempt) -> str:
         cell(attempt.rung),
         cell(attempt.model),
         str(attempt.attempt),
-        cell(attempt.status),
+        cell(attempt.status if attempt.role == "fix" else f"{attempt.role}: {attempt.status}"),
         _verdicts(attempt.verdicts),
         f"{usage.prompt_tokens}/{usage.completion_tokens}",
         f"${attempt.cost_usd:.4f}",
@@ -119,7 +125,7 @@ def _why_attempt(attempt: Attempt) -> list[str]:
     retry = f" · retry {attempt.retry}" if attempt.retry else ""
     head = (
         f"- **#{attempt.seq}** `{cell(attempt.rung)}` · attempt {attempt.attempt}{retry}{sample}"
-        f" · {cell(attempt.status)}"
+        f" · {'' if attempt.role == 'fix' else attempt.role + ': '}{cell(attempt.status)}"
     )
     chosen = decision.why if decision else attempt.reason
     lines = [head, f"  - chosen: {cell(chosen) or 'no reason recorded'}"]
@@ -176,3 +182,58 @@ def _best(outcome: RunOutcome) -> list[str]:
         f"`blobs/{best.patch_sha256}`: never applied, never proposed; a human may pick it up.",
         "",
     ]
+
+
+def proof_lines(outcome: RunOutcome, attempts: Sequence[Attempt]) -> list[str]:
+    """What proves a verified patch, and who wrote the test and the fix; for an unproven one,
+    how to make it provable. Tests kept from the models are counted, never named: this page
+    may be public."""
+    if outcome.status == "unproven":
+        return [
+            "## Why it is unproven",
+            "",
+            "No test that fails at the base commit passes with the patch: the issue names none "
+            "that fails there, and no reproduction test was accepted. To make a fix provable, "
+            "name a failing test in the issue (`tests`), add one the models do not see "
+            "(`hidden_tests`), or let the "
+            'reproduce stage write one (`[reproduce] when = "missing"`, the default, with a '
+            "rung that can write tests).",
+            "",
+        ]
+    if outcome.status != "verified" or not outcome.proving:
+        return []
+    lines = [
+        "## What proves it",
+        "",
+        "| test | from | written by | at the base commit | with the patch |",
+        "|---|---|---|---|---|",
+    ]
+    hidden = 0
+    for p in outcome.proving:
+        if p.source == "hidden":
+            hidden += 1
+        lines.append(_proving_row(p, hidden))
+    lines += ["", _duties(outcome), ""]
+    return lines
+
+
+def _proving_row(p: ProvingTest, hidden: int) -> str:
+    # A test kept from the models is neither named nor quoted here: this page may be public.
+    withheld = p.source == "hidden"
+    name = f"withheld test #{hidden}" if withheld else f"`{cell(p.test)}`"
+    source = "withheld from the models" if withheld else p.source
+    author = f"`{cell(p.rung)}` ({cell(p.model)})" if p.rung else "the issue"
+    base = "failed" if withheld else cell(first_line(p.base, 120))
+    return f"| {name} | {source} | {author} | {base} | {cell(p.after)} |"
+
+
+def _duties(outcome: RunOutcome) -> str:
+    """Separation of duties: which model wrote the proving test, which the fix."""
+    fix = f"`{cell(outcome.fix_model)}` (rung `{cell(outcome.verified_rung)}`)"
+    authors = sorted({p.model for p in outcome.proving if p.source == "reproduction"})
+    if not authors:
+        return f"The proving tests come with the issue; the fix was written by {fix}."
+    same = outcome.fix_model in authors
+    note = " — the same model" if same else ", a different model"
+    written = ", ".join(f"`{cell(a)}`" for a in authors)
+    return f"The proving test was written by {written}, before the fix; the fix by {fix}{note}."

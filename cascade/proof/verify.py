@@ -20,6 +20,7 @@ from cascade.proof.run_folder import (
     PATCH_FILE,
     RECEIPT_FILE,
 )
+from cascade.proof.verify_proving import check_proving
 from cascade.records import RunStatus
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -28,7 +29,7 @@ _RUN_STATUSES = get_args(RunStatus)
 # The ladder stops at the first verified attempt, so a run that ran out never verified. An
 # "error" run may hold one: the run can break after verifying (closing the sandbox) and is then
 # sealed as an error without a patch, which is honest.
-_NEVER_VERIFIED = ("exhausted", "budget_exhausted")
+_NEVER_VERIFIED = ("exhausted", "budget_exhausted", "unproven")
 
 
 class VerifyReport(BaseModel):
@@ -151,7 +152,8 @@ def _check_blobs(blobs_dir: Path, problems: list[str]) -> set[str]:
 
 
 def _references(line: dict[str, Any]) -> list[tuple[str, str]]:
-    refs = [(f, line.get(f)) for f in ("prompt_sha256", "response_sha256", "patch_sha256")]
+    fields = ("prompt_sha256", "response_sha256", "patch_sha256", "baseline_sha256")
+    refs = [(f, line.get(f)) for f in fields]
     for verdict in line.get("verdicts") or []:
         if isinstance(verdict, dict):
             name = verdict.get("evaluator", "?")
@@ -198,8 +200,10 @@ def _check_receipt(
     status = predicate.get("status")
     verified = _check_status(status, records, problems)
     shipped = _check_patch(run_dir, subjects.get(PATCH_SUBJECT), status, problems)
-    if verified is not None and shipped is not None:
-        _check_verified_patch(shipped, *verified, problems)
+    if verified is not None:
+        expected = check_proving(run_dir, records, verified, predicate, problems)
+        if shipped is not None:
+            _check_verified_patch(shipped, expected, *verified, problems)
     _check_outcome(run_dir, status, shipped, problems)
 
 
@@ -277,11 +281,18 @@ def _check_patch(run_dir: Path, digest: Any, status: Any, problems: list[str]) -
 
 
 def _check_verified_patch(
-    shipped: str, number: int, line: dict[str, Any], problems: list[str]
+    shipped: str, expected: str | None, number: int, line: dict[str, Any], problems: list[str]
 ) -> None:
-    # patch_sha256 is the blob digest of the diff the gate passed; patch.diff is that diff.
+    # patch_sha256 is the blob digest of the diff the gate passed; patch.diff is that diff,
+    # after the accepted reproduction's test when the reproduce stage wrote one.
     stated = line.get("patch_sha256")
-    if stated != shipped:
+    if expected is not None and expected != stated:
+        if shipped != expected:
+            problems.append(
+                f"{PATCH_FILE} (sha256 {shipped}) is not the accepted reproduction plus the "
+                f"patch of the verified attempt {_where(number, line)}"
+            )
+    elif stated != shipped:
         problems.append(
             f"{PATCH_FILE} (sha256 {shipped}) is not the patch of the verified attempt: "
             f"{_where(number, line)} has patch_sha256 {stated or 'none'}"

@@ -14,10 +14,11 @@ from typing import Any
 import anyio
 
 from cascade.core.gate import Gate
-from cascade.errors import CascadeError, EditError
+from cascade.core.reproduce import accepted_reproduction
+from cascade.errors import CascadeError, EditError, InfraError
 from cascade.proof.run_folder import RunFolder
-from cascade.protocols import SandboxOpener
-from cascade.records import Attempt, Edit, Issue, RunOutcome, Task
+from cascade.protocols import Sandbox, SandboxOpener
+from cascade.records import Attempt, Edit, Issue, Patch, RunOutcome, Task
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +110,15 @@ async def _one(
     sandbox = await opener_for(f"regate-{item.outcome.run_id}")(repo, task.base_commit)
     out: list[Regated] = []
     try:
+        task = await _with_reproduction(sandbox, task, item)
         baselines = await gate.baseline(sandbox, task)
         for attempt in item.attempts:
-            # Only patches the gate judged: an infra_error attempt has a patch but no verdict.
-            if not attempt.patch_sha256 or attempt.status not in ("verified", "rejected"):
+            # Only fixes the gate judged: an infra_error attempt has a patch but no verdict.
+            judged_fix = attempt.role == "fix" and attempt.status in GATED
+            if not attempt.patch_sha256 or not judged_fix:
                 continue
             blob = RunFolder(item.run_dir).blob(attempt.patch_sha256)
-            before = "accepted" if attempt.status == "verified" else "rejected"
+            before = "rejected" if attempt.status == "rejected" else "accepted"
             failed_before = tuple(v.evaluator for v in attempt.verdicts if not v.passed)
 
             def judged(after: str, failed: tuple[str, ...] = (), error: str = "") -> Regated:
@@ -125,11 +128,7 @@ async def _one(
                 )  # fmt: skip
 
             try:
-                diff = blob.read_text(encoding="utf-8")
-                files = _DIFF_PATH.findall(diff)
-                if not files:
-                    raise EditError("the recorded patch names no file")
-                patch = await sandbox.apply([Edit(path=files[0], kind="udiff", diff=diff)])
+                patch = await _apply(sandbox, blob)
                 verdicts = await gate.run(sandbox, task, patch, baselines)
             except (OSError, EditError) as exc:
                 out.append(judged("error", error=f"cannot re-apply: {exc}"))
@@ -144,6 +143,34 @@ async def _one(
         with anyio.CancelScope(shield=True):
             await sandbox.close()
     return out
+
+
+GATED = ("verified", "unproven", "rejected")  # the gate passed, passed, failed
+
+
+async def _apply(sandbox: Sandbox, blob: Path) -> Patch:
+    """A recorded patch applied again; its canonical patch."""
+    diff = blob.read_text(encoding="utf-8")
+    files = _DIFF_PATH.findall(diff)
+    if not files:
+        raise EditError("the recorded patch names no file")
+    return await sandbox.apply([Edit(path=files[0], kind="udiff", diff=diff)])
+
+
+async def _with_reproduction(sandbox: Sandbox, task: Task, item: RegateTask) -> Task:
+    """The task as its fixes were judged: with the run's accepted reproduction test, if the
+    reproduce stage wrote one (applied, read back, then the workspace reset)."""
+    won = next((a for a in item.attempts if (a.role, a.status) == ("reproduce", "accepted")), None)
+    if won is None or not won.patch_sha256 or not won.verdicts:
+        return task
+    try:
+        patch = await _apply(sandbox, RunFolder(item.run_dir).blob(won.patch_sha256))
+        return await accepted_reproduction(sandbox, task, won, patch, won.verdicts[-1])
+    except (OSError, EditError) as exc:
+        what = f"run {item.outcome.run_id}: its reproduction cannot be re-applied"
+        raise InfraError(f"{what}: {exc}") from exc
+    finally:
+        await sandbox.reset()
 
 
 def render_regate(result: RegateResult) -> str:

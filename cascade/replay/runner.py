@@ -16,7 +16,8 @@ from typing import Literal
 import anyio
 
 from cascade.core.budget import Purse
-from cascade.core.loop import Engine, Event
+from cascade.core.events import Event
+from cascade.core.loop import Engine
 from cascade.proof.outcome import error_outcome
 from cascade.proof.run_folder import RunFolder
 from cascade.records import Issue, RunOutcome
@@ -184,11 +185,16 @@ class BatchRunner:
         purse = self._purse
 
         def limited(engine: Engine) -> Engine:
+            stage = engine.reproduce
+            if stage is not None:
+                models = limited_models(stage.models, self._model_limiter)
+                stage = dataclasses.replace(stage, models=models)
             return dataclasses.replace(
                 engine,
                 models=limited_models(engine.models, self._model_limiter),
                 open_sandbox=slot.opener(engine.open_sandbox),
                 purse=purse,
+                reproduce=stage,
             )
 
         run = self.runner.new_run(run_id=run_id, on_event=on_event, adapt=limited)

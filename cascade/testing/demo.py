@@ -47,11 +47,14 @@ def demo_backlog(
     latency_s: float = 0.0,
     gate: str = "",
     cheap_without_edits: bool = False,
+    focus_only: bool = False,
 ) -> DemoBacklog:
     """`copies` of each demo issue (ids `DEMO-1-c1`, ...), in `dest`. `gate` replaces the demo's
-    `[gate]` evaluators line when given (e.g. `["diff_scope"]`, which runs no code), and
+    `[gate]` evaluators line when given (e.g. `["diff_scope"]`, which runs no code but proves
+    nothing either; `["diff_scope", "pytest"]` proves), `focus_only` has pytest run only the
+    issue's own tests after a patch (the full suite runs once, at the base commit), and
     `cheap_without_edits` makes every cheap answer prose with no edit, so each task still climbs
-    to the strong rung under such a gate."""
+    to the strong rung."""
     dest.mkdir(parents=True, exist_ok=True)
     repo = demo_repo(demo, dest / "repo")
     issues = FileIssueSource(repo / ".cascade" / "issues").list()
@@ -79,6 +82,8 @@ def demo_backlog(
         config, found = _EVALUATORS.subn(f"evaluators = {gate}", config, count=1)
         if not found:
             raise ValueError(f"{repo / 'cascade.toml'} has no `evaluators = [...]` line")
+    if focus_only:
+        config += "\n[gate.options.pytest]\nrun_full_suite = false\nrerun_failures = false\n"
     config_file = dest / "replay.toml"
     config_file.write_text(config, encoding="utf-8")
     return DemoBacklog(repo, backlog, tape, config_file, tuple(ids))

@@ -8,13 +8,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascade.config import RungConfig
 from cascade.core.budget import Purse
 from cascade.core.context import litellm_counter
+from cascade.core.events import Event
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine, Event
+from cascade.core.loop import Engine
+from cascade.core.reproduce import ReproduceStage
 from cascade.models import Recorder, build_model
 from cascade.protocols import Model
-from cascade.wiring.registry import build_gate, choose_backend, sandbox_opener
+from cascade.wiring.registry import (
+    build_gate,
+    build_reproduction_gate,
+    choose_backend,
+    sandbox_opener,
+)
 from cascade.wiring.settings import LoadedConfig
 
 
@@ -27,6 +35,7 @@ class Parts:
     gate: Gate
     backend: str  # "docker", "local", or an entry-point name
     purse: Purse | None = None  # money shared by every run of a batch ([budget] batch cap)
+    reproduce: ReproduceStage | None = None  # the test-first stage ([reproduce] when != never)
 
     def engine(
         self,
@@ -50,17 +59,32 @@ class Parts:
             routing=cfg.routing,
             purse=self.purse,
             start_at=start_at,
+            reproduce=self.reproduce,
         )
 
 
 def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
-    """Build the models (cassettes are read now, so a bad one fails before any work), the gate
-    and the backend (`auto` asks the Docker engine once)."""
+    """Build the models (cassettes are read now, so a bad one fails before any work), the gate,
+    the reproduce stage and the backend (`auto` asks the Docker engine once)."""
     cfg = loaded.config
     recorder = Recorder(record.resolve()) if record else None
-    models = {
-        r.name: build_model(r, config_dir=loaded.config_dir, recorder=recorder) for r in cfg.ladder
-    }
+
+    def models_for(ladder: tuple[RungConfig, ...]) -> dict[str, Model]:
+        return {
+            r.name: build_model(r, config_dir=loaded.config_dir, recorder=recorder) for r in ladder
+        }
+
+    models = models_for(cfg.ladder)
     cap = cfg.budget.batch_max_cost_usd
     purse = Purse(cap) if cap else None
-    return Parts(loaded, models, build_gate(cfg.gate), choose_backend(cfg.sandbox), purse)
+    stage = None
+    if cfg.reproduce.when != "never":
+        stage = ReproduceStage(
+            ladder=cfg.reproduce_ladder,
+            models=models_for(cfg.reproduce.ladder) if cfg.reproduce.ladder else models,
+            gate=build_reproduction_gate(cfg),
+            when=cfg.reproduce.when,
+            independent=cfg.reproduce.independent,
+        )
+    backend = choose_backend(cfg.sandbox)
+    return Parts(loaded, models, build_gate(cfg.gate), backend, purse, stage)

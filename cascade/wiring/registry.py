@@ -61,21 +61,38 @@ def build_gate(gate: GateConfig) -> Gate:
     return Gate([build_evaluator(name, gate) for name in gate.evaluators])
 
 
-def build_evaluator(name: str, gate: GateConfig) -> Evaluator:
-    """`cls(cls.config_model.model_validate(options))`, options from `[gate.options.<name>]`;
-    a class that names no config model (`ConfigurableEvaluatorType`) takes none."""
+def build_evaluator(
+    name: str, gate: GateConfig, *, options: dict[str, Any] | None = None, where: str = ""
+) -> Evaluator:
+    """`cls(cls.config_model.model_validate(options))`, options from `[gate.options.<name>]`
+    (or given, from `where`); a class that names no config model (`ConfigurableEvaluatorType`)
+    takes none."""
     cls = load("evaluator", name)
-    options: dict[str, Any] = dict(gate.options.get(name, {}))
+    where = where or f"[gate.options.{name}]"
+    options = dict(gate.options.get(name, {}) if options is None else options)
     if not isinstance(cls, ConfigurableEvaluatorType):
         if options:
-            raise ConfigError(f"evaluator {name!r} takes no options, but [gate.options.{name}] set")
+            raise ConfigError(f"evaluator {name!r} takes no options, but {where} set")
         return cls()  # type: ignore[no-any-return]
     try:
         config = cls.config_model.model_validate(options)
     except ValidationError as exc:
         problems = describe(exc, top="``")
-        raise ConfigError(f"[gate.options.{name}] is invalid: {problems}") from exc
+        raise ConfigError(f"{where} is invalid: {problems}") from exc
     return cls(config)
+
+
+REPRODUCTION = "reproduction"  # the evaluator that judges a reproduction test
+INHERITED = ("args", "timeout")  # pytest's options the reproduction runs with too
+
+
+def build_reproduction_gate(config: CascadeConfig) -> Gate:
+    """The reproduce stage's judge: the reproduction evaluator alone, running pytest with the
+    gate's `args` and `timeout`, then `[reproduce] options` on top."""
+    pytest = config.gate.options.get("pytest", {})
+    options = {k: pytest[k] for k in INHERITED if k in pytest} | dict(config.reproduce.options)
+    where = "[reproduce] options"
+    return Gate([build_evaluator(REPRODUCTION, config.gate, options=options, where=where)])
 
 
 def choose_backend(config: SandboxConfig) -> str:

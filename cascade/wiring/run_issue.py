@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade.core.loop import Engine, Event
+from cascade.core.events import Event
+from cascade.core.loop import Engine
 from cascade.errors import UsageError
 from cascade.proof.log import ProofLog, new_run_id
 from cascade.proof.outcome import error_outcome
