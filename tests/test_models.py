@@ -226,6 +226,42 @@ async def test_cassette_miss_escalates(tmp_path: Path) -> None:
     assert caught.value.rung == "cheap"
 
 
+@pytest.mark.anyio
+async def test_the_reproduce_stage_is_served_its_own_answers(tmp_path: Path) -> None:
+    # A reproduce call and a fix call of the same task, rung and attempt are different keys:
+    # each gets its own line, and a reproduce call never gets the fix's answer.
+    test_answer = {
+        **ENTRY,
+        "content": "tests/test_x.py\n<<<<<<< SEARCH\n=======\n>>>>>>> REPLACE\n",
+    }
+    write_cassette(tmp_path / "run.jsonl", ENTRY, {**test_answer, "role": "reproduce"})
+    rung = RungConfig(name="cheap", model="replay/cheap", cassette="run.jsonl")
+    model = build_model(rung, config_dir=tmp_path)
+    fix = await model.complete(MESSAGES, params())
+    test = await model.complete(MESSAGES, params().model_copy(update={"role": "reproduce"}))
+    assert (fix.text, test.text) == (ENTRY["content"], test_answer["content"])
+    write_cassette(tmp_path / "fix-only.jsonl", ENTRY)
+    only = build_model(rung.model_copy(update={"cassette": "fix-only.jsonl"}), config_dir=tmp_path)
+    with pytest.raises(ProviderEscalate, match=r"attempt 1 \(reproduce\)"):
+        await only.complete(MESSAGES, params().model_copy(update={"role": "reproduce"}))
+
+
+def test_a_recorded_reproduce_answer_keeps_its_role(tmp_path: Path) -> None:
+    from cascade.models.recording import Recorder
+    from cascade.records import Completion
+
+    recorder = Recorder(tmp_path / "rec.jsonl")
+    rung = RungConfig(name="cheap", model="gpt-4o-mini")
+    done = Completion(text="a test", model="gpt-4o-mini")
+    recorder.record(rung, params().model_copy(update={"role": "reproduce"}), done)
+    recorder.record(rung, params(), done)
+    lines = [json.loads(x) for x in (tmp_path / "rec.jsonl").read_text().splitlines()]
+    assert [x.get("role") for x in lines] == ["reproduce", None]  # a fix line stays role-less
+    assert Cassette.load(tmp_path / "rec.jsonl").find(
+        "ISSUE-7", "replay/cheap", 1, role="reproduce"
+    )
+
+
 def test_malformed_cassette_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(ENTRY) + "\n{not json\n", encoding="utf-8")
