@@ -18,22 +18,22 @@ from typing import Any
 import anyio
 
 from cascade.config import BudgetConfig, PolicyConfig, RoutingConfig, RungConfig
+from cascade.core.attempt import AnswerJudge
 from cascade.core.budget import Price, Purse, estimate_cost, with_purse
 from cascade.core.context import Context, TokenCounter, build_context, tracked_files
 from cascade.core.draft import Draft
-from cascade.core.edits import FORMAT_HELP, parse_edits
 from cascade.core.events import Event
 from cascade.core.feedback import carried, tried
-from cascade.core.gate import Baselines, Gate, summarize, target_failures
+from cascade.core.gate import Baselines, Gate, target_failures
 from cascade.core.history import learned_stats
 from cascade.core.ladder import Plan, Step, Stop, Tried, decision, next_step, start_index
 from cascade.core.prices import rung_price
 from cascade.core.prompt import build_messages, render
-from cascade.core.proving import NOTHING_PROVES, combined, excluded_models, proven, proving_tests
-from cascade.core.reproduce import ReproduceStage, accepted_reproduction, reproduction_note
+from cascade.core.proving import NOTHING_PROVES, combined, excluded_models, proving_tests
+from cascade.core.reproduce import ReproduceStage, reproduction_note
 from cascade.core.routing import TaskFacts, task_facts
 from cascade.core.samples import draw
-from cascade.errors import CascadeError, EditError, InfraError, ModelError, fault_kind
+from cascade.errors import CascadeError, InfraError, ModelError, fault_kind
 from cascade.proof.log import ProofLog
 from cascade.proof.outcome import sealed_outcome
 from cascade.proof.run_folder import RunFolder
@@ -49,7 +49,6 @@ from cascade.records import (
     Role,
     RunOutcome,
     Task,
-    Verdict,
 )
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,6 @@ class _Run:
         self.pending: list[Answer] = []  # answers of the current round not gated yet
         self.notes: list[str] = []  # infrastructure retries before the first attempt
         self.patch: Patch | None = None
-        self.dirty = False  # the workspace holds a previous patch
         self.started = time.monotonic()
         self.sandbox_label = ""
         self.baselines: Baselines = {}
@@ -111,7 +109,7 @@ class _Run:
         self.base: dict[str, str] = {}  # the task's named tests at the base commit
         self.base_sha256 = ""  # ... as a blob, which fix attempts name
         self.proving: tuple[ProvingTest, ...] = ()
-        self.winner: tuple[Attempt, Patch, Verdict] | None = None  # the accepted reproduction
+        self.winner: tuple[Patch, Task] | None = None  # the accepted reproduction, the task with it
 
     async def go(self) -> RunOutcome:
         stop = Stop("error", "")
@@ -188,13 +186,10 @@ class _Run:
         self.proving = proving_tests(self.task, self.base)
 
     async def _accept(self, sandbox: Sandbox) -> None:
-        """The accepted reproduction joins the task: its files are read back before the reset,
-        then the gate's baselines and the base outcomes are taken again with it in place."""
+        """The accepted reproduction joins the task; the gate's baselines and the base outcomes
+        are taken again with it, in the untouched base sandbox."""
         assert self.winner is not None
-        record, patch, verdict = self.winner
-        self.task = await accepted_reproduction(sandbox, self.task, record, patch, verdict)
-        await sandbox.reset()
-        self.dirty = False
+        self.task = self.winner[1]
         self.baselines = await self.e.gate.baseline(sandbox, self.task)
         await self._prove(sandbox)
 
@@ -225,11 +220,9 @@ class _Run:
             step = next_step(plan, self.facts, self.history, estimates, committed)
             if isinstance(step, Stop):
                 return step
-            await self._step(sandbox, step, *prompts[step.rung.name], prices[step.rung.name].local)
+            await self._step(step, *prompts[step.rung.name], prices[step.rung.name].local)
 
-    async def _step(
-        self, sandbox: Sandbox, step: Step, messages: list[Message], tokens: int, local: bool
-    ) -> None:
+    async def _step(self, step: Step, messages: list[Message], tokens: int, local: bool) -> None:
         """Carry out one step: wait if asked, draw the rung's samples (or reuse the answers an
         infrastructure fault interrupted), then gate them one by one."""
         rung = step.rung
@@ -253,17 +246,20 @@ class _Run:
         while self.pending:
             completion, sample, charged = self.pending[0]
             draft = base.for_sample(sample).answered(completion, charged, self.proof.put_blob)
-            status, patch, verdict = await self._gate(sandbox, completion.text, draft)
+            judged = await self._judge()(completion.text, draft, len(self.attempts) + 1)
+            status, patch = judged.status, judged.patch
+            if patch is not None:
+                self.diffs[patch.sha256] = patch.diff
             self.pending[0] = (completion, sample, True)
             won = status in ("verified", "accepted")
             if won:  # the round is decided: the winner is recorded last
                 self.pending.pop(0)
                 self._cancel(base, f"not gated: sample {sample} of this round {status} first")
-            record = self._record(status, draft)
-            if won and patch is not None and self.role == "reproduce" and verdict is not None:
-                self.winner = (record, patch, verdict)
+            self._record(status, draft)
+            if won and patch is not None and judged.reproduced is not None:
+                self.winner = (patch, judged.reproduced)
             elif won and patch is not None:
-                repro = self.winner[1] if self.winner else None
+                repro = self.winner[0] if self.winner else None
                 self.patch = combined(repro, patch) if repro else patch
             if status == "infra_error":
                 return  # the policy decides: gate the same answers again, or stop
@@ -302,59 +298,11 @@ class _Run:
         answers = [(r, i, False) for i, r in enumerate(results, 1) if isinstance(r, Completion)]
         return answers, any(f.action == "stop" for _, f in faults)
 
-    async def _gate(
-        self, sandbox: Sandbox, text: str, draft: Draft
-    ) -> tuple[AttemptStatus, Patch | None, Verdict | None]:
-        """Parse, apply and gate one answer (a fix, or a reproduction when that is the stage);
-        fills in `draft` and returns the status, the patch and the deciding verdict."""
-        try:
-            if self.dirty:
-                await sandbox.reset()
-                self.dirty = False
-            edits = parse_edits(text)
-            if not edits:
-                raise EditError(f"Your answer contained no edits.\n\n{FORMAT_HELP}")
-            self.dirty = True  # until apply returns, the workspace state is unknown
-            patch = await sandbox.apply(edits)
-        except EditError as exc:
-            self.dirty = False  # apply leaves the workspace clean when it refuses
-            draft.feedback = exc.feedback
-            return "edit_error", None, None
-        except CascadeError as exc:
-            draft.error = f"applying the edits failed: {exc}"
-            return "infra_error", None, None
-        if not patch.diff.strip():
-            draft.feedback = "Your edits changed nothing: the files already read that way."
-            return "empty_patch", None, None
-        noop = sorted({e.path for e in edits} - set(patch.files))
-        if noop:  # a block that "applied" but changed nothing: the model misread the file
-            draft.feedback = (
-                f"apply_noop: your edits to {', '.join(noop)} changed nothing (the replacement "
-                "equals what is there). None of your edits were kept; send them all again."
-            )
-            return "edit_error", None, None
-        draft.patch_sha256 = self.proof.put_blob(patch.diff)
-        self.diffs[patch.sha256] = patch.diff
-        stage = self.e.reproduce
-        judge = stage.gate if self.role == "reproduce" and stage else self.e.gate
-        baselines = stage.baselines(self.baselines) if judge is not self.e.gate and stage else None
-        try:
-            verdicts = await judge.run(sandbox, self.task, patch, baselines or self.baselines)
-        except CascadeError as exc:
-            draft.error = f"the gate could not run: {exc}"
-            return "infra_error", None, None
-        stored = tuple(self._store(v) for v in verdicts)
-        draft.verdicts = stored
-        if not (stored and all(v.passed for v in stored)):
-            draft.feedback = summarize(stored, self.e.feedback_chars)
-            return "rejected", patch, None
-        if self.role == "reproduce":
-            return "accepted", patch, stored[-1]
-        draft.proving = proven(self.proving, stored)
-        if not draft.proving:
-            draft.feedback = NOTHING_PROVES
-            return "unproven", patch, None
-        return "verified", patch, None
+    def _judge(self) -> AnswerJudge:
+        return AnswerJudge(
+            self.task, self.role, self.e.gate, self.baselines, self.proving, self.e.open_sandbox,
+            self.proof.put_blob, self.e.feedback_chars, self.e.reproduce,
+        )  # fmt: skip
 
     def _record(
         self, status: AttemptStatus, draft: Draft, fault: ModelError | None = None
@@ -387,11 +335,6 @@ class _Run:
         )
         count = self.e.counter(rung)
         return messages, sum(count(m.content) + 4 for m in messages)  # +4: role and framing
-
-    def _store(self, verdict: Verdict) -> Verdict:
-        """Artifacts go to blobs; the record keeps their digests."""
-        digests = {name: self.proof.put_blob(text) for name, text in verdict.artifacts.items()}
-        return verdict.model_copy(update={"artifacts": digests})
 
 
 def _label(sandbox: Sandbox) -> str:

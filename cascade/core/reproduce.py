@@ -14,7 +14,7 @@ from cascade.core.gate import Baselines, Gate
 from cascade.core.ladder import Stop
 from cascade.errors import SandboxError
 from cascade.protocols import Model, Sandbox
-from cascade.records import Attempt, Patch, ProvingTest, Reproduction, Task, Verdict
+from cascade.records import Patch, ProvingTest, Reproduction, Task, Verdict
 
 When = Literal["missing", "always", "never"]
 
@@ -53,10 +53,17 @@ class ReproduceStage:
 
 
 async def accepted_reproduction(
-    sandbox: Sandbox, task: Task, record: Attempt, patch: Patch, verdict: Verdict
+    sandbox: Sandbox,
+    task: Task,
+    patch: Patch,
+    verdict: Verdict,
+    *,
+    rung: str,
+    model: str,
+    seq: int,
 ) -> Task:
     """The task with the accepted reproduction: its files as the sandbox holds them now (read
-    before the workspace is reset), its failing tests as the verdict named them."""
+    before the sandbox goes), its failing tests as the verdict named them, its author."""
     files: dict[str, str] = {}
     for path in patch.files:
         data = await sandbox.read_file(path)
@@ -68,9 +75,9 @@ async def accepted_reproduction(
         diff=patch.diff,
         tests=tuple(verdict.tests),
         failures=dict(verdict.tests),
-        rung=record.rung,
-        model=record.model,
-        seq=record.seq,
+        rung=rung,
+        model=model,
+        seq=seq,
     )
     return task.model_copy(update={"reproduction": repro})
 

@@ -106,42 +106,47 @@ async def regate(
 async def _one(
     item: RegateTask, gate: Gate, opener_for: Callable[[str], SandboxOpener], repo: Path
 ) -> list[Regated]:
+    """The run's judged fixes, each applied and gated in a fresh sandbox of its own (as the
+    engine judged it): one patch's code cannot change how the next is judged. The baselines are
+    taken once, in a base sandbox no patch enters."""
     task = Task(issue=item.issue, repo=str(repo), base_commit=item.outcome.base_commit)
-    sandbox = await opener_for(f"regate-{item.outcome.run_id}")(repo, task.base_commit)
-    out: list[Regated] = []
+    opener = opener_for(f"regate-{item.outcome.run_id}")
+    base = await opener(repo, task.base_commit)
     try:
-        task = await _with_reproduction(sandbox, task, item)
-        baselines = await gate.baseline(sandbox, task)
-        for attempt in item.attempts:
-            # Only fixes the gate judged: an infra_error attempt has a patch but no verdict.
-            judged_fix = attempt.role == "fix" and attempt.status in GATED
-            if not attempt.patch_sha256 or not judged_fix:
-                continue
-            blob = RunFolder(item.run_dir).blob(attempt.patch_sha256)
-            before = "rejected" if attempt.status == "rejected" else "accepted"
-            failed_before = tuple(v.evaluator for v in attempt.verdicts if not v.passed)
-
-            def judged(after: str, failed: tuple[str, ...] = (), error: str = "") -> Regated:
-                return Regated(
-                    item.issue.id, item.outcome.run_id, attempt.seq, attempt.rung,  # noqa: B023
-                    before, after, failed_before, failed, error,  # noqa: B023
-                )  # fmt: skip
-
-            try:
-                patch = await _apply(sandbox, blob)
-                verdicts = await gate.run(sandbox, task, patch, baselines)
-            except (OSError, EditError) as exc:
-                out.append(judged("error", error=f"cannot re-apply: {exc}"))
-                continue
-            finally:
-                await sandbox.reset()
-            passed = bool(verdicts) and all(v.passed for v in verdicts)
-            failed = tuple(v.evaluator for v in verdicts if not v.passed)
-            after = "accepted" if passed else "rejected"
-            out.append(judged(after, failed))
+        task = await _with_reproduction(base, task, item)
+        baselines = await gate.baseline(base, task)
     finally:
         with anyio.CancelScope(shield=True):
-            await sandbox.close()
+            await base.close()
+    out: list[Regated] = []
+    for attempt in item.attempts:
+        # Only fixes the gate judged: an infra_error attempt has a patch but no verdict.
+        judged_fix = attempt.role == "fix" and attempt.status in GATED
+        if not attempt.patch_sha256 or not judged_fix:
+            continue
+        blob = RunFolder(item.run_dir).blob(attempt.patch_sha256)
+        before = "rejected" if attempt.status == "rejected" else "accepted"
+        failed_before = tuple(v.evaluator for v in attempt.verdicts if not v.passed)
+
+        def judged(after: str, failed: tuple[str, ...] = (), error: str = "") -> Regated:
+            return Regated(
+                item.issue.id, item.outcome.run_id, attempt.seq, attempt.rung,  # noqa: B023
+                before, after, failed_before, failed, error,  # noqa: B023
+            )  # fmt: skip
+
+        box = await opener(repo, task.base_commit)
+        try:
+            patch = await _apply(box, blob)
+            verdicts = await gate.run(box, task, patch, baselines)
+        except (OSError, EditError) as exc:
+            out.append(judged("error", error=f"cannot re-apply: {exc}"))
+            continue
+        finally:
+            with anyio.CancelScope(shield=True):
+                await box.close()
+        passed = bool(verdicts) and all(v.passed for v in verdicts)
+        failed = tuple(v.evaluator for v in verdicts if not v.passed)
+        out.append(judged("accepted" if passed else "rejected", failed))
     return out
 
 
@@ -165,7 +170,9 @@ async def _with_reproduction(sandbox: Sandbox, task: Task, item: RegateTask) -> 
         return task
     try:
         patch = await _apply(sandbox, RunFolder(item.run_dir).blob(won.patch_sha256))
-        return await accepted_reproduction(sandbox, task, won, patch, won.verdicts[-1])
+        return await accepted_reproduction(
+            sandbox, task, patch, won.verdicts[-1], rung=won.rung, model=won.model, seq=won.seq
+        )
     except (OSError, EditError) as exc:
         what = f"run {item.outcome.run_id}: its reproduction cannot be re-applied"
         raise InfraError(f"{what}: {exc}") from exc
