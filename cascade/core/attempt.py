@@ -5,8 +5,9 @@ it, or an accepted reproduction read back before its sandbox goes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -19,6 +20,39 @@ from cascade.core.reproduce import ReproduceStage, accepted_reproduction
 from cascade.errors import CascadeError, EditError
 from cascade.protocols import Sandbox, SandboxOpener
 from cascade.records import AttemptStatus, Edit, Patch, ProvingTest, Role, Task, Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Spares:
+    """Fresh sandboxes at the base commit for the answers to come. One can be opened while the
+    model is still answering (`prefetch`), so an attempt does not wait for its sandbox; one an
+    answer never touched (it had no edits) serves the next. Closed with the run."""
+
+    open_sandbox: SandboxOpener
+    repo: Path
+    commit: str
+    spare: Sandbox | None = field(default=None)
+
+    async def prefetch(self) -> None:
+        if self.spare is not None:
+            return
+        try:
+            with anyio.CancelScope(shield=True):  # a sandbox opened is never lost to a cancel
+                self.spare = await self.open_sandbox(self.repo, self.commit)
+        except CascadeError as exc:  # opened again when needed, where a failure is recorded
+            log.info("could not open a sandbox ahead of time: %s", exc)
+
+    async def take(self) -> Sandbox:
+        box, self.spare = self.spare, None
+        return box if box is not None else await self.open_sandbox(self.repo, self.commit)
+
+    async def close(self) -> None:
+        box, self.spare = self.spare, None
+        if box is not None:
+            with anyio.CancelScope(shield=True):
+                await box.close()
 
 
 @dataclass(frozen=True)
@@ -37,7 +71,7 @@ class AnswerJudge:
     gate: Gate
     baselines: Baselines
     proving: tuple[ProvingTest, ...]
-    open_sandbox: SandboxOpener
+    take_sandbox: Callable[[], Awaitable[Sandbox]]  # a fresh one, at the base commit
     put_blob: Callable[[str], str]
     feedback_chars: int
     reproduce: ReproduceStage | None = None
@@ -52,7 +86,7 @@ class AnswerJudge:
             draft.feedback = exc.feedback
             return Judged("edit_error")
         try:
-            box = await self.open_sandbox(Path(self.task.repo), self.task.base_commit)
+            box = await self.take_sandbox()
         except CascadeError as exc:
             draft.error = f"a fresh sandbox could not be opened: {exc}"
             return Judged("infra_error")

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from cascade.config import BudgetConfig, PolicyConfig, RoutingConfig, RungConfig
-from cascade.core.attempt import AnswerJudge
+from cascade.core.attempt import AnswerJudge, Spares
 from cascade.core.budget import Price, Purse, estimate_cost, with_purse
 from cascade.core.context import Context, TokenCounter, build_context, tracked_files
 from cascade.core.draft import Draft
@@ -33,6 +33,7 @@ from cascade.core.proving import NOTHING_PROVES, combined, excluded_models, prov
 from cascade.core.reproduce import ReproduceStage, reproduction_note
 from cascade.core.routing import TaskFacts, task_facts
 from cascade.core.samples import draw
+from cascade.core.taskgroups import task_group
 from cascade.errors import CascadeError, InfraError, ModelError, fault_kind
 from cascade.proof.log import ProofLog
 from cascade.proof.outcome import sealed_outcome
@@ -110,6 +111,7 @@ class _Run:
         self.base_sha256 = ""  # ... as a blob, which fix attempts name
         self.proving: tuple[ProvingTest, ...] = ()
         self.winner: tuple[Patch, Task] | None = None  # the accepted reproduction, the task with it
+        self.spares = Spares(engine.open_sandbox, Path(task.repo), task.base_commit)
 
     async def go(self) -> RunOutcome:
         stop = Stop("error", "")
@@ -119,6 +121,7 @@ class _Run:
                 stop = await self._stages(sandbox)
             finally:
                 with anyio.CancelScope(shield=True):
+                    await self.spares.close()
                     await sandbox.close()
         except CascadeError as exc:
             stop = Stop("error", str(exc))
@@ -240,7 +243,9 @@ class _Run:
             if step.wait_s:
                 await self.e.sleep(step.wait_s)
             base.began = time.monotonic()
-            self.pending, stopped = await self._draw(rung, step, messages, base)
+            async with task_group() as group:  # the answer's sandbox opens while it is drawn
+                group.start_soon(self.spares.prefetch)
+                self.pending, stopped = await self._draw(rung, step, messages, base)
             if stopped:
                 self._cancel(base, "not gated: a provider fault stops the run")
         while self.pending:
@@ -300,7 +305,7 @@ class _Run:
 
     def _judge(self) -> AnswerJudge:
         return AnswerJudge(
-            self.task, self.role, self.e.gate, self.baselines, self.proving, self.e.open_sandbox,
+            self.task, self.role, self.e.gate, self.baselines, self.proving, self.spares.take,
             self.proof.put_blob, self.e.feedback_chars, self.e.reproduce,
         )  # fmt: skip
 
