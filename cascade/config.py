@@ -31,6 +31,11 @@ class RungConfig(Section):
     samples: int = Field(default=1, ge=1, le=8)
     # The model's context window when litellm's map does not know it (local models).
     max_input_tokens: int | None = Field(default=None, ge=1)
+    # The longest answer text taken from the provider; a longer one is refused before anything
+    # stores it (fault "refused": the ladder climbs). 1,000,000 characters is ~60x a full
+    # 4,096-token answer (~4 characters a token): only an endpoint that ignores max_tokens, or a
+    # broken or hostile one, sends more. Raise it with max_tokens above ~250,000.
+    max_answer_chars: int = Field(default=1_000_000, ge=1)
 
     @model_validator(mode="after")
     def _replay_needs_cassette(self) -> RungConfig:

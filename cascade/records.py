@@ -21,7 +21,10 @@ class Scope(Record):
 
 class Issue(Record):
     """An issue as a source delivers it. `hidden_files` maps repo paths to test sources that the
-    gate copies in for its run; neither they nor `hidden_tests` ever reach a prompt."""
+    gate copies in for its run; neither they nor `hidden_tests` ever reach a prompt. `notes` are
+    what the source left out or changed and the run should say (an untrusted author's settings
+    ignored): cascade's own sentences, never the issue's text, so any log or report may print
+    them; they never reach a prompt either."""
 
     id: str
     title: str
@@ -32,6 +35,7 @@ class Issue(Record):
     hidden_files: dict[str, str] = Field(default_factory=dict)
     scope: Scope = Scope()
     source: str = ""  # where it was read from (a file path, a URL)
+    notes: tuple[str, ...] = ()
 
     def matches(self, query: str) -> bool:
         """What an issue source's `list(query)` keeps: "" keeps all; else the query found in the

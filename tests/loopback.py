@@ -1,9 +1,11 @@
 """A loopback HTTP server speaking the OpenAI chat API, standing in for a provider we cannot
 reach from tests: it answers each POST with the next scripted reply and keeps every request.
 A reply is (status, body, headers) — body a JSON object, or raw bytes (b"" is an empty body) —
-or one of the fault modes HANG (never answers) and STALL (headers and half a body, then
-nothing). GET paths answer from `gets` (an Ollama's `/api/tags`, say). The `fake_openai`
-fixture (conftest) starts one per test."""
+or one of the fault modes HANG (never answers), STALL (headers and half a body, then nothing),
+DRIP (a whole good answer, status line first, one byte every `DRIP_INTERVAL_S`: every read is
+quick, the answer never ends) and DRIP_BODY (the headers at once, then the body that way).
+`dropped` is set when a client hangs up on a drip. GET paths answer from `gets` (an Ollama's
+`/api/tags`, say). The `fake_openai` fixture (conftest) starts one per test."""
 
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-Mode = Literal["hang", "stall"]
+Mode = Literal["hang", "stall", "drip", "drip_body"]
 HANG: Mode = "hang"
 STALL: Mode = "stall"
+DRIP: Mode = "drip"
+DRIP_BODY: Mode = "drip_body"
+DRIP_INTERVAL_S = 0.5  # far below any read timeout the tests set
 Reply = tuple[int, dict[str, Any] | bytes, dict[str, str]] | Mode
 
 
@@ -30,6 +35,7 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     gets: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> JSON body
     closing: threading.Event = field(default_factory=threading.Event)
+    dropped: threading.Event = field(default_factory=threading.Event)  # a client left a drip
 
     @property
     def root(self) -> str:
@@ -89,6 +95,9 @@ def serve() -> Iterator[FakeOpenAI]:
                 self.wfile.flush()
                 fake.closing.wait(30)
                 return
+            if reply in (DRIP, DRIP_BODY):
+                self._drip(reply == DRIP)
+                return
             status, body, headers = reply
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self._send(status, data, headers)
@@ -101,6 +110,23 @@ def serve() -> Iterator[FakeOpenAI]:
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
+
+        def _drip(self, head_too: bool) -> None:
+            body = json.dumps(chat_body("a good answer, if it ever ends")).encode()
+            head = (
+                f"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            try:
+                if not head_too:
+                    self.wfile.write(head)
+                for byte in head + body if head_too else body:
+                    if fake.closing.wait(DRIP_INTERVAL_S):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+            except OSError:  # the client hung up: what a deadline should make it do
+                fake.dropped.set()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

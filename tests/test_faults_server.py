@@ -1,6 +1,7 @@
 """Provider faults end to end: the engine climbing a ladder of real `LitellmModel` rungs whose
 provider is an OpenAI-compatible server on loopback that injects faults (429 with Retry-After,
-500, a hang, a stall, 401, 404, a context-length error, an empty body). Every call goes through
+500, a hang, a stall, a drip, 401, 404, a context-length error, an empty or unreadable body, a
+body far over the size cap). Every call goes through
 litellm's real HTTP path; the tests count the HTTP requests, the waits (a fake sleep), and read
 the outcome and the proof records back."""
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -21,13 +24,33 @@ from cascade.config import BudgetConfig, PolicyConfig, RungConfig, SandboxConfig
 from cascade.core.budget import Purse
 from cascade.core.gate import Gate
 from cascade.core.loop import Engine
-from cascade.models import LitellmModel
+from cascade.models import LitellmModel, Recorder
+from cascade.models.litellm_model import DEADLINE_GRACE_S
 from cascade.proof.log import ATTEMPTS_FILE, ProofLog
-from cascade.protocols import Sandbox
-from cascade.records import Attempt, Issue, Patch, RunOutcome, Task, Verdict
+from cascade.protocols import Model, Sandbox
+from cascade.records import (
+    Attempt,
+    Completion,
+    CompletionParams,
+    Issue,
+    Message,
+    Patch,
+    RunOutcome,
+    Task,
+    Verdict,
+)
 from cascade.testing import git, make_repo
 from cascade.wiring.registry import sandbox_opener
-from tests.loopback import HANG, STALL, FakeOpenAI, chat_body, error_body
+from tests.loopback import (
+    DRIP,
+    DRIP_BODY,
+    HANG,
+    STALL,
+    FakeOpenAI,
+    Reply,
+    chat_body,
+    error_body,
+)
 
 CALC = "def add(a, b):\n    return a - b\n"
 RIGHT = "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n"
@@ -64,6 +87,21 @@ class AddsEvaluator:
         )
 
 
+class Timed:
+    """Times each call of the model it wraps (the engine sees a plain `Model`)."""
+
+    def __init__(self, model: Model, durations: list[float]) -> None:
+        self.model = model
+        self.durations = durations
+
+    async def complete(self, messages: Sequence[Message], params: CompletionParams) -> Completion:
+        started = time.monotonic()
+        try:
+            return await self.model.complete(messages, params)
+        finally:
+            self.durations.append(time.monotonic() - started)
+
+
 class Run:
     def __init__(self, outcome: RunOutcome, waits: list[float]) -> None:
         self.outcome = outcome
@@ -97,15 +135,18 @@ async def climb(
     policy: PolicyConfig | None = None,
     budget: BudgetConfig | None = None,
     purse: Purse | None = None,
+    recorder: Recorder | None = None,
+    durations: list[float] | None = None,
 ) -> Run:
     waits: list[float] = []
+    timed = durations if durations is not None else []
 
     async def fake_sleep(seconds: float) -> None:
         waits.append(seconds)
 
     engine = Engine(
         ladder=rungs,
-        models={r.name: LitellmModel(r) for r in rungs},
+        models={r.name: Timed(LitellmModel(r, recorder=recorder), timed) for r in rungs},
         gate=Gate([AddsEvaluator()]),
         open_sandbox=sandbox_opener(SandboxConfig(), "local"),
         counter=lambda _rung: lambda text: len(text) // 4,
@@ -268,16 +309,98 @@ async def test_context_window_skips_to_a_larger_window_without_retrying(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("body", [b"", b"not json at all", chat_body(None)])
-async def test_an_empty_or_unparsable_answer_is_a_format_failure(
+@pytest.mark.parametrize("mode", [DRIP, DRIP_BODY])
+async def test_a_dripping_server_is_cut_off_at_the_calls_deadline(
+    repo: Path, fake_openai: FakeOpenAI, mode: Reply
+) -> None:
+    # Every read arrives well within the 2 s timeout, the answer never does: only a deadline
+    # around the whole call ends it. The outer guard fails the test instead of waiting minutes.
+    fake_openai.script += [mode, OK]
+    cheap = rung(fake_openai, "cheap", timeout=2.0)
+    durations: list[float] = []
+    with anyio.fail_after(30):
+        run = await climb(repo, cheap, rung(fake_openai, "strong"), durations=durations)
+    assert 2.0 <= durations[0] < 2.0 + DEADLINE_GRACE_S + 0.5  # timeout + grace, and slack
+    assert run.trail == [("cheap", "provider_error", "timeout"), ("cheap", "verified", None)]
+    assert "deadline" in run.records[0].error
+    assert run.waits == [1.0]  # retried per policy, like litellm's own Timeout
+    assert fake_openai.calls("fake-cheap") == 2 and fake_openai.calls("fake-strong") == 0
+    # The abandoned call hung up on the server rather than leaving the connection open.
+    assert await anyio.to_thread.run_sync(fake_openai.dropped.wait, 5)
+
+
+UNREADABLE = [
+    b"",
+    b"not json at all",
+    chat_body(None),
+    chat_body(""),
+    {**chat_body("unused"), "choices": []},
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "body", UNREADABLE, ids=["empty", "not json", "content null", "content empty", "no choices"]
+)
+async def test_an_empty_or_unparsable_answer_is_a_provider_fault_retried_on_the_rung(
     repo: Path, fake_openai: FakeOpenAI, body: bytes | dict[str, Any]
 ) -> None:
+    # Formerly recorded as the model's format failure ("no edits"): the provider failed to
+    # answer, so it is a transient fault, retried without using up a model attempt.
     fake_openai.script += [(200, body, {}), OK]
+    run = await climb(repo, rung(fake_openai, "cheap", attempts=2), rung(fake_openai, "strong"))
+    assert run.trail == [("cheap", "provider_error", "server"), ("cheap", "verified", None)]
+    assert [r.attempt for r in run.records] == [1, 1]  # no model attempt was used up
+    assert run.records[0].feedback == "" and "no edits" not in run.records[0].error
+    assert fake_openai.calls("fake-cheap") == 2 and run.waits == [1.0]
+
+
+@pytest.mark.anyio
+async def test_unreadable_answers_that_persist_climb_the_ladder(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.script += [(200, b"", {}), (200, chat_body(None), {}), (200, b"{", {}), OK]
+    run = await climb(repo, rung(fake_openai, "cheap", attempts=2), rung(fake_openai, "strong"))
+    assert run.trail == [("cheap", "provider_error", "server")] * 3 + [("strong", "verified", None)]
+    assert (fake_openai.calls("fake-cheap"), fake_openai.calls("fake-strong")) == (3, 1)
+    assert run.waits == [1.0, 2.0]
+
+
+@pytest.mark.anyio
+async def test_prose_without_an_edit_block_stays_the_models_format_failure(
+    repo: Path, fake_openai: FakeOpenAI
+) -> None:
+    prose = (200, chat_body("Change `a - b` to `a + b` in calc.py and it will add."), {})
+    fake_openai.script += [prose, OK]
     run = await climb(repo, rung(fake_openai, "cheap", attempts=2), rung(fake_openai, "strong"))
     assert run.trail == [("cheap", "edit_error", None), ("cheap", "verified", None)]
     assert [r.attempt for r in run.records] == [1, 2]  # it used up a model attempt
-    assert fake_openai.calls("fake-cheap") == 2 and run.waits == []
-    assert "no edits" in run.records[0].feedback
+    assert "no edits" in run.records[0].feedback and run.waits == []
+
+
+ANSWER_CAP = 1_000_000  # RungConfig.max_answer_chars's default
+
+
+@pytest.mark.anyio
+async def test_an_answer_over_the_size_cap_climbs_and_is_never_stored(
+    repo: Path, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    huge = RIGHT + "\n" + "x" * 20_000_000  # a good edit, and 20 MB after it
+    long_name = {**chat_body(RIGHT), "model": "m" * 5_000}  # a good answer, a long name
+    fake_openai.script += [(200, chat_body(huge), {}), (200, long_name, {})]
+    record = tmp_path / "record.jsonl"
+    run = await climb(
+        repo, rung(fake_openai, "cheap"), rung(fake_openai, "strong"), recorder=Recorder(record)
+    )
+    assert run.trail == [("cheap", "provider_error", "refused"), ("strong", "verified", None)]
+    assert (fake_openai.calls("fake-cheap"), fake_openai.calls("fake-strong")) == (1, 1)
+    assert "max_answer_chars" in run.records[0].error and run.waits == []
+    assert run.records[1].model == "openai/fake-strong"  # the answer's own name was too long
+    stored = [p for p in Path(run.outcome.run_dir).rglob("*") if p.is_file()]
+    assert stored and max(p.stat().st_size for p in stored) < ANSWER_CAP
+    assert len(record.read_text().splitlines()) == 1  # strong's answer only
+    assert record.stat().st_size < ANSWER_CAP
+    assert RungConfig(name="x", model="openai/x").max_answer_chars == ANSWER_CAP
 
 
 @pytest.mark.anyio

@@ -138,7 +138,11 @@ def test_the_entry_point_builds_the_source_from_config(fake: FakeGitHub) -> None
 
 
 def test_reads_the_issue_its_block_and_its_comments(fake: FakeGitHub) -> None:
-    fake.add_issue(REPO, 7, title="Negative amounts", body=BODY, labels=[{"name": "bug"}])
+    # A collaborator's block counts whole; an outsider's loosens nothing (test_untrusted_block).
+    bug = [{"name": "bug"}]
+    fake.add_issue(
+        REPO, 7, title="Negative amounts", body=BODY, labels=bug, author_association="COLLABORATOR"
+    )
     fake.page_size = 2
     fake.add_comment(REPO, 7, "Also `-5` renders as `$-1.95`.", user={"login": "ann"})
     fake.add_comment(REPO, 7, "cascade: no verified patch", user={"login": "b", "type": "Bot"})
@@ -149,7 +153,7 @@ def test_reads_the_issue_its_block_and_its_comments(fake: FakeGitHub) -> None:
     assert issue.tests == ("tests/test_money.py::test_negative",)
     assert issue.scope.allow == ("invoicekit/**",) and issue.scope.deny == ("tests/**",)
     assert issue.labels == ("bug", "money")
-    assert issue.source == "https://github.example/acme/invoicekit/issues/7"
+    assert issue.source == "https://github.example/acme/invoicekit/issues/7" and issue.notes == ()
     assert "```cascade" not in issue.body and "\r" not in issue.body
     assert issue.body.startswith("Negative amounts render wrong.\n\nExpected `-$1.50`.")
     assert "**@ann** (contributor, 2024-05-01):\n\nAlso `-5`" in issue.body

@@ -348,10 +348,11 @@ async def test_loopback_success(fake_openai: FakeOpenAI) -> None:
 
 
 @pytest.mark.anyio
-async def test_loopback_empty_answer_is_empty_text(fake_openai: FakeOpenAI) -> None:
+async def test_loopback_empty_answer_is_a_transient_fault(fake_openai: FakeOpenAI) -> None:
     fake_openai.script.append((200, chat_body(None), {}))
-    done = await loopback_model(fake_openai).complete(MESSAGES, params())
-    assert done.text == ""
+    with pytest.raises(ProviderRetry) as caught:
+        await loopback_model(fake_openai).complete(MESSAGES, params())
+    assert caught.value.fault == "server" and caught.value.rung == "local"
 
 
 @pytest.mark.anyio

@@ -65,6 +65,7 @@ def render_report(
     lines = [f"## cascade: {code(issue.id)} {cell(issue.title)}", "", _headline(outcome), ""]
     if note:
         lines += [note, ""]
+    lines += [f"> {cell(n)}" for n in issue.notes] + ([""] if issue.notes else [])
     lines += proof_lines(outcome, attempts)
     if candidate:
         lines += _candidate(candidate)

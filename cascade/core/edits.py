@@ -125,7 +125,9 @@ def check_path(path: str) -> str:
     parts = re.split(r"[\\/]", path)
     if path.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", path):
         raise EditError(f"{path}: paths must be relative to the repository root, not absolute.")
-    if ".." in parts or ".git" in parts:
+    # Any spelling git treats as its own directory (`.GIT`, `.git.`): git refuses to add it, and
+    # that is the answer's fault, not the machine's.
+    if ".." in parts or any(p.lower().rstrip(". ") == ".git" for p in parts):
         raise EditError(f"{path}: paths may not contain `..` or point into `.git/`.")
     return path
 

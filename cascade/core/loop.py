@@ -158,6 +158,9 @@ class _Run:
 
     async def _stages(self, sandbox: Sandbox) -> Stop:
         """The reproduce stage when the task needs a proving test, then the fix stage."""
+        for note in self.task.issue.notes:  # what the source set aside (an untrusted block)
+            self.notes.append(note)
+            self.e.on_event(Event("baseline", note))
         self.sandbox_label = _label(sandbox)
         self.failures = target_failures(self.baselines, self.task.issue.tests)
         self.paths = await tracked_files(sandbox)

@@ -8,15 +8,19 @@ kind (`cascade.errors`), which tells the ladder how to answer it.
     Timeout, APIConnectionError,
     InternalServerError, ServiceUnavailableError,
     BadGatewayError (and APIError by its status)    ->    TransientFault: timeout|connection|server
+    (no litellm error) the call's deadline passed   ->    TransientFault: timeout      `overran`
+    (no litellm error) a body that is empty or not
+    JSON, no choices, no or empty content           ->    TransientFault: server       `unreadable`
     ContextWindowExceededError                      ->    ContextTooLong (climb to a larger window)
-    ContentPolicyViolationError, cassette miss      ->    Refused (climb)
+    ContentPolicyViolationError, cassette miss,
+    (no litellm error) an answer over the size cap  ->    Refused (climb)              `oversized`
     AuthenticationError, PermissionDeniedError,
     NotFoundError, BadRequestError (the rest) ...   ->    Misconfigured: auth|not_found|bad_request
 
 The most specific class wins: the exception's MRO is walked, so ContextWindowExceededError
-(a BadRequestError subclass) escalates while a plain BadRequestError stops. A 2xx answer whose
-body is empty or not JSON is not a fault at all (`unreadable_answer`): it is the model's format
-failure, and the engine treats it as one.
+(a BadRequestError subclass) escalates while a plain BadRequestError stops. A 2xx answer with
+nothing readable in it is the provider's fault, never the model's format failure: only an
+answer with text is the model's to get right.
 """
 
 from __future__ import annotations
@@ -168,6 +172,8 @@ def to_model_error(exc: Exception, rung: RungConfig) -> ModelError:
     if inner is not None:
         name = inner.rung or rung.name
         return renamed(inner, f"rung {name!r}: {inner}", name)
+    if unreadable_answer(exc):
+        return unreadable(rung, f"the body is not JSON: {_short(str(exc))}")
     found = litellm_action(exc)
     action: ModelAction
     if found == "status" or (found is None and hasattr(exc, "status_code")):
@@ -177,7 +183,7 @@ def to_model_error(exc: Exception, rung: RungConfig) -> ModelError:
     else:
         action = found
     detail = f"{type(exc).__name__}: {_short(str(exc))}"
-    where = f"rung {rung.name!r} (model {rung.model!r})"
+    where = _where(rung)
     # litellm reports a missing OpenAI key as InternalServerError("Missing credentials..."):
     # retrying cannot fix that.
     if action == "retry" and "missing credentials" in str(exc).lower():
@@ -223,10 +229,44 @@ def fault_kind_of(exc: BaseException, action: ModelAction) -> FaultKind:
     return "refused" if action == "escalate" else "unknown"
 
 
+def overran(rung: RungConfig, timeout: float, grace: float) -> ModelError:
+    """The call's hard deadline passed: litellm times each read, not the call, so a server that
+    drips its answer is cut off here. A timeout, retried like litellm's own."""
+    message = (
+        f"{_where(rung)}: transient provider fault, retrying may help (no complete answer "
+        f"within the call's deadline of {timeout + grace:g}s: timeout {timeout:g}s + "
+        f"{grace:g}s grace)"
+    )
+    return make_fault(TransientFault, message, rung=rung.name, fault="timeout")
+
+
+def unreadable(rung: RungConfig, why: str) -> ModelError:
+    """The provider answered 2xx with nothing to read: a server fault, retried, then the ladder
+    climbs. Never the model's format failure: the model never got to answer."""
+    message = f"{_where(rung)}: transient provider fault, retrying may help (no answer: {why})"
+    return make_fault(TransientFault, message, rung=rung.name, fault="server")
+
+
+def oversized(rung: RungConfig, chars: int) -> ModelError:
+    """An answer over `rung.max_answer_chars`: refused, so the ladder climbs. Asking the same
+    endpoint again would likely download (and pay for) the same flood; another rung may answer.
+    The message names the size only, so nothing of the answer is kept."""
+    message = (
+        f"{_where(rung)}: this rung cannot answer (an answer of {chars:,} characters, over "
+        f"max_answer_chars {rung.max_answer_chars:,}; none of it was kept)"
+    )
+    return Refused(message, rung=rung.name)
+
+
+def _where(rung: RungConfig) -> str:
+    return f"rung {rung.name!r} (model {rung.model!r})"
+
+
 def unreadable_answer(exc: BaseException) -> bool:
     """True when the provider answered but its body could not be read as JSON (an empty body, a
     truncated one): litellm raises InternalServerError for it, with the JSON error in the chain.
-    A real 5xx fails on its status first and never reaches the JSON parser."""
+    A real 5xx fails on its status first and never reaches the JSON parser. Either way it is a
+    server fault; this one gets `unreadable`'s message, which says what the body was."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

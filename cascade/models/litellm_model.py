@@ -1,5 +1,6 @@
 """`LitellmModel`: the one network adapter. Every provider, and the `replay/` cassettes, are
-reached through `litellm.acompletion`; litellm is imported on first call, never at import."""
+reached through `litellm.acompletion`; litellm is imported on first call, never at import.
+Each call has a hard deadline and a size cap, and yields text or a classified provider fault."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
+import anyio
+
 from cascade.config import RungConfig
 from cascade.errors import ConfigError
 from cascade.models.cassette import Cassette
-from cascade.models.faults import to_model_error, unreadable_answer
+from cascade.models.faults import overran, oversized, to_model_error, unreadable
 from cascade.models.recording import Recorder
 from cascade.protocols import Model
 from cascade.records import Completion, CompletionParams, Message, Usage
@@ -25,6 +28,12 @@ _RESERVED: Final = frozenset(
     {"model", "messages", "temperature", "max_tokens", "timeout", "api_base", "num_retries"}
     | {"max_retries", "metadata", "stream"}
 )
+
+# The call's hard deadline is its timeout plus this. litellm's timeout bounds each read, not the
+# call; on a plain hang its Timeout comes first (within the grace), and the deadline ends what
+# per-read timing never does: a server dripping its answer.
+DEADLINE_GRACE_S: Final = 1.0
+MODEL_NAME_CHARS: Final = 200  # a longer model name in the answer is not kept: the rung's is
 
 
 def _litellm() -> ModuleType:
@@ -88,22 +97,32 @@ class LitellmModel:
                 role=params.role,
             )
         started = time.monotonic()
+        response: Any = None
+        # Cancelling the call closes its connection: an overrun call is abandoned, not left open.
+        deadline = anyio.move_on_after(params.timeout + DEADLINE_GRACE_S)
         try:
-            response: Any = await litellm.acompletion(**kwargs)
+            with deadline:
+                response = await litellm.acompletion(**kwargs)
         except Exception as exc:
-            if unreadable_answer(exc):
-                # The provider answered, but nothing readable: the attempt's format failure.
-                log.warning("rung %s: unreadable answer from the provider: %s", self.rung.name, exc)
-                latency = time.monotonic() - started
-                return Completion(text="", latency_s=latency, model=self.rung.model)
+            if deadline.cancel_called:  # the deadline's cancellation, surfaced as another error
+                raise overran(self.rung, params.timeout, DEADLINE_GRACE_S) from exc
             raise to_model_error(exc, self.rung) from exc
+        if deadline.cancelled_caught:
+            raise overran(self.rung, params.timeout, DEADLINE_GRACE_S)
         latency = time.monotonic() - started
+        # Checked before anything (the recorder, the proof) sees the text.
+        text = _content(response)
+        if text is None or not text.strip():
+            raise unreadable(self.rung, "no choices, or no text in the first one")
+        if len(text) > self.rung.max_answer_chars:
+            raise oversized(self.rung, len(text))
+        model = str(getattr(response, "model", None) or "")
         completion = Completion(
-            text=_content(response),
+            text=text,
             usage=_usage(response),
             cost_usd=self._cost(litellm, response),
             latency_s=latency,
-            model=str(getattr(response, "model", None) or self.rung.model),
+            model=model if 0 < len(model) <= MODEL_NAME_CHARS else self.rung.model,
         )
         if self._recorder is not None:
             self._recorder.record(self.rung, params, completion)
@@ -141,13 +160,13 @@ class LitellmModel:
         return float(prompt_cost + completion_cost)
 
 
-def _content(response: Any) -> str:
-    """The answer's text; None or a missing message is "" (the engine's format failure)."""
+def _content(response: Any) -> str | None:
+    """The first choice's text; None when there is no choice, message or text."""
     try:
         content = response.choices[0].message.content
-    except (AttributeError, IndexError):
-        return ""
-    return content if isinstance(content, str) else ""
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) else None
 
 
 def _usage(response: Any) -> Usage:

@@ -30,9 +30,11 @@ def limited_models(models: Mapping[str, Model], limiter: CapacityLimiter) -> dic
 
 
 class SandboxSlot:
-    """One task's claim on the sandbox limiter: taken when its sandbox is opened, given back by
-    `release` once the run is over. The sandbox object itself is not wrapped, so the proof names
-    the real backend."""
+    """One task's claim on the sandbox limiter: taken when its first sandbox is opened, given
+    back by `release` once the run is over. A task opens several (its base sandbox, and a fresh
+    one per answer, one of them ahead of time) but holds one slot: the limit counts tasks at
+    work in sandboxes. The sandbox object itself is not wrapped, so the proof names the real
+    backend."""
 
     def __init__(self, limiter: CapacityLimiter) -> None:
         self.limiter = limiter
@@ -40,12 +42,15 @@ class SandboxSlot:
 
     def opener(self, inner: SandboxOpener) -> SandboxOpener:
         async def open_sandbox(repo: Path, commit: str) -> Sandbox:
-            await self.limiter.acquire_on_behalf_of(self)
-            self._held = True
+            first = not self._held
+            if first:
+                await self.limiter.acquire_on_behalf_of(self)
+                self._held = True
             try:
                 return await inner(repo, commit)
             except BaseException:
-                self.release()
+                if first:
+                    self.release()
                 raise
 
         return open_sandbox

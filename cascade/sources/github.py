@@ -1,10 +1,12 @@
 """GitHub issues as input: the issue and its comments through the REST API, target tests and scope
-from a fenced ```cascade block in the body. Hidden tests never come from a public issue: they
-live in the checkout, under `.cascade/hidden/gh-<number>/<repo path>`."""
+from a fenced ```cascade block in the body. Untrusted text never loosens a rule: the block's
+`labels` and `scope.allow` count only when its author is trusted. Hidden tests never come from a
+public issue: they live in the checkout, under `.cascade/hidden/gh-<number>/<repo path>`."""
 
 from __future__ import annotations
 
 import builtins
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +24,8 @@ from cascade.validation import describe
 TRUSTED = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 HIDDEN_ROOT = Path(".cascade") / "hidden"
 
+log = logging.getLogger(__name__)
+
 # A fenced block whose info string is `cascade`: ```cascade ... ``` (or ~~~cascade ... ~~~).
 _BLOCK = re.compile(
     r"^(?P<fence>`{3,}|~{3,})[ \t]*cascade[ \t]*\n(?P<yaml>.*?)^(?P=fence)[ \t]*$\n?",
@@ -31,7 +35,10 @@ _TEST_FILE = re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$")
 
 
 class _Block(BaseModel):
-    """What a ```cascade block may say. `hidden_tests` is refused with a reason, not ignored."""
+    """What a ```cascade block may say. `hidden_tests` is refused with a reason, not ignored.
+    `tests` and `scope.deny` only add requirements; `labels` (allow-test-changes, routing rules)
+    and `scope.allow` (it can lift a default deny) loosen rules, so `_trusted_part` drops them
+    unless the issue's author is trusted."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +54,14 @@ class _Block(BaseModel):
 
 def hidden_dir(checkout: Path, number: int) -> Path:
     return checkout / HIDDEN_ROOT / f"gh-{number}"
+
+
+def trusted_author(item: Mapping[str, Any]) -> bool:
+    """The trigger's rule, for whoever wrote an issue or comment (`item` as the API returns it):
+    a person, not a bot, whose `author_association` is OWNER, MEMBER or COLLABORATOR. A missing
+    association is NONE: the rule can only ever fail towards ignoring."""
+    user = item.get("user") or {}
+    return user.get("type") != "Bot" and str(item.get("author_association")) in TRUSTED
 
 
 class GitHubIssueSource:
@@ -119,6 +134,7 @@ class GitHubIssueSource:
     def _issue(self, ref: IssueRef, data: Mapping[str, Any]) -> Issue:
         raw = str(data.get("body") or "").replace("\r\n", "\n")
         block, prose = _split_block(raw, ref.id)
+        block, notes = _trusted_part(block, data, ref.id)
         labels = [str(lab.get("name", "")) for lab in data.get("labels") or [] if lab]
         comments = self._comments(ref, data) if int(data.get("comments") or 0) > 0 else []
         body = prose.strip()
@@ -135,6 +151,7 @@ class GitHubIssueSource:
             hidden_files=hidden_files,
             scope=block.scope,
             source=str(data.get("html_url") or f"{self.api.api_url}/repos/{ref.repo}/issues"),
+            notes=notes,
         )
 
     def _comments(self, ref: IssueRef, issue: Mapping[str, Any]) -> builtins.list[str]:
@@ -174,6 +191,33 @@ class GitHubIssueSource:
                 except (OSError, UnicodeDecodeError) as exc:
                     raise IssueError(f"hidden test file {path} cannot be read: {exc}") from exc
         return files
+
+
+def _trusted_part(
+    block: _Block, issue: Mapping[str, Any], issue_id: str
+) -> tuple[_Block, tuple[str, ...]]:
+    """The block as far as its author may set it, and a note when something was dropped. The
+    note names keys, the login and the association, never the block's values: it is printed."""
+    if trusted_author(issue):
+        return block, ()
+    loosening = (("labels", block.labels), ("scope.allow", block.scope.allow))
+    dropped = [key for key, value in loosening if value]
+    if not dropped:
+        return block, ()
+    user = issue.get("user") or {}
+    login = str(user.get("login") or "unknown")
+    if user.get("type") == "Bot":
+        who = f"@{login} is a bot"
+    else:
+        association = str(issue.get("author_association") or "NONE")
+        who = f"@{login} is {association}, not OWNER, MEMBER or COLLABORATOR"
+    keys = " and ".join(f"`{key}`" for key in dropped)
+    note = (
+        f"{issue_id}: ignored the `cascade` block's {keys}: its author {who}; from such an "
+        "author only `tests` and `scope.deny` count (a maintainer can add the issue's own labels)"
+    )
+    log.warning("%s", note)
+    return _Block(tests=block.tests, scope=Scope(deny=block.scope.deny)), (note,)
 
 
 def _split_block(body: str, issue: str) -> tuple[_Block, str]:

@@ -12,9 +12,15 @@ from cascade.protocols import Sandbox
 from cascade.records import Edit, Patch
 
 PATCH_FILE = ".git/cascade-edit.patch"  # inside .git so `git add -A` never picks it up
+DIFF_FILE = ".git/cascade-canonical.diff"  # read back whole: command output may be cut short
+MAX_PATCH_BYTES = 1 << 20  # a bigger patch is the answer's problem, refused before it is stored
 GIT_TIMEOUT = 60.0
 # Renames off: a moved file shows as delete + add, so `files` names both paths for the scope gate.
-DIFF = ("diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames")
+# No external diff, no textconv: what the diff says is the bytes in the tree, whatever drivers a
+# repository's config or attributes name.
+DIFF = ("diff", "--cached", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames")
+# No system or user git config in the sandbox's git runs; the workspace's .git is the host's.
+GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
 async def apply_edits(sandbox: Sandbox, edits: Sequence[Edit]) -> Patch:
@@ -84,7 +90,21 @@ async def canonical_patch(sandbox: Sandbox) -> Patch:
     """`git diff` of the whole workspace against the base commit: the patch that is gated,
     hashed and kept as proof."""
     await _git(sandbox, "add", "-A")
-    diff = await _git(sandbox, *DIFF, "--full-index", "--binary", "HEAD")
+    await _git(sandbox, *DIFF, "--full-index", "--binary", f"--output={DIFF_FILE}", "HEAD")
+    try:
+        raw = await sandbox.read_file(DIFF_FILE)
+    finally:
+        await sandbox.write_files({DIFF_FILE: None})
+    if raw is None:
+        raise SandboxError("git diff wrote no patch file")
+    if len(raw) > MAX_PATCH_BYTES:
+        await sandbox.reset()
+        raise EditError(
+            f"Your edits make a patch of {len(raw):,} bytes; at most {MAX_PATCH_BYTES:,} are "
+            "accepted. Make the smallest change that resolves the issue (no generated or "
+            "vendored files, no large data)."
+        )
+    diff = raw.decode("utf-8", errors="replace")
     names = await _git(sandbox, *DIFF, "--name-only", "-z", "HEAD")
     numstat = await _git(sandbox, *DIFF, "--numstat", "HEAD")
     added = removed = 0
@@ -102,7 +122,7 @@ async def canonical_patch(sandbox: Sandbox) -> Patch:
 
 
 async def _git(sandbox: Sandbox, *args: str) -> str:
-    result = await sandbox.exec(["git", *args], timeout=GIT_TIMEOUT)
+    result = await sandbox.exec(["git", *args], timeout=GIT_TIMEOUT, env=GIT_ENV)
     if result.exit_code != 0:
         detail = (result.stderr or result.stdout).strip()[:500]
         raise SandboxError(f"git {' '.join(args[:2])} failed (exit {result.exit_code}): {detail}")
