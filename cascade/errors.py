@@ -14,7 +14,7 @@ CascadeError                      exit_code
     │   └── TransientFault                timeout, connection, server (5xx)
     ├── ProviderEscalate              leave this rung
     │   ├── ContextTooLong                context_window
-    │   └── Refused                       refused (content policy, a cassette without the answer)
+    │   └── Refused                       refused (content policy, no cassette answer, too long)
     └── ProviderStop              3   stop the run
         └── Misconfigured                 auth, not_found, bad_request, unknown
 

@@ -5,6 +5,7 @@ of per-repository environment images no container uses."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -12,7 +13,17 @@ from typing import Any
 
 from docker.errors import APIError, NotFound
 
-from sandboxes.docker_api import CREATED_LABEL, OWNER_LABEL, RUN_LABEL, SETUP_LABEL, TTL_LABEL
+from cascade.errors import SandboxError
+from sandboxes.docker_api import (
+    CREATED_LABEL,
+    OWNER_LABEL,
+    RUN_LABEL,
+    SETUP_LABEL,
+    TTL_LABEL,
+    connect,
+)
+
+log = logging.getLogger(__name__)
 
 
 def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
@@ -42,6 +53,24 @@ def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
             continue
         removed.append(f"volume {volume.name} ({why})")
     return removed
+
+
+def collect_left_behind() -> list[str]:
+    """What a killed run of this host left (its containers and volumes), removed when a new run
+    starts: a SIGKILLed `cascade replay` or `fix` cannot clean up after itself, and a resume
+    should not leave its predecessor's sandboxes running until their ttl. Never fails a run: an
+    engine that does not answer is the opener's to report."""
+    try:
+        client = connect(timeout=10)
+    except SandboxError:
+        return []
+    try:
+        return collect_garbage(client)
+    except (APIError, OSError) as exc:
+        log.warning("could not collect sandboxes left by earlier runs: %s", exc)
+        return []
+    finally:
+        client.close()
 
 
 def collect_env_images(client: Any) -> list[str]:

@@ -4,6 +4,7 @@ point all start here, so they run the same engine the same way."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from cascade.wiring.registry import (
     sandbox_opener,
 )
 from cascade.wiring.settings import LoadedConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,4 +90,9 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
             independent=cfg.reproduce.independent,
         )
     backend = choose_backend(cfg.sandbox)
+    if backend == "docker":
+        from sandboxes.cleanup import collect_left_behind
+
+        for removed in collect_left_behind():
+            log.info("removed %s, left by an earlier run", removed)
     return Parts(loaded, models, build_gate(cfg.gate), backend, purse, stage)
