@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cascade.cli.main import app
+from cascade.proof.run_folder import RunFolder
 from cascade.testing import git
 from tests.loopback import chat_body
 
@@ -143,7 +144,8 @@ def test_record_writes_a_cassette_only_for_real_models(demo: Path, tmp_path: Pat
 @pytest.mark.usefixtures("docker_engine")
 def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
     """The README's first command, as a user runs it: every demo issue takes one rejected and one
-    verified attempt in the Docker sandbox, and each proof verifies; one flipped byte fails it."""
+    verified attempt in the Docker sandbox (DEMO-4, which names no test, first a rejected and an
+    accepted reproduction), and each proof verifies; one flipped byte fails it."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env["CASCADE"] = str(Path(sys.executable).parent / "cascade")
@@ -158,13 +160,26 @@ def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stderr.count("sandbox docker") == 3
+    assert proc.stderr.count("sandbox docker") == 4
     runs = sorted((tmp_path / "demo" / ".cascade" / "runs").iterdir())
-    assert len(runs) == 3
-    for run in runs:
+    outcomes = {RunFolder(run).outcome().task_id: (run, RunFolder(run).outcome()) for run in runs}
+    assert sorted(outcomes) == ["DEMO-1", "DEMO-2", "DEMO-3", "DEMO-4"]
+    for task_id, (run, _) in outcomes.items():
         records = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
-        assert [r["status"] for r in records] == ["rejected", "verified"]
+        steps = [(r["role"], r["status"]) for r in records]
+        if task_id == "DEMO-4":
+            assert steps == [("reproduce", "rejected"), ("reproduce", "accepted"),
+                             ("fix", "rejected"), ("fix", "verified")]  # fmt: skip
+        else:
+            assert steps == [("fix", "rejected"), ("fix", "verified")]
         assert all(r["sandbox"].startswith("docker sha256:") for r in records)
+    assert all(outcome.status == "verified" for _, outcome in outcomes.values())
+    # DEMO-4 is proven by the test its reproduce stage wrote, which ships in its patch.
+    run, demo4 = outcomes["DEMO-4"]
+    assert demo4.proving and demo4.proving[0].source == "reproduction"
+    assert {p.source for p in demo4.proving} == {"reproduction"}
+    patch = (run / "patch.diff").read_text()
+    assert "+++ b/tests/test_report_currency.py" in patch and "+++ b/invoicekit/report.py" in patch
     # Tamper with one byte of the first run's log: verify fails and names the record.
     log = runs[0] / "attempts.jsonl"
     data = bytearray(log.read_bytes())

@@ -19,6 +19,7 @@ from cascade.cli.main import app
 from cascade.config import RungConfig
 from cascade.errors import UsageError
 from cascade.models import build_model
+from cascade.proof.run_folder import RunFolder
 from cascade.proof.verify import verify_run
 from cascade.protocols import Model
 from cascade.records import CompletionParams, Message
@@ -36,6 +37,9 @@ from tests.loopback import FakeOpenAI, error_body
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 # pytest proves a fix (only the issue's own tests run after a patch): tasks take a second or so.
 FAST_GATE = '["diff_scope", "pytest"]'
+# The demo issues that name their tests. The batch mechanics below run on these; DEMO-4 (no
+# tests: its run writes one first) joins the whole-demo batch and the cassette replay.
+NAMED = ("DEMO-1", "DEMO-2", "DEMO-3")
 runner = CliRunner()
 
 
@@ -44,7 +48,7 @@ def replay(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def fast_backlog(tmp_path: Path, copies: int = 2) -> DemoBacklog:
+def fast_backlog(tmp_path: Path, copies: int = 2, issues: tuple[str, ...] = NAMED) -> DemoBacklog:
     return demo_backlog(
         DEMO,
         tmp_path / "b",
@@ -52,6 +56,7 @@ def fast_backlog(tmp_path: Path, copies: int = 2) -> DemoBacklog:
         gate=FAST_GATE,
         cheap_without_edits=True,
         focus_only=True,
+        issues=issues,
     )
 
 
@@ -153,9 +158,10 @@ def _with_gate(repo: Path, dest: Path, gate: str) -> Path:
 
 
 def test_demo_backlog_with_the_test_gate_a_shadow_baseline_and_a_regate(tmp_path: Path) -> None:
-    """The demo's three issues, gated by pytest: each cheap answer is rejected and each strong one
-    verified. A `--shadow strongest` run makes the always-strongest baseline computable; a
-    re-gate with a gate that runs no tests flips the cheap verdicts without calling a model."""
+    """The demo's four issues, gated by pytest: each cheap answer is rejected and each strong one
+    verified (DEMO-4's reproduction first, then its fix). A `--shadow strongest` run makes the
+    always-strongest baseline computable; a re-gate with a gate that runs no tests flips the
+    cheap fixes' verdicts without calling a model."""
     repo = demo_repo(DEMO, tmp_path / "demo")
     config = _with_gate(repo, tmp_path / "pytest.toml", '["pytest"]')
     out = tmp_path / "batch"
@@ -165,42 +171,49 @@ def test_demo_backlog_with_the_test_gate_a_shadow_baseline_and_a_regate(tmp_path
         "--concurrency", "3", "--shadow", "strongest",
     )  # fmt: skip
     assert code == 0, err
-    assert "3/3 verified" in err and "report:" in err
+    assert "4/4 verified" in err and "report:" in err
     report = _report(out)
-    assert report["tasks"]["verified"] == 3 and report["tasks"]["not_started"] == []
-    assert report["rungs"]["strong"]["verified"] == 3 and report["rungs"]["cheap"]["verified"] == 0
+    assert report["tasks"]["verified"] == 4 and report["tasks"]["not_started"] == []
+    assert report["rungs"]["strong"]["verified"] == 4 and report["rungs"]["cheap"]["verified"] == 0
     assert report["escalation_rate"] == 1.0
-    assert report["attempts"] == {"total": 6, "per_task_mean": 2.0, "per_task_max": 2,
-                                  "per_task_histogram": {"2": 3}}  # fmt: skip
+    # DEMO-4 takes four attempts: a test that passes at base, the accepted one, two fixes.
+    assert report["attempts"] == {"total": 10, "per_task_mean": 2.5, "per_task_max": 4,
+                                  "per_task_histogram": {"2": 3, "4": 1}}  # fmt: skip
     cost = report["cost"]
-    assert cost["per_verified_usd"] == pytest.approx(cost["total_usd"] / 3)
+    assert cost["per_verified_usd"] == pytest.approx(cost["total_usd"] / 4)
     assert cost["unverified_usd"] == 0 and cost["total_usd"] > 0
     assert report["tokens"]["in"] > 0 and report["time"]["task_p95_s"] > 0
-    assert report["failures"]["evaluators"]["pytest"]["rejected"] == 3
-    assert set(report["labels"]) == {"bug", "money", "import", "feature", "pricing"}
+    evaluators = report["failures"]["evaluators"]
+    assert evaluators["pytest"]["rejected"] == 4
+    assert (evaluators["reproduction"]["ran"], evaluators["reproduction"]["rejected"]) == (2, 1)
+    assert set(report["labels"]) == {"bug", "money", "import", "feature", "pricing", "report"}
     baselines = {b["name"]: b for b in report["baselines"]}
     cheap_only = baselines["cheapest rung alone (cheap)"]
     assert cheap_only["available"] and cheap_only["verified"] == 0
     strongest = baselines["always strongest rung (strong)"]
     assert strongest["available"] and strongest["kind"] == "shadow"
-    assert strongest["verified"] == 3 and strongest["cost_usd"] < cost["total_usd"]
+    assert strongest["verified"] == 4 and strongest["cost_usd"] < cost["total_usd"]
     assert strongest["cascade_cost_ratio"] > 1  # here the cascade paid for the cheap tries
     md = (out / "report.md").read_text()
     assert "per verified patch" in md and "always strongest rung (strong)" in md
     for row in report["task_rows"]:
         assert verify_run(out / RUNS_DIR / row["run_id"]).ok
+    demo4 = next(r for r in report["task_rows"] if r["task"] == "DEMO-4")
+    proving = RunFolder(out / RUNS_DIR / demo4["run_id"]).outcome().proving
+    assert proving and proving[0].source == "reproduction"
 
     # The same batch again: everything is finished, nothing runs.
     code, _, err = replay(str(issues), "--repo", str(repo), "--config", str(config),
                           "--out", str(out))  # fmt: skip
     assert code == 0, err
-    assert len(list((out / RUNS_DIR).iterdir())) == 3
+    assert len(list((out / RUNS_DIR).iterdir())) == 4
 
-    # Re-gate with a gate that runs no tests: the three rejected cheap patches now pass.
+    # Re-gate with a gate that runs no tests: the four rejected cheap fixes now pass. Only fixes
+    # are re-judged (DEMO-4's with its accepted reproduction in place), not the tests before them.
     loose = _with_gate(repo, tmp_path / "loose.toml", '["diff_scope"]')
     code, stdout, err = replay("--regate", str(out), "--config", str(loose))
     assert code == 0, err
-    assert "6 recorded patch(es) re-judged" in stdout and "3 newly accepted" in stdout
+    assert "8 recorded patch(es) re-judged" in stdout and "4 newly accepted" in stdout
     regated = json.loads(next((out / "regate").glob("*.json")).read_text())
     assert {(c["rung"], c["before"], c["after"]) for c in regated["changes"]} == {
         ("cheap", "rejected", "accepted")
@@ -380,15 +393,23 @@ def test_a_batch_whose_tasks_all_exhaust_the_ladder_exits_0(tmp_path: Path) -> N
 def test_cassette_flag_replays_a_recorded_file_and_a_changed_ladder_is_refused(
     tmp_path: Path,
 ) -> None:
-    b = fast_backlog(tmp_path, copies=1)
-    # A replay rung keeps its own model string as the cassette key (`replay/demo-cheap`).
+    b = fast_backlog(tmp_path, copies=1, issues=())  # every demo issue
+    # A replay rung keeps its own model string as the cassette key (`replay/demo-cheap`); the
+    # reproduce stage's answers are keyed by role as well, under the copy's id.
     recorded = tmp_path / "recorded.jsonl"
     recorded.write_text(b.cassette.read_text())
+    keys = {(e["task"], e["model"], e.get("role", "fix"))
+            for e in map(json.loads, recorded.read_text().splitlines())}  # fmt: skip
+    assert ("DEMO-4-c1", "replay/demo-strong", "reproduce") in keys
     b.cassette.write_text("")  # the config's own cassette answers nothing now
     out = tmp_path / "out"
     code, _, err = replay(*batch_args(b, out, "--cassette", str(recorded)))
     assert code == 0, err
-    assert _report(out)["tasks"]["verified"] == 3
+    report = _report(out)
+    assert report["tasks"]["verified"] == 4
+    demo4 = next(r for r in report["task_rows"] if r["task"] == "DEMO-4-c1")
+    proving = RunFolder(out / RUNS_DIR / demo4["run_id"]).outcome().proving
+    assert proving and proving[0].source == "reproduction"
     # Resuming the folder with other models under the same rung names would mix two batches.
     other = tmp_path / "other.toml"
     other.write_text(b.config.read_text().replace("replay/demo-cheap", "replay/other-cheap"))

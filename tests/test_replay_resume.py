@@ -24,7 +24,8 @@ from cascade.testing.demo import demo_backlog
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 CASCADE = str(Path(sys.executable).parent / "cascade")
 KILLS = 3
-COPIES = 4  # of each of the 3 demo issues
+COPIES = 4  # of each of the 3 demo issues that name their tests (DEMO-4 writes one first)
+NAMED = ("DEMO-1", "DEMO-2", "DEMO-3")
 TORN = b'{"event":"done","task":"DEMO-1-c1","run_id":"DEMO-1-c1.r9","outc'
 
 
@@ -49,7 +50,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     # 12 tasks, 2 model calls each, 0.25 s per answer, 2 at a time: ~4 s of work to cut into.
     b = demo_backlog(DEMO, tmp_path / "b", copies=COPIES, latency_s=0.25,
                      gate='["diff_scope", "pytest"]', cheap_without_edits=True,
-                     focus_only=True)  # fmt: skip
+                     focus_only=True, issues=NAMED)  # fmt: skip
     out = tmp_path / "out"
     ledger = out / LEDGER_FILE
     argv = [CASCADE, "replay", str(b.backlog), "--repo", str(b.repo), "--config", str(b.config),
@@ -88,7 +89,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(
     assert read_jsonl(ledger).bad_lines == 1
 
     state = read_ledger(ledger)
-    ids = {f"DEMO-{n}-c{c}" for n in (1, 2, 3) for c in range(1, COPIES + 1)}
+    ids = {f"{issue}-c{c}" for issue in NAMED for c in range(1, COPIES + 1)}
     assert set(state.tasks) == ids, why
     dones = [r for r in read_jsonl(ledger).records if r.get("event") == "done"]
     assert sorted(r["task"] for r in dones) == sorted(ids), f"a task finished twice {why}"

@@ -194,10 +194,9 @@ def proof_lines(outcome: RunOutcome, attempts: Sequence[Attempt]) -> list[str]:
             "",
             "No test that fails at the base commit passes with the patch: the issue names none "
             "that fails there, and no reproduction test was accepted. To make a fix provable, "
-            "name a failing test in the issue (`tests`), add one the models do not see "
-            "(`hidden_tests`), or let the "
-            'reproduce stage write one (`[reproduce] when = "missing"`, the default, with a '
-            "rung that can write tests).",
+            "name a failing test in the issue (`tests`), add one the models do not see (a "
+            "hidden test under `.cascade/hidden/`), or let the reproduce stage write one "
+            '(`[reproduce] when = "missing"`, the default, with a rung that can write tests).',
             "",
         ]
     if outcome.status != "verified" or not outcome.proving:
@@ -223,7 +222,8 @@ def _proving_row(p: ProvingTest, hidden: int) -> str:
     name = f"withheld test #{hidden}" if withheld else f"`{cell(p.test)}`"
     source = "withheld from the models" if withheld else p.source
     author = f"`{cell(p.rung)}` ({cell(p.model)})" if p.rung else "the issue"
-    base = "failed" if withheld else cell(first_line(p.base, 120))
+    # A reproduction's failure text comes from model-written test code: shown as code only.
+    base = "failed" if withheld else "`" + cell(first_line(p.base, 120)).replace("`", "'") + "`"
     return f"| {name} | {source} | {author} | {base} | {cell(p.after)} |"
 
 
@@ -231,9 +231,13 @@ def _duties(outcome: RunOutcome) -> str:
     """Separation of duties: which model wrote the proving test, which the fix."""
     fix = f"`{cell(outcome.fix_model)}` (rung `{cell(outcome.verified_rung)}`)"
     authors = sorted({p.model for p in outcome.proving if p.source == "reproduction"})
+    tests = "test" if len(outcome.proving) == 1 else "tests"
     if not authors:
-        return f"The proving tests come with the issue; the fix was written by {fix}."
+        come = "comes" if tests == "test" else "come"
+        return f"The proving {tests} {come} with the issue; the fix was written by {fix}."
     same = outcome.fix_model in authors
     note = " — the same model" if same else ", a different model"
     written = ", ".join(f"`{cell(a)}`" for a in authors)
-    return f"The proving test was written by {written}, before the fix; the fix by {fix}{note}."
+    were = "was" if tests == "test" else "were"
+    by = f"written by {written}, before the fix; the fix by {fix}{note}."
+    return f"The proving {tests} {were} {by}"

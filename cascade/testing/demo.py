@@ -1,16 +1,19 @@
 """A replay backlog built from the bundled demo: copies of each demo issue under distinct ids, a
-cassette keyed by those ids (optionally with a simulated model latency) and a config that reads
-it. The tests and `benchmarks/replay.py` replay it; nothing here runs a model."""
+cassette keyed by those ids (the reproduce stage's answers too; optionally with a simulated model
+latency) and a config that reads it. The tests and `benchmarks/replay.py` replay it; nothing here
+runs a model."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.models.cassette import Cassette
+from cascade.records import Role
 from cascade.sources.files import FileIssueSource
 from cascade.testing.repos import git
 
@@ -37,6 +40,8 @@ def demo_repo(demo: Path, dest: Path) -> Path:
 
 
 NO_EDITS = "I would need to look at this more closely before changing anything."
+RUNGS = ("replay/demo-cheap", "replay/demo-strong")
+ROLES: tuple[Role, ...] = ("reproduce", "fix")
 
 
 def demo_backlog(
@@ -48,26 +53,35 @@ def demo_backlog(
     gate: str = "",
     cheap_without_edits: bool = False,
     focus_only: bool = False,
+    issues: Sequence[str] = (),
 ) -> DemoBacklog:
-    """`copies` of each demo issue (ids `DEMO-1-c1`, ...), in `dest`. `gate` replaces the demo's
+    """`copies` of each demo issue (ids `DEMO-1-c1`, ...), in `dest`; `issues` picks some of
+    them by id (default: all). Each copy gets its issue's answers, the reproduce stage's among
+    them (DEMO-4 names no test, so its run writes one first). `gate` replaces the demo's
     `[gate]` evaluators line when given (e.g. `["diff_scope"]`, which runs no code but proves
     nothing either; `["diff_scope", "pytest"]` proves), `focus_only` has pytest run only the
     issue's own tests after a patch (the full suite runs once, at the base commit), and
-    `cheap_without_edits` makes every cheap answer prose with no edit, so each task still climbs
-    to the strong rung."""
+    `cheap_without_edits` makes every cheap answer prose with no edit, so each task (and each
+    reproduce stage) still climbs to the strong rung."""
     dest.mkdir(parents=True, exist_ok=True)
     repo = demo_repo(demo, dest / "repo")
-    issues = FileIssueSource(repo / ".cascade" / "issues").list()
+    every = FileIssueSource(repo / ".cascade" / "issues").list()
+    unknown = sorted(set(issues) - {issue.id for issue in every})
+    if unknown:
+        raise ValueError(f"not a demo issue: {', '.join(unknown)}")
+    picked = [issue for issue in every if not issues or issue.id in issues]
     cassette = Cassette.load(repo / DEMO_CASSETTE)
     lines, entries, ids = [], [], []
     for copy in range(1, copies + 1):
-        for issue in issues:
+        for issue in picked:
             new_id = f"{issue.id}-c{copy}"
             ids.append(new_id)
             lines.append(issue.model_copy(update={"id": new_id}).model_dump_json())
-            for rung in ("replay/demo-cheap", "replay/demo-strong"):
-                entry = cassette.find(issue.id, rung, 1)
-                if entry is not None:
+            for role in ROLES:
+                for rung in RUNGS:
+                    entry = cassette.find(issue.id, rung, 1, role=role)
+                    if entry is None:
+                        continue
                     update: dict[str, object] = {"task": new_id, "latency_s": latency_s}
                     if cheap_without_edits and rung.endswith("cheap"):
                         update["content"] = NO_EDITS

@@ -59,5 +59,5 @@ def render(
     if t.tax:
         rows.append(("Tax", t.tax))
     rows.append(("Total", t.total))
-    lines += [f"{label:<34}{money(cents):>14}" for label, cents in rows]
+    lines += [f"{label:<34}{format_money(cents):>14}" for label, cents in rows]
     return "\n".join(lines) + "\n"
