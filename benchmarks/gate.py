@@ -1,7 +1,9 @@
 """Run every patch of the task suite (benchmarks/tasks) through the gate and score it: false
 accepts (a wrong patch passed), false rejects (a correct patch failed), rejections for another
 reason than the expected one, per-evaluator time, and the gate's wall time over the time of the
-same ruff/mypy/pytest (and coverage) commands run directly in the same sandbox. Writes
+same ruff/mypy/pytest (and coverage) commands run directly in the same sandbox. Then the
+reproduction cases of issues that name no test (`benchmarks/reproduction.py`): candidate
+reproduction tests and fixes that must never be verified without proof. Writes
 results/gate.{json,md}.
 
     python benchmarks/gate.py [--sandbox docker|local] [--only REPO] [--accuracy-only] [--out DIR]
@@ -32,12 +34,15 @@ if str(ROOT) not in sys.path:
 import anyio  # noqa: E402
 from pydantic import BaseModel, ConfigDict  # noqa: E402
 
+from benchmarks import reproduction  # noqa: E402
 from benchmarks.task_suite import (  # noqa: E402
     TASKS,
     Expectation,
     Manifest,
     PatchSpec,
+    ReproductionTaskSpec,
     TaskSpec,
+    apply_diff,
     load_manifest,
     make_checkout,
     task_dir,
@@ -48,11 +53,9 @@ from cascade.protocols import Sandbox  # noqa: E402
 from cascade.records import Issue, Patch, Task, Verdict  # noqa: E402
 from cascade.sources.files import FileIssueSource  # noqa: E402
 from cascade.wiring.registry import build_gate, sandbox_opener  # noqa: E402
-from cascade.workspace.apply import canonical_patch  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 OVERHEAD_TARGET = 1.15
-PATCH_FILE = ".git/cascade-bench.patch"
 DIRECT_MYPY_CACHE = ".git/cascade-bench-mypy-cache"  # warm, like the gate's own cache
 DIRECT_COVERAGE = ".git/cascade-bench-coverage"
 TOOL_TIMEOUT = 600.0
@@ -96,6 +99,7 @@ class RepoRun(Row):
     baseline_cache_hits: int  # evaluator baselines the gate's cache served
     tasks: int
     patches: tuple[PatchResult, ...]
+    cases: reproduction.CaseRun = reproduction.CaseRun()  # the reproduction cases, after them
 
 
 def available_evaluators() -> set[str]:
@@ -152,18 +156,6 @@ def _said(accepted: bool, failed: Verdict | None) -> str:
         return "accepted it"
     rules = ", ".join(sorted({f.rule for f in failed.findings if f.rule})) or "no rule"
     return f"rejected it by {failed.evaluator} ({rules})"
-
-
-async def apply_diff(sandbox: Sandbox, diff: bytes) -> Patch:
-    """`git apply` the diff inside the sandbox and read back the canonical patch."""
-    await sandbox.write_files({PATCH_FILE: diff})
-    try:
-        result = await sandbox.exec(["git", "apply", "--whitespace=nowarn", PATCH_FILE], timeout=60)
-    finally:
-        await sandbox.write_files({PATCH_FILE: None})
-    if result.exit_code != 0:
-        raise RuntimeError(f"git apply failed: {(result.stderr or result.stdout).strip()[:500]}")
-    return await canonical_patch(sandbox)
 
 
 async def direct_commands(
@@ -294,13 +286,15 @@ async def run_repo(
     config: GateConfig,
     timing: bool,
     progress: Progress,
+    cases: Sequence[ReproductionTaskSpec] = (),
 ) -> RepoRun:
     """Every patch of the repository's tasks, in one sandbox and through one gate, whose own
     baseline cache serves every task after the first (what each evaluator's baseline depends
-    on decides what is shared: pytest's includes the task's hidden test files)."""
+    on decides what is shared: pytest's includes the task's hidden test files); then its
+    reproduction cases, in the same sandbox and through the same gate."""
     with tempfile.TemporaryDirectory(prefix=f"cascade-bench-{repo}-") as tmp:
         checkout = Path(tmp) / repo
-        commit = make_checkout(manifest_root, repo, tasks, checkout)
+        commit = make_checkout(manifest_root, repo, [*tasks, *cases], checkout)
         source = FileIssueSource(checkout / ".cascade" / "issues")
         opener = sandbox_opener(SandboxConfig(backend=backend), backend)
         sandbox = await opener(checkout, commit)
@@ -322,15 +316,24 @@ async def run_repo(
                 for patch_spec in spec.patches:
                     results.append(await run_patch(bench, task, where, patch_spec))
                     progress(_line(results[-1]))
+            hits = gate.cache_hits  # the patches' figure, as before the cases were added
+            judged = reproduction.CaseRun()
+            if cases:
+                progress(f"{repo}: reproduction cases {', '.join(c.id for c in cases)}")
+                judged = await reproduction.run_cases(
+                    sandbox, gate, config, source, cases, root=manifest_root, repo=repo,
+                    checkout=checkout, commit=commit, progress=progress,
+                )  # fmt: skip
         finally:
             await sandbox.close()
     return RepoRun(
         repo=repo,
         commit=commit,
         baseline_s=tuple(round(s, 3) for s in baseline_s),
-        baseline_cache_hits=gate.cache_hits,
+        baseline_cache_hits=hits,
         tasks=len(tasks),
         patches=tuple(results),
+        cases=judged,
     )
 
 
@@ -365,11 +368,14 @@ async def run_suite(
 
     async def one(name: str) -> None:
         tasks = [t for t in manifest.repos[name].tasks if not task_ids or t.id in task_ids]
-        if not tasks:
+        cases = [
+            c for c in manifest.repos[name].reproduction_tasks if not task_ids or c.id in task_ids
+        ]
+        if not tasks and not cases:
             return
         async with limiter:
             runs[name] = await run_repo(root, name, tasks, backend=backend, config=config,
-                                        timing=timing, progress=progress)  # fmt: skip
+                                        timing=timing, progress=progress, cases=cases)  # fmt: skip
 
     async with anyio.create_task_group() as group:
         for name in chosen:
@@ -429,6 +435,7 @@ def summarize(
         },
         "timing": timing_summary(runs, timing, wall_s),
         "patches": [p.model_dump(mode="json") for p in patches],
+        "reproduction": reproduction.summary([run.cases for run in runs]),
     }
 
 
@@ -524,6 +531,9 @@ def markdown(result: Mapping[str, Any]) -> str:
             f"| {kind} | {row['patches']} | {row['accepted']} | {row['ok']} | {row['not_judged']} |"
         )
     lines += ["", *_problem_lines(result), *_timing_lines(timing)]
+    cases = result["reproduction"]
+    if cases["reproductions"]["judged"] or cases["fixes"]["judged"]:
+        lines += reproduction.markdown(cases)
     return "\n".join(lines) + "\n"
 
 
@@ -619,8 +629,10 @@ def main() -> int:
     (args.out / "gate.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "gate.md").write_text(markdown(result))
     print(markdown(result))
-    acc = result["accuracy"]
-    return 1 if acc["false_accepts"] or acc["false_rejects"] else 0
+    acc, cases = result["accuracy"], result["reproduction"]
+    repro, fixes = cases["reproductions"], cases["fixes"]
+    wrong = acc["false_accepts"] or acc["false_rejects"] or repro["false_accepts"]
+    return 1 if wrong or repro["false_rejects"] or fixes["false_accepts"] else 0
 
 
 if __name__ == "__main__":

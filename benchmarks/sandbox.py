@@ -201,7 +201,25 @@ def markdown(result: dict[str, Any]) -> str:
         f"| cold open p50 | {ms(checks['cold_open_2000_p50_s'])} | "
         f"≤ {ms(TARGETS['cold_open_2000_p50_s'])} |",
         "",
+        "## The cost of a fresh sandbox per attempt",
+        "",
+        "Every answer is applied and judged in a sandbox of its own (issue 14: nothing an earlier "
+        "attempt left, a moved HEAD, a git filter or a process, can reach it), instead of the "
+        "old reset of one shared sandbox. Per attempt that costs an open and a close instead "
+        "of a reset; the engine opens the answer's sandbox while the model is still answering, "
+        "so with a model call longer than the open the attempt waits for none of it.",
+        "",
+        "| repo | fresh sandbox (open + close p50) | old reset p50 | added per attempt |",
+        "|---|---:|---:|---:|",
     ]
+    for name, r in result["repos"].items():
+        fresh = r["cold_open_s"]["p50"] + r["close_s"]["p50"]
+        lines.append(
+            f"| {name} | {ms(fresh)} | {ms(r['reset_s']['p50'])} | "
+            f"{ms(fresh - r['reset_s']['p50'])} (hidden behind a model call longer than "
+            f"{ms(r['cold_open_s']['p50'])}) |"
+        )
+    lines.append("")
     return "\n".join(lines)
 
 

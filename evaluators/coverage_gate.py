@@ -1,6 +1,7 @@
 """The coverage gate: the fraction of the patch's changed executable lines (outside tests) that
-the test suite runs, measured with coverage.py (`--branch`) inside the sandbox. It passes at or
-above `min_diff_coverage`; the default 0 only reports."""
+the test suite runs, measured with coverage.py (`--branch`) inside the sandbox, with the base
+commit's test and coverage configuration. It passes at or above `min_diff_coverage`; the default
+0 only reports."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from cascade.errors import InfraError
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Patch, Task, Verdict
 from evaluators.patch_files import DiffError, FileDiff, parse_diff
+from evaluators.trusted_files import trusted_files
 
 DATA_DIR = ".git"  # coverage's data and report stay out of the tree and the patch
 SHOWN = 12  # uncovered lines named in feedback
@@ -54,7 +56,11 @@ class CoverageEvaluator:
             raise InfraError(f"coverage: the canonical patch cannot be read: {exc}") from exc
         if not changed:
             return Verdict(evaluator=self.name, passed=True, feedback="", duration_s=0.0)
-        report = await self._measure(sandbox)
+        # The accepted reproduction's test is one of the tests the measure runs, as for pytest:
+        # a fix whose new lines only the reproduction runs is covered.
+        repro = task.reproduction.files if task.reproduction else {}
+        async with trusted_files(sandbox, patch, ("pytest", "coverage"), copied=repro):
+            report = await self._measure(sandbox)
         for path in set(changed) - set(report["files"]):
             changed[path] = _code_lines(await sandbox.read_file(path), changed[path])
         covered, missing = judge(changed, report)

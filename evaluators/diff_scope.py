@@ -1,6 +1,7 @@
 """The scope gate: the first and cheapest check, on the patch text alone, before anything runs.
 It refuses paths outside the repository or into git's own files, links, mode changes, binaries,
-denied or protected paths, oversized patches, and patches that delete, skip or weaken tests."""
+denied or protected paths, oversized patches, patches that delete, skip or weaken tests, and
+changes to the test and tool configuration that judges a patch (evaluators/infrastructure.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from cascade.protocols import Sandbox
 from cascade.records import Finding, Patch, Task, Verdict
 from evaluators.patch_files import DiffError, FileDiff, parse_diff
 from evaluators.path_globs import first_match
-from evaluators.scope_rules import cascade_config_changed, kind_problem, path_problem
+from evaluators.scope_rules import (
+    cascade_config_changed,
+    infrastructure_problems,
+    kind_problem,
+    path_problem,
+)
 from evaluators.weakening import weakening
 
 CI_FILES = (
@@ -61,7 +67,7 @@ class DiffScopeEvaluator:
     by the issue label `allow-test-changes`."""
 
     name = "diff_scope"
-    runs_code = False  # reads the patch (and at most one file): the gate needs no tamper check
+    runs_code = False  # reads the patch and the files it changes: no tamper check needed
     config_model: ClassVar[type[DiffScopeConfig]] = DiffScopeConfig
 
     def __init__(self, config: DiffScopeConfig | None = None) -> None:
@@ -87,7 +93,7 @@ class DiffScopeEvaluator:
         tests_free = self.config.allow_test_changes or TEST_CHANGES_LABEL in task.issue.labels
         safe = [f for f in files if not any(p.path == f.path for p in found)]
         for diff in safe:
-            found.extend(self._path_rules(diff, task, tests_free))
+            found.extend(await self._path_rules(diff, task, tests_free, sandbox))
         found.extend(self._limits(files))
         pyproject = next((f for f in safe if f.path == "pyproject.toml"), None)
         judged = any(f.path == "pyproject.toml" for f in found)
@@ -97,6 +103,9 @@ class DiffScopeEvaluator:
             if cascade_config_changed(pyproject, (new or b"").decode("utf-8", "replace")):
                 message = "changes [tool.cascade] in pyproject.toml (cascade's own config)"
                 found.append(Finding(rule="denied_path", path="pyproject.toml", message=message))
+        if not tests_free:  # what judges the patch; with the label, the base's judges it anyway
+            rest = [f for f in safe if not any(p.path == f.path for p in found)]
+            found.extend(await infrastructure_problems(sandbox, rest, self.config.test_paths))
         return self._verdict(found, started)
 
     def _inventory(self, files: list[FileDiff], patch: Patch) -> list[Finding]:
@@ -114,7 +123,9 @@ class DiffScopeEvaluator:
                 found.append(Finding(rule=rule, path=diff.path, message=message))
         return found
 
-    def _path_rules(self, diff: FileDiff, task: Task, tests_free: bool) -> list[Finding]:
+    async def _path_rules(
+        self, diff: FileDiff, task: Task, tests_free: bool, sandbox: Sandbox
+    ) -> list[Finding]:
         path, scope = diff.path, task.issue.scope
         if task.reproduction is not None and path in task.reproduction.files:
             # No label or option lifts this: the test that proves the fix is not the fix's.
@@ -139,7 +150,7 @@ class DiffScopeEvaluator:
             return []
         if diff.status == "deleted":
             return [_finding("test_deleted", path, "deletes a test file")]
-        return weakening(diff)
+        return await weakening(diff, sandbox)
 
     def _limits(self, files: list[FileDiff]) -> list[Finding]:
         found: list[Finding] = []
@@ -188,6 +199,8 @@ def _feedback(found: list[Finding]) -> str:
     rules = {f.rule for f in found}
     if rules & {"test_deleted", "test_skipped", "test_weakened", "protected_path"}:
         lines.append("Fix the code under test; leave existing tests, their asserts and fixtures.")
+    if "test_infrastructure" in rules:
+        lines.append("Leave test and tool configuration as it is: fix the code itself.")
     if rules & {"too_many_files", "too_many_lines"}:
         lines.append("Make the smallest change that resolves the issue.")
     lines.append("Send your edits again without these changes.")

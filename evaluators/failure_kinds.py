@@ -36,7 +36,7 @@ _SYNTAX = frozenset({"SyntaxError", "IndentationError", "TabError"})
 # Kinds as precise for a module that cannot be imported as for one test; others become
 # `collection_error`, whose advice is to move the code into a test function.
 _KEPT_AT_COLLECTION = frozenset(
-    {"missing_symbol", "syntax_error", "missing_module", "name_error_in_test"}
+    {"missing_symbol", "unasked_symbol", "syntax_error", "missing_module", "name_error_in_test"}
 )
 _SYNTAX_AT = re.compile(r'File "[^"]*", line (\d+)')
 _QUOTED_TRACE = frozenset({"error_in_test", "collection_error", "pytest_internal", "syntax_error"})
@@ -66,6 +66,11 @@ ADVICE = {
         "expects an exception)"
     ),
     "pytest_internal": "the failure comes from pytest or a plugin, not from the repository",
+    "unasked_symbol": (
+        "the issue does not ask for that name: a missing name reproduces a feature request "
+        "only when the issue names it; for a bug, call the code by the names it has and "
+        "assert on what it does"
+    ),
 }
 
 
@@ -78,6 +83,10 @@ class RepoFacts:
     files: frozenset[str] = frozenset()
     test_paths: tuple[str, ...] = TEST_PATHS
     defined: frozenset[str] = frozenset()  # class and function names outside the tests
+    # The words of the issue's title and body; None when unknown. A missing name reproduces
+    # the issue only when the issue names it (a feature request says what to add): a test that
+    # imports a name from the wrong module must not become the proof of a fix that adds it.
+    asked: frozenset[str] | None = None
 
     def is_test(self, path: str) -> bool:
         return first_match(path, (*self.test_paths, "**/conftest.py")) is not None
@@ -167,6 +176,10 @@ def classify(result: CaseResult, repo: RepoFacts) -> Diagnosis:
     origin = next((f for f in reversed(frames) if f.where != "outside"), None)
     own = [f for f in frames if f.path == file_of(result.nodeid)]
     kind = _kind(exception, message, text, origin, repo)
+    if kind == "missing_symbol" and repo.asked is not None:
+        name = missing_name(message)
+        if name is None or name not in repo.asked:
+            kind = "unasked_symbol"
     if result.is_collection and kind not in _KEPT_AT_COLLECTION:
         kind = "collection_error"
     if fixture := _FIXTURE.search(text):
@@ -190,6 +203,22 @@ def classify(result: CaseResult, repo: RepoFacts) -> Diagnosis:
         origin=f"{origin.path}:{origin.line}" if origin else "",
         trace=trace,
     )
+
+
+def missing_name(message: str) -> str | None:
+    """The name a missing-symbol failure says is missing (a module's last part for a module)."""
+    for pattern, group in ((_CANNOT_IMPORT, 1), (_MODULE_ATTR, 2), (_CLASS_ATTR, 3), (_KWARG, 2)):
+        if found := pattern.search(message):
+            return str(found[group])
+    if found := _NO_MODULE.search(message):
+        return str(found[1]).rpartition(".")[2]
+    return None
+
+
+def asked_words(*texts: str) -> frozenset[str]:
+    """The identifiers an issue's text mentions (`truncate_words`, `DateRange.covers` gives
+    both parts)."""
+    return frozenset(w for text in texts for w in re.findall(r"[A-Za-z_]\w*", text))
 
 
 def wanted_names(result: CaseResult) -> set[str]:

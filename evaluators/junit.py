@@ -1,12 +1,15 @@
-"""Read pytest's JUnit XML (`-o junit_family=xunit1`) back into pytest node ids and outcomes,
-and trim failure text to what a model needs to act on."""
+"""Test results by pytest node id: built from the records the sealed session streams (each as
+pytest's own JUnit report would have said it), written out as JUnit XML for the record, or read
+from JUnit XML (`-o junit_family=xunit1`); and failure text trimmed to what a model can act on."""
 
 from __future__ import annotations
 
+import builtins
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
 
@@ -16,6 +19,15 @@ _EXC_LINE = re.compile(r"^E\s+(.*)$")
 _TRACE_LOCATION = re.compile(r"^\S[^:]*:\d+: ")
 _FRAME = re.compile(r"^(\S.*?):(?:\d+|\?+): in ")
 _EXC_START = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failed)): ?")
+_WRAPPED = re.compile(r'failed on (?:setup|teardown) with "(.*)', re.S)
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Exception types Python itself defines: the only names a hidden test's failure may show, since
+# code under test can raise a class of any name it likes.
+BUILTIN_EXCEPTIONS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
 
 
 class JunitError(ValueError):
@@ -51,6 +63,88 @@ def parse_junit(xml_text: str) -> dict[str, CaseResult]:
         if old is None or _RANK[result.outcome] > _RANK[old.outcome]:
             results[result.nodeid] = result
     return results
+
+
+def results_from(records: Iterable[Mapping[str, Any]]) -> dict[str, CaseResult]:
+    """Results keyed by pytest node id, from the sealed session's records (one per report). A
+    test under a module or class that failed to be collected did not run, whatever is said of
+    it: the collection error stands for it (`lookup` finds it)."""
+    results: dict[str, CaseResult] = {}
+    for record in records:
+        result = case_result(record)
+        old = results.get(result.nodeid) if result else None
+        if result is not None and (old is None or _RANK[result.outcome] > _RANK[old.outcome]):
+            results[result.nodeid] = result
+    broken = {n for n, r in results.items() if r.outcome == "error" and r.is_collection}
+    for nodeid in [n for n in results if "::" in n]:
+        parts = nodeid.split("::")
+        if any("::".join(parts[:end]) in broken for end in range(1, len(parts))):
+            del results[nodeid]
+    return results
+
+
+def case_result(record: Mapping[str, Any]) -> CaseResult | None:
+    """One report as pytest's JUnit plugin would write it (None: it writes nothing for it)."""
+    nodeid, when, outcome = record.get("id"), record.get("when"), record.get("outcome")
+    if not isinstance(nodeid, str) or not nodeid:
+        return None
+    text = str(record.get("text") or "")
+    crash, xfail, skip = record.get("crash"), record.get("xfail"), record.get("skip")
+    summary = text if crash is None else str(crash)
+    if when == "collect":
+        if outcome == "failed":
+            return CaseResult(nodeid, "error", "collection failure", text)
+        return CaseResult(nodeid, "skipped", "collection skipped", text)
+    if outcome == "passed":
+        return CaseResult(nodeid, "passed") if when == "call" else None
+    if outcome == "failed" and when == "call":
+        if xfail is not None:
+            return CaseResult(nodeid, "skipped", "xfail-marked test passes unexpectedly")
+        return CaseResult(nodeid, "failed", summary, text)
+    if outcome == "failed":
+        phase = "teardown" if when == "teardown" else "setup"
+        return CaseResult(nodeid, "error", f'failed on {phase} with "{summary}"', text)
+    if xfail is not None:
+        return CaseResult(nodeid, "skipped", str(xfail).removeprefix("reason: "))
+    if isinstance(skip, list) and len(skip) == 3:
+        reason = str(skip[2]).removeprefix("Skipped: ")
+        return CaseResult(nodeid, "skipped", reason, f"{skip[0]}:{skip[1]}: {reason}")
+    return CaseResult(nodeid, "skipped", summary, text)
+
+
+def junit_xml(results: Mapping[str, CaseResult]) -> str:
+    """The results as JUnit XML (xunit1-like), for the record."""
+    counts = {o: sum(r.outcome == o for r in results.values()) for o in _RANK}
+    suite = ET.Element(
+        "testsuite",
+        name="pytest",
+        tests=str(len(results)),
+        failures=str(counts["failed"]),
+        errors=str(counts["error"]),
+        skipped=str(counts["skipped"]),
+    )
+    tags = {"failed": "failure", "error": "error", "skipped": "skipped"}
+    for nodeid, result in sorted(results.items()):
+        path, _, rest = nodeid.partition("::")
+        parts = rest.split("::") if rest else []
+        module = path.removesuffix(".py").replace("/", ".")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=".".join([module, *parts[:-1]]) if parts else "",
+            name=parts[-1] if parts else module,
+            file=path,
+        )
+        if result.outcome in tags:
+            element = ET.SubElement(case, tags[result.outcome], message=_xml(result.message))
+            element.text = _xml(result.text)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _xml(text: str) -> str:
+    return _XML_UNSAFE.sub("?", text)
 
 
 def _result(case: ET.Element) -> CaseResult:
@@ -135,6 +229,19 @@ def exception_summary(result: CaseResult) -> str:
         kind = kind or ("AssertionError" if first.startswith("assert") else "")
         first = f"{kind}: {first}" if kind else first
     return first[:200]
+
+
+def exception_type(result: CaseResult) -> str:
+    """The type of what a failing test raised when Python itself defines it (`AssertionError`,
+    `ImportError`), else "": all a hidden test's failure may say."""
+    summary = exception_summary(result)
+    if wrapped := _WRAPPED.match(summary):
+        summary = wrapped[1]
+    if summary.startswith("assert"):
+        return "AssertionError"
+    found = re.match(r"([A-Za-z_][\w.]*)(?::|$)", summary.strip())
+    name = found[1].rsplit(".", 1)[-1] if found else ""
+    return name if name in BUILTIN_EXCEPTIONS else ""
 
 
 def _exception_type(text: str) -> str:

@@ -1,6 +1,7 @@
 """The type gate: mypy before and after the patch, passing when there is no type error that was
 not there at the base commit (matched by path, code and message, so moved lines don't count).
-Runs the repo's own mypy config and targets when it has them, else the changed files."""
+Runs the repo's own mypy config and targets when it has them, else the changed files; the config
+as the base commit has it (a patch's changes to it are swapped out for the run)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from evaluators.findings import (
     tail,
     tool_verdict,
 )
+from evaluators.infrastructure import Tool
 from evaluators.mypy_setup import (
     CONFIG_FILES,
     is_duplicate_module,
@@ -37,6 +39,7 @@ from evaluators.mypy_setup import (
     tracked_python,
 )
 from evaluators.patch_files import PYTHON_SUFFIXES, by_path, python_files
+from evaluators.trusted_files import trusted_files
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ PACKAGE_BASES = "--explicit-package-bases"
 # another workspace can easily do.
 CACHE_DIR = ".git/cascade-mypy-cache"
 Mode = Literal["targets", "config", "files"]
+TOOLS: tuple[Tool, ...] = ("mypy",)
 
 
 class MypyConfig(BaseModel):
@@ -142,13 +146,15 @@ class MypyEvaluator:
         relevant = changed or (mode != "files" and touched)
         if not relevant:
             return Verdict(evaluator=self.name, passed=True)
-        broken = await prepare(sandbox, changed, stamp=True)
-        # Changed-files mode leaves out what does not parse, as at baseline; a whole-project
-        # run meets it in mypy itself, which stops there and reports it.
-        targets = [p for p in changed if p not in broken] if mode == "files" else []
-        run = _Run([], 0)
-        if targets or mode != "files":
-            run = await self._mypy(sandbox, baseline.get("flags", []), self._targets(mode, targets))
+        async with trusted_files(sandbox, patch, TOOLS, exclusive=True):
+            broken = await prepare(sandbox, changed, stamp=True)
+            # Changed-files mode leaves out what does not parse, as at baseline; a whole-project
+            # run meets it in mypy itself, which stops there and reports it.
+            targets = [p for p in changed if p not in broken] if mode == "files" else []
+            run = _Run([], 0)
+            if targets or mode != "files":
+                flags = baseline.get("flags", [])
+                run = await self._mypy(sandbox, flags, self._targets(mode, targets))
         if run.problem:
             text = f"mypy could not check your change: {run.problem}"
             return tool_verdict(

@@ -1,23 +1,28 @@
 """The tests gate: run pytest in the sandbox and judge the patch against the base commit's results
-(targets and hidden tests must pass; nothing that passed before may fail). Hidden test files, and
-an accepted reproduction's test files, are copied in only for the run; hidden ones are never
-named in feedback. It runs tests by name, so it also says how the task's named tests come out
-at the base commit (`base_outcomes`) and after the patch (`Verdict.tests`): what proves a fix."""
+(targets and hidden tests must pass; nothing that passed before may fail), with the base's test
+configuration and proving tests whatever the patch changed (evaluators/trusted_files.py), and a
+run that changes the workspace while it runs refused. Hidden test files are copied in only for a
+run of their own, after every run whose words may reach the next model; a hidden test's failure
+is told by its number and exception type, never its message. It runs tests by name, so it also
+says how the task's named tests come out at the base commit (`base_outcomes`) and after the patch
+(`Verdict.tests`): what proves a fix."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.errors import InfraError
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Issue, Patch, Task, Verdict
+from evaluators.diff_scope import TEST_PATHS
+from evaluators.infrastructure import Tool
 from evaluators.junit import CaseResult, exception_summary, trim_failure
+from evaluators.patch_files import DiffError, parse_diff
+from evaluators.path_globs import first_match
 from evaluators.pytest_run import (
     PytestRun,
     existing_files,
@@ -27,17 +32,22 @@ from evaluators.pytest_run import (
     workspace_root,
 )
 from evaluators.regressions import (
+    Said,
     Scrubber,
     feedback,
     file_of,
     findings,
     judge,
     lookup,
+    scrub_lines,
+    tampered,
 )
+from evaluators.trusted_files import trusted_files
 
 LOG_LINES = 200
 FLAKY = "flaky"  # finding rule: failed once, passed on the re-run; does not fail the verdict
 MAX_RERUN = 10
+TOOLS: tuple[Tool, ...] = ("pytest",)
 
 
 class PytestConfig(BaseModel):
@@ -62,17 +72,18 @@ class PytestEvaluator:
         """The whole suite at the base commit. Raises InfraError when pytest cannot run there at
         all (a timeout, a usage error): no patch could be judged against that. Hidden files are
         copied in only when they could change other tests (see `_shared`); either way their
-        tests are left out when a patch is judged."""
+        tests are left out when a patch is judged. Files the suite itself changes as it runs
+        (`touched`, only when there are any) are not held against a patch."""
         started = time.monotonic()
         issue = task.issue
         shared = _shared(issue)
         # target_failures reach the prompt: no workspace paths, nothing naming a hidden test.
         scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await workspace_root(sandbox))
-        async with _hidden_files(sandbox, {} if shared else issue.hidden_files):
+        async with trusted_files(sandbox, None, TOOLS, copied={} if shared else issue.hidden_files):
             run = await self._run(sandbox, [])
         problem = run_problem(run)
         if run.results is None or (problem and run.exit_code != 5):
-            detail = problem or f"no readable JUnit report ({run.problem})"
+            detail = problem or f"no complete report ({run.problem})"
             raise InfraError(f"pytest cannot run the suite at the base commit: {detail}")
         outcomes = {
             nodeid: result.outcome
@@ -86,12 +97,15 @@ class PytestEvaluator:
             for nodeid, result in sorted(run.results.items())
             if nodeid in outcomes and result.outcome in ("failed", "error")
         }
-        return {
+        facts: dict[str, Any] = {
             "outcomes": outcomes,
             "failures": failures,
             "exit_code": run.exit_code,
             "duration_s": round(time.monotonic() - started, 3),
         }
+        if run.touched:
+            facts["touched"] = sorted(run.touched)
+        return facts
 
     def baseline_key(self, task: Task) -> str:
         """What of the task the baseline depends on: nothing when its hidden files are plain
@@ -104,35 +118,58 @@ class PytestEvaluator:
     async def evaluate(
         self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
     ) -> Verdict:
+        """Fail fast: the targets' files, then the whole suite (with a re-run of what newly
+        failed), then the hidden tests by themselves. When the hidden files are more than test
+        modules (`_shared` is False) they are in the workspace for every run, and no run's
+        text is quoted."""
         started = time.monotonic()
         issue = task.issue
-        scrub = Scrubber(issue.hidden_tests, issue.hidden_files, await workspace_root(sandbox))
-        focus = [*task.targets, *issue.hidden_tests]
+        apart = _shared(issue)
+        said = Said(
+            Scrubber(issue.hidden_tests, issue.hidden_files, await workspace_root(sandbox)),
+            quote=apart or not issue.hidden_files,
+            excused=frozenset(baseline.get("touched", ())),
+        )
+        focus = [*task.targets, *(() if apart else issue.hidden_tests)]
         runs: list[PytestRun] = []
-        only: set[str] | None = None
-        async with _hidden_files(sandbox, _copied(task)):
-            # Fail fast: the issue's own tests first, the whole suite only when they pass.
+        copied = _copied(task, hidden=not apart)
+        async with trusted_files(sandbox, patch, TOOLS, proving=_proving(task), copied=copied):
             paths = await existing_files(sandbox, focus)
             if paths:
                 runs.append(await self._run(sandbox, paths))
             if focus:
-                said = self._assess(runs[-1] if runs else None, task, scrub)
-                if said[0]:
-                    return self._verdict(runs, said, started, task)
+                verdict = self._assess(runs, task, said, hidden=not apart)
+                if verdict[0]:
+                    return self._verdict(runs, verdict, started, task)
+            only: set[str] | None = None
             if self.config.run_full_suite or not focus:
-                runs.append(await self._run(sandbox, []))
+                # The patch's own new test modules stay out: imported in the same process, one
+                # could rebind the code that the suite's tests call and hide a regression.
+                ignore = _new_test_modules(patch, set(copied))
+                runs.append(await self._run(sandbox, [], ignore=ignore))
             else:
                 only = set(paths)
             before = dict(baseline.get("outcomes", {}))  # judge() leaves the hidden ones out
             rerun, flaky = await self._rerun_failures(sandbox, runs[-1], task, before, only)
-        for nodeid in flaky:  # not held against the patch; reported as flaky instead
-            before.pop(nodeid, None)
-        said = self._assess(runs[-1], task, scrub, before, only)
-        notes = tuple(
-            Finding(message=f"{n}: failed, then passed on a re-run (flaky)", rule=FLAKY)
-            for n in sorted(flaky)
-        )
-        return self._verdict(runs, said, started, task, flaky=notes, rerun=rerun)
+            for nodeid in flaky:  # not held against the patch; reported as flaky instead
+                before.pop(nodeid, None)
+            also = (rerun,) if rerun else ()
+            verdict = self._assess(
+                runs, task, said, before=before, only=only, hidden=not apart, also=also
+            )
+            notes = tuple(
+                Finding(message=f"{n}: failed, then passed on a re-run (flaky)", rule=FLAKY)
+                for n in sorted(flaky)
+            )
+            if verdict[0] or not (apart and issue.hidden_tests):
+                return self._verdict(runs, verdict, started, task, flaky=notes, rerun=rerun)
+            # Last: a run with the hidden files in, whose output no model sees.
+            async with trusted_files(sandbox, None, TOOLS, copied=issue.hidden_files):
+                hidden_paths = await existing_files(sandbox, issue.hidden_tests)
+                secret = await self._run(sandbox, hidden_paths) if hidden_paths else None
+        closed = Said(said.scrub, quote=False, excused=said.excused)
+        verdict = self._assess([secret] if secret else [], task, closed, targets=False)
+        return self._verdict(runs, verdict, started, task, flaky=notes, rerun=rerun, secret=secret)
 
     async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]:
         """How the task's targets and hidden tests (the reproduction's among them) come out at
@@ -140,7 +177,7 @@ class PytestEvaluator:
         named = list(dict.fromkeys((*task.targets, *task.issue.hidden_tests)))
         if not named:
             return {}
-        async with _hidden_files(sandbox, _copied(task)):
+        async with trusted_files(sandbox, None, TOOLS, copied=_copied(task, hidden=True)):
             paths = await existing_files(sandbox, named)
             run = await self._run(sandbox, paths) if paths else None
         if run is not None and run.results is None:
@@ -159,7 +196,7 @@ class PytestEvaluator:
     ) -> tuple[PytestRun | None, set[str]]:
         """Run once more each test that passed at baseline and failed now; those that pass the
         second time are flaky. Targets and hidden tests are not re-run: they must pass."""
-        if run_problem(run) or not self.config.rerun_failures:
+        if run_problem(run) or run.touched or not self.config.rerun_failures:
             return None, set()
         issue = task.issue
         failures = judge(
@@ -183,35 +220,50 @@ class PytestEvaluator:
 
     def _assess(
         self,
-        run: PytestRun | None,
+        runs: Sequence[PytestRun],
         task: Task,
-        scrub: Scrubber,
+        said: Said,
+        *,
         before: Mapping[str, str] | None = None,
         only: set[str] | None = None,
+        targets: bool = True,
+        hidden: bool = True,
+        also: Sequence[PytestRun] = (),
     ) -> tuple[str, tuple[Finding, ...]]:
-        """Feedback and findings ("" and none: passed). Without `before`, targets and hidden
-        tests only; with it, also everything that passed at baseline (in `only` files)."""
-        problem, text = self._broken(run, scrub) if run is not None else ("", "")
+        """Feedback and findings ("" and none: passed) for the last of `runs`, after checking
+        that none of them (nor of `also`) changed the workspace. Without `before`, targets and
+        hidden tests only; with it, also everything that passed at baseline (in `only`)."""
+        moved = sorted({path for run in (*runs, *also) for path in run.touched} - said.excused)
+        if moved:
+            return tampered(moved, said.scrub)
+        run = runs[-1] if runs else None
+        problem, text = self._broken(run, said) if run is not None else ("", "")
         if problem:
             return text, (Finding(message=f"the test run broke: {problem}", rule="run"),)
         issue = task.issue
         failures = judge(
             (run.results or {}) if run is not None else {},
-            targets=task.targets,
-            hidden=issue.hidden_tests,
+            targets=task.targets if targets else (),
+            hidden=issue.hidden_tests if hidden else (),
             hidden_files=issue.hidden_files,
             baseline=before,
             only_files=only,
         )
         if not failures:
             return "", ()
-        hidden = issue.hidden_tests
-        return feedback(failures, hidden, scrub), findings(failures, hidden, scrub)
+        named, scrub, quote = issue.hidden_tests, said.scrub, said.quote
+        return (
+            feedback(failures, named, scrub, quote=quote),
+            findings(failures, named, scrub, quote=quote),
+        )
 
-    async def _run(self, sandbox: Sandbox, paths: Sequence[str]) -> PytestRun:
-        return await run_pytest(sandbox, paths, args=self.config.args, timeout=self.config.timeout)
+    async def _run(
+        self, sandbox: Sandbox, paths: Sequence[str], *, ignore: Sequence[str] = ()
+    ) -> PytestRun:
+        args = (*self.config.args, *(f"--ignore={path}" for path in ignore))
+        return await run_pytest(sandbox, paths, args=args, timeout=self.config.timeout)
 
-    def _broken(self, run: PytestRun, scrub: Scrubber) -> tuple[str, str]:
+    def _broken(self, run: PytestRun, said: Said) -> tuple[str, str]:
         """(problem, feedback) for a run that broke as a whole, or ("", "") when it did not.
         The base commit ran, so a broken run after the patch is the patch's fault."""
         problem = run_problem(run)
@@ -222,16 +274,17 @@ class PytestEvaluator:
                 f"The {problem}. Your change may loop forever or be far slower than before; "
                 "fix the code so the tests finish."
             )
-        end = _scrub_lines(tail(run.output, 40), scrub)
+        end = scrub_lines(tail(run.output, 40), said.scrub) if said.quote else ""
+        shown = f" The end of pytest's output:\n{end}" if end else ""
         if run.exit_code == 5:
             return problem, (
                 "pytest collected no tests after your change: were test files deleted, "
-                f"renamed or emptied? The end of pytest's output:\n{end}"
+                f"renamed or emptied?{shown}"
             )
         return problem, (
             f"The test run broke after your change: {problem}. It ran at the base commit, so "
             "something in your change (for example an import or syntax error that stops "
-            f"collection) is the cause. The end of pytest's output:\n{end}"
+            f"collection) is the cause.{shown}"
         )
 
     def _verdict(
@@ -243,12 +296,15 @@ class PytestEvaluator:
         *,
         flaky: tuple[Finding, ...] = (),
         rerun: PytestRun | None = None,
+        secret: PytestRun | None = None,
     ) -> Verdict:
         text, found = said
         logs = "\n\n".join(
             f"$ pytest {' '.join(r.paths) or '(full suite)'}\n{r.output}"
             for r in (*runs, *((rerun,) if rerun else ()))
         )
+        if secret is not None:
+            logs += "\n\n$ pytest (the hidden tests)\n[output withheld]"
         artifacts = {"pytest.log": tail(logs, LOG_LINES)}
         if runs and runs[-1].xml:
             artifacts["junit.xml"] = runs[-1].xml
@@ -259,7 +315,7 @@ class PytestEvaluator:
             findings=found + flaky,
             duration_s=round(time.monotonic() - started, 3),
             artifacts=artifacts,
-            tests=_named_outcomes(runs, task),
+            tests=_named_outcomes([*runs, *((secret,) if secret else ())], task),
         )
 
 
@@ -289,10 +345,32 @@ def _named_outcomes(runs: Sequence[PytestRun], task: Task) -> dict[str, str]:
     return out
 
 
-def _copied(task: Task) -> dict[str, str]:
-    """The files copied in for a run: the hidden tests', then the reproduction's."""
+def _new_test_modules(patch: Patch, copied: set[str]) -> list[str]:
+    """The test modules the patch adds (not those copied in: hidden and reproduction files)."""
+    try:
+        files = parse_diff(patch.diff)
+    except DiffError:
+        return []
+    return sorted(
+        f.path
+        for f in files
+        if f.status == "added"
+        and f.path.endswith(".py")
+        and f.path not in copied
+        and first_match(f.path, TEST_PATHS) is not None
+    )
+
+
+def _copied(task: Task, *, hidden: bool) -> dict[str, str]:
+    """The files copied in for a run: the hidden tests' (when `hidden`), the reproduction's."""
     repro = task.reproduction.files if task.reproduction else {}
-    return {**task.issue.hidden_files, **repro}
+    return {**(task.issue.hidden_files if hidden else {}), **repro}
+
+
+def _proving(task: Task) -> set[str]:
+    """The modules of the issue's own tests: judged as the base commit has them."""
+    repro = task.reproduction.files if task.reproduction else {}
+    return {file_of(t) for t in task.issue.tests} - set(repro)
 
 
 def _shared(issue: Issue) -> bool:
@@ -313,32 +391,3 @@ def _is_test_module(path: str) -> bool:
 
 def _is_hidden(nodeid: str, issue: Issue) -> bool:
     return nodeid in issue.hidden_tests or file_of(nodeid) in issue.hidden_files
-
-
-@asynccontextmanager
-async def _hidden_files(sandbox: Sandbox, files: Mapping[str, str]) -> AsyncIterator[None]:
-    """Copy hidden test files in for the run; put back what was there before, always."""
-    if not files:
-        yield
-        return
-    saved = {path: await sandbox.read_file(path) for path in files}
-    try:
-        await sandbox.write_files({path: src.encode() for path, src in files.items()})
-        yield
-    finally:
-        with anyio.CancelScope(shield=True):
-            await sandbox.write_files(saved)
-
-
-def _scrub_lines(text: str, scrub: Scrubber) -> str:
-    """Drop lines that name a hidden test and the indented lines under them (a traceback frame
-    there quotes its source), and make the rest fit for a model."""
-    kept: list[str] = []
-    dropping = False
-    for line in text.splitlines():
-        if scrub.names_hidden(line):
-            dropping = True
-        elif not (dropping and line[:1].isspace()):
-            dropping = False
-            kept.append(line)
-    return scrub("\n".join(kept))

@@ -1,29 +1,37 @@
 """Run pytest in a sandbox the one way cascade's evaluators do (the tests gate and the reproduction
-judge): a JUnit report written under `.git/` and streamed back after a marker, read into node ids
-and outcomes, and why a run says nothing about the tests when it does not."""
+judge): evaluators/sealed_session.py runs it, its source the command, and what that reports —
+each test's outcome under pytest's own node id, whether pytest finished its session, which files
+changed while it ran — is read back here, with why a run says nothing about the tests when it
+does not. The report is the last line of the run's output, written after everything the tests
+started has ended; output cut by the sandbox's cap means something else wrote there, and the
+run has no report."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import secrets
 import weakref
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from cascade.protocols import Sandbox
-from evaluators.junit import CaseResult, JunitError, parse_junit
+from cascade.workspace.tree import SKIP_DIRS
+from evaluators.junit import CaseResult, junit_xml, results_from
 from evaluators.regressions import file_of
+from evaluators.sealed_session import FILE_MARKER, MARKER
 
-REPORT_DIR = ".git"  # inside .git, so the report never shows in the tree or the patch
-# Runs "$@" (pytest), then prints a marker line and the JUnit report, removes it, and exits
-# with pytest's own code.
-RUN_AND_REPORT = (
-    'r="$1"; m="$2"; shift 2; "$@"; c=$?; printf \'\\n%s\\n\' "$m"; '
-    'cat "$r" 2>/dev/null; rm -f "$r"; exit $c'
-)
+REPORT_DIR = ".git"  # a report too big for the output goes here: never in the tree or the patch
 EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error"}
+MAX_REPORT = 64 << 20  # bytes of decompressed report read at most
+TRUNCATED = "[output truncated]"
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,16 @@ class PytestRun:
     exit_code: int
     timed_out: bool
     output: str
-    xml: str
-    results: dict[str, CaseResult] | None  # None: no readable JUnit report
-    problem: str = ""  # why the report could not be read
+    xml: str  # the results as JUnit XML, for the record
+    results: dict[str, CaseResult] | None  # None: no complete report
+    problem: str = ""  # why there is no report
     timeout: float = 0.0  # the limit the run had
+    touched: tuple[str, ...] = ()  # workspace files whose inode changed while it ran
+
+
+@cache
+def session_source() -> str:
+    return Path(__file__).with_name("sealed_session.py").read_text(encoding="utf-8")
 
 
 async def run_pytest(
@@ -43,42 +57,73 @@ async def run_pytest(
 ) -> PytestRun:
     """One pytest run over `paths` (node ids or files; none: the configured suite). `args` come
     after cascade's own options, so a later `--tb` there wins."""
-    token = secrets.token_hex(6)
-    report = f"{REPORT_DIR}/cascade-junit-{token}.xml"
-    marker = f"@@cascade-junit-{token}@@"
+    spill = f"{REPORT_DIR}/cascade-session-{secrets.token_hex(6)}.b64"
     pytest = [
-        *("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=short"),
-        *("-o", "junit_family=xunit1", "--continue-on-collection-errors"),
+        *("-p", "no:cacheprovider", "-q", "--tb=short", "--continue-on-collection-errors"),
         *args,
-        f"--junitxml={report}",
         *paths,
     ]
-    # One sandbox call, not three (run, read the report, delete it): a sandbox call is a
-    # round trip. The report follows the run's output after a marker no test can predict.
-    argv = ["sh", "-c", RUN_AND_REPORT, "sh", report, marker, *pytest]
-    env = {"PYTHONDONTWRITEBYTECODE": "1"}
-    result = await sandbox.exec(argv, timeout=timeout, env=env)
-    stdout, found, tail_text = result.stdout.rpartition(f"\n{marker}\n")
-    data: bytes | None = tail_text.encode() if found else None
-    if not found:  # killed, or the output was cut short: fetch the report by itself
+    spec = {"args": pytest, "skip": list(SKIP_DIRS), "report": spill}
+    argv = ["python", "-I", "-B", "-c", session_source(), json.dumps(spec)]
+    result = await sandbox.exec(argv, timeout=timeout, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    log, kind, payload = _last_line(result.stdout)
+    if kind == FILE_MARKER:  # one more round trip, for a report too big for the output
         try:
-            data = await sandbox.read_file(report)
+            raw = await sandbox.read_file(spill)
+            payload = raw.decode("ascii", "replace") if raw else ""
         finally:
             with anyio.CancelScope(shield=True):
-                await sandbox.write_files({report: None})
-        stdout = result.stdout
-    output = "\n".join(x for x in (stdout, result.stderr) if x.strip())
-    xml = data.decode("utf-8", errors="replace") if data else ""
+                await sandbox.write_files({spill: None})
+    output = "\n".join(x for x in (log, result.stderr) if x.strip())
+    report, problem = _report(payload) if kind else (None, _missing(result.stdout))
     results: dict[str, CaseResult] | None = None
-    problem = "pytest wrote no report"
-    if xml:
-        try:
-            results, problem = parse_junit(xml), ""
-        except JunitError as exc:
-            problem = str(exc)
+    if report is not None:
+        if isinstance(report.get("end"), int):
+            results = results_from(r for r in report.get("records", ()) if isinstance(r, dict))
+        else:
+            problem = (
+                "pytest did not finish its session: the test process was killed, crashed or "
+                "replaced itself (exec) before it ended"
+            )
+    touched = tuple(str(p) for p in (report or {}).get("touched", ()))
     return PytestRun(
-        tuple(paths), result.exit_code, result.timed_out, output, xml, results, problem, timeout
+        paths=tuple(paths),
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        output=output,
+        xml=junit_xml(results) if results is not None else "",
+        results=results,
+        problem=problem,
+        timeout=timeout,
+        touched=touched,
     )
+
+
+def _last_line(stdout: str) -> tuple[str, str, str]:
+    """(the output before it, its marker or "", its payload) of the run's last line."""
+    body, _, last = stdout.rstrip("\n").rpartition("\n")
+    for marker in (MARKER, FILE_MARKER):
+        if last.startswith(marker + " "):
+            return body, marker, last[len(marker) + 1 :]
+    return stdout, "", ""
+
+
+def _report(payload: str) -> tuple[dict[str, Any] | None, str]:
+    try:
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(base64.b64decode(payload, validate=True), MAX_REPORT)
+        report = json.loads(data)
+    except (binascii.Error, zlib.error, ValueError) as exc:
+        return None, f"the run's report is unreadable: {exc}"
+    if not isinstance(report, dict) or inflate.unconsumed_tail:
+        return None, "the run's report is unreadable"
+    return report, ""
+
+
+def _missing(stdout: str) -> str:
+    if stdout.rstrip().endswith(TRUNCATED):
+        return "its output was cut: something besides pytest wrote to it"
+    return "the run ended without a report"
 
 
 def run_problem(run: PytestRun) -> str:
@@ -92,7 +137,7 @@ def run_problem(run: PytestRun) -> str:
     if run.exit_code not in (0, 1):
         return f"pytest ended with exit code {run.exit_code} (killed or crashed?)"
     if run.results is None:
-        return f"pytest wrote no readable JUnit report ({run.problem})"
+        return f"pytest gave no complete report ({run.problem})"
     return ""
 
 

@@ -1,5 +1,6 @@
 """Judge one pytest run against the baseline (targets pass, hidden tests pass, nothing that passed
-before fails), and say what failed in words a model can act on without seeing hidden tests."""
+before fails), and say what failed in words a model can act on without seeing hidden tests: a
+hidden test's failure is its number and the type of what it raised, never a message."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from cascade.core.gate import TAMPER
 from cascade.records import Finding
-from evaluators.junit import CaseResult, exception_summary, trim_failure
+from evaluators.junit import CaseResult, exception_summary, exception_type, trim_failure
 
 Kind = Literal["target", "hidden", "regression"]
 
@@ -155,23 +157,35 @@ def _hidden_number(failure: Failure, hidden: Sequence[str]) -> int:
     return hidden.index(failure.nodeid) + 1 if failure.nodeid in hidden else 0
 
 
-def _hidden_text(failure: Failure, hidden: Sequence[str], scrub: Scrubber) -> str:
+def _hidden_text(failure: Failure, hidden: Sequence[str]) -> str:
+    """Its number and, when Python defines it, the type of what it raised: the message could be
+    anything the code under test read (a hidden test's own source, say) and chose to raise."""
     number = _hidden_number(failure, hidden)
     if failure.result is None:
         return f"hidden test #{number} was not found (it could not be run)"
-    return f"hidden test #{number} failed: {scrub(exception_summary(failure.result))}"
+    kind = exception_type(failure.result)
+    return f"hidden test #{number} failed" + (f": {kind}" if kind else "")
+
+
+def _raised(result: CaseResult | None, quote: bool) -> str:
+    """What a failing test raised: its first line, or (not `quote`) its builtin type only."""
+    if result is None:
+        return ""
+    return exception_summary(result) if quote else exception_type(result) or result.outcome
 
 
 def findings(
-    failures: Sequence[Failure], hidden: Sequence[str], scrub: Scrubber
+    failures: Sequence[Failure], hidden: Sequence[str], scrub: Scrubber, *, quote: bool = True
 ) -> tuple[Finding, ...]:
+    """One finding per failure; without `quote` (hidden files were in the workspace for the
+    run), nothing of what a test raised but its builtin type."""
     out: list[Finding] = []
     for f in failures:
         if f.kind == "hidden":
-            out.append(Finding(message=_hidden_text(f, hidden, scrub), rule="hidden"))
+            out.append(Finding(message=_hidden_text(f, hidden), rule="hidden"))
             continue
-        text = f.result.text if f.result else ""
-        detail = f.note or (exception_summary(f.result) if f.result else "")
+        text = f.result.text if f.result and quote else ""
+        detail = f.note or _raised(f.result, quote)
         out.append(
             Finding(
                 message=scrub(f"{f.nodeid}: {detail}"),
@@ -189,20 +203,25 @@ def feedback(
     scrub: Scrubber,
     *,
     limit: int = FEEDBACK_CHARS,
+    quote: bool = True,
 ) -> str:
-    """Failing tests for the next attempt, most important first, capped at `limit` chars."""
+    """Failing tests for the next attempt, most important first, capped at `limit` chars.
+    Without `quote`, each failure's builtin exception type stands for its traceback."""
     order = {"target": 0, "hidden": 1, "regression": 2}
     sections: list[str] = []
     for f in sorted(failures, key=lambda f: order[f.kind]):
         if f.kind == "hidden":
-            sections.append(_hidden_text(f, hidden, scrub))
+            sections.append(_hidden_text(f, hidden))
             continue
         label = "ERROR" if f.result and f.result.outcome == "error" else "FAILED"
         head = f"{label} {f.nodeid}"
         # A regression's note replaces "it passed before": a file that stopped collecting did not.
         why = f.note if f.kind == "regression" and f.note else _WHY[f.kind]
         why += f", {f.note}" if f.kind == "target" and f.note else ""
-        body = trim_failure(f.result.text or f.result.message) if f.result else ""
+        if quote:
+            body = trim_failure(f.result.text or f.result.message) if f.result else ""
+        else:
+            body = exception_type(f.result) if f.result else ""
         sections.append(scrub(f"{head} ({why})" + (f"\n{body}" if body else "")))
     out = FEEDBACK_HEAD
     for i, section in enumerate(sections):
@@ -211,3 +230,41 @@ def feedback(
             return out + more
         out += "\n\n" + section
     return out
+
+
+@dataclass(frozen=True)
+class Said:
+    """How runs may be told to a model: through `scrub`, quoted or not (not: hidden files were
+    in the workspace, and the code under test could have read them), and which changed files
+    are the suite's own doing (seen at baseline)."""
+
+    scrub: Scrubber
+    quote: bool
+    excused: frozenset[str]
+
+
+def tampered(moved: Sequence[str], scrub: Scrubber) -> tuple[str, tuple[Finding, ...]]:
+    """Feedback and findings for files that changed while the tests ran."""
+    shown = ", ".join(scrub(p) for p in moved[:10])
+    more = f" (+{len(moved) - 10} more)" if len(moved) > 10 else ""
+    text = (
+        f"The workspace changed while the tests ran: {shown}{more}. Code that rewrites tests or "
+        "source during the run (even if it puts them back) is refused; make the change in the "
+        "patch itself."
+    )
+    message = "changed while the tests ran"
+    return text, tuple(Finding(message=message, path=scrub(p), rule=TAMPER) for p in moved)
+
+
+def scrub_lines(text: str, scrub: Scrubber) -> str:
+    """Drop lines that name a hidden test and the indented lines under them (a traceback frame
+    there quotes its source), and make the rest fit for a model."""
+    kept: list[str] = []
+    dropping = False
+    for line in text.splitlines():
+        if scrub.names_hidden(line):
+            dropping = True
+        elif not (dropping and line[:1].isspace()):
+            dropping = False
+            kept.append(line)
+    return scrub("\n".join(kept))

@@ -22,7 +22,7 @@ from evaluators.diff_scope import (
     DiffScopeConfig,
     DiffScopeEvaluator,
 )
-from evaluators.failure_kinds import Diagnosis, RepoFacts, classify, wanted_names
+from evaluators.failure_kinds import Diagnosis, RepoFacts, asked_words, classify, wanted_names
 from evaluators.junit import CaseResult
 from evaluators.patch_files import DiffError, parse_diff
 from evaluators.pytest_run import PytestRun, run_pytest, tail, workspace_root
@@ -127,6 +127,7 @@ class ReproductionEvaluator:
         if not files:
             return {}, [no_tests(patch.files)]
         facts = await self._facts(sandbox)
+        facts = dataclasses.replace(facts, asked=asked_words(issue.title, issue.body))
         first = await self._run(sandbox, files, runs)
         if first.exit_code == 5 and not first.timed_out:
             return {}, [no_tests(files)]

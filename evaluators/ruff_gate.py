@@ -27,13 +27,17 @@ from evaluators.findings import (
     tail,
     tool_verdict,
 )
+from evaluators.infrastructure import Tool
 from evaluators.patch_files import by_path, old_text, python_files
+from evaluators.trusted_files import trusted_files
 
 ARTIFACT = "ruff.sarif.json"
+TOOLS: tuple[Tool, ...] = ("ruff",)
 
 
 class RuffConfig(BaseModel):
-    """`[gate.options.ruff]`. The repo's own ruff settings (pyproject.toml, ruff.toml) apply."""
+    """`[gate.options.ruff]`. The repo's own ruff settings (pyproject.toml, ruff.toml) apply, as
+    the base commit has them: a patch's changes to them are swapped out for its run."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -73,7 +77,8 @@ class RuffEvaluator:
         paths = python_files(diffs.values())
         if not paths:
             return Verdict(evaluator=self.name, passed=True)
-        after, doc, problem = await self._check(sandbox, paths)
+        async with trusted_files(sandbox, patch, TOOLS, exclusive=True):
+            after, doc, problem = await self._check(sandbox, paths)
         if problem:
             text = f"ruff could not check your change: {problem}"
             return tool_verdict(

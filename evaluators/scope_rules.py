@@ -1,16 +1,23 @@
 """Per-file rules of the scope gate that need no configuration: where a path may point, what
-kind of file a patch may write, and whether it touches cascade's own `[tool.cascade]` table."""
+kind of file a patch may write, whether it touches cascade's own `[tool.cascade]` table, and
+whether it changes what judges it (test and tool configuration, evaluators/infrastructure.py)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from cascade.protocols import Sandbox
+from cascade.records import Finding
+from evaluators.infrastructure import WHAT, changed_tools, is_shared, loads_plugins, whole_file
 from evaluators.patch_files import FileDiff, old_text
 
 REGULAR = "100644"
 EXECUTABLE = "100755"
 SYMLINK = "120000"
 GITLINK = "160000"
+INFRASTRUCTURE = "test_infrastructure"
+BASE_JUDGES = "the base commit's test and tool configuration judges every patch"
 # A table header that opens cascade's section of pyproject.toml, and any other header.
 _CASCADE_HEADER = re.compile(r"^\s*\[\[?\s*tool\s*\.\s*cascade\s*[.\]]")
 _HEADER = re.compile(r"^\s*\[")
@@ -69,3 +76,34 @@ def _cascade_tables(text: str) -> list[str]:
         if inside and line.strip() and not line.lstrip().startswith("#"):
             kept.append(line.strip())
     return kept
+
+
+async def infrastructure_problems(
+    sandbox: Sandbox, files: Sequence[FileDiff], test_paths: Sequence[str]
+) -> list[Finding]:
+    """A `test_infrastructure` finding for each file that configures how the patch is judged:
+    a tool's whole configuration file, a tool's sections of a shared one (pyproject.toml,
+    setup.cfg, tox.ini: read in the sandbox and compared parsed), a test package's `__init__.py`,
+    code run at Python's start, and `pytest_plugins` written into a Python file."""
+    found: list[Finding] = []
+    for diff in files:
+        whole = whole_file(diff.path, test_paths)
+        if whole is not None:
+            message = f"{whole[1]}; {BASE_JUDGES}"
+            found.append(Finding(rule=INFRASTRUCTURE, path=diff.path, message=message))
+        elif is_shared(diff.path):
+            data = None if diff.status == "deleted" else await sandbox.read_file(diff.path)
+            new = (data or b"").decode("utf-8", "replace")
+            old = None if diff.status == "added" else old_text(new, diff)
+            tools = changed_tools(diff.path, old, None if diff.status == "deleted" else new)
+            if tools:
+                what = " and ".join(WHAT[tool] for tool in sorted(tools))
+                message = f"changes {what} in it; {BASE_JUDGES}"
+                found.append(Finding(rule=INFRASTRUCTURE, path=diff.path, message=message))
+        elif loads_plugins(diff.path, diff.added):
+            message = (
+                "loads pytest plugins (`pytest_plugins`), which can report the tests as they "
+                "please; plugins come from the base commit's configuration"
+            )
+            found.append(Finding(rule=INFRASTRUCTURE, path=diff.path, message=message))
+    return found

@@ -409,3 +409,62 @@ def test_glob_star_differs_from_fnmatch() -> None:
     # The reason for our own matcher: fnmatch would let `src/*.py` reach into subpackages.
     assert fnmatch.fnmatchcase("src/pkg/a.py", "src/*.py")
     assert not match_glob("src/pkg/a.py", "src/*.py")
+
+
+# Issue 14, findings 7-9: test edits are judged on the AST of the test file before and after.
+REPORT_TESTS = """\
+from calc import add
+
+
+def test_total():
+    lines = [add(1, 2)]
+    assert lines == [
+        3,
+    ]
+"""
+
+
+@pytest.mark.anyio
+async def test_return_before_the_asserts_of_each_test_is_refused(box: DirectorySandbox) -> None:
+    # Finding 7: every assert is kept, but none of them runs any more.
+    early = TESTS.replace("():\n", "():\n    return\n")
+    assert early.count("    return\n") == 3
+    verdict = await _judge(box, {"tests/test_calc.py": early})
+    assert _rules(verdict) == {("test_weakened", "tests/test_calc.py")}
+    assert len(verdict.findings) == 3
+    assert "test_add: a `return` now comes before its original statements" in verdict.feedback
+    assert "fix the code, not the test" in verdict.feedback
+    allowed = _task(labels=("allow-test-changes",))
+    assert (await _evaluate(box, await canonical_patch(box), task=allowed)).passed
+
+
+@pytest.mark.anyio
+async def test_redefining_a_test_further_down_is_refused(box: DirectorySandbox) -> None:
+    # Finding 8: the later `def` replaces the original at import; only mypy's no-redef saw it.
+    shadowed = TESTS + "\n\ndef test_add():  # type: ignore[no-redef]\n    pass\n"
+    verdict = await _judge(box, {"tests/test_calc.py": shadowed})
+    assert _rules(verdict) == {("test_weakened", "tests/test_calc.py")}
+    assert "test_add: is defined again" in verdict.feedback
+    await box.reset()
+    verdict = await _judge(box, {"tests/test_calc.py": TESTS + "\ntest_negative = None\n"})
+    assert _rules(verdict) == {("test_weakened", "tests/test_calc.py")}
+    assert "test_negative: is" in verdict.feedback
+
+
+@pytest.mark.anyio
+async def test_editing_the_continuation_line_of_an_assert_is_refused(tmp_path: Path) -> None:
+    # Finding 9: the line that starts the assert is untouched; its expression is not.
+    base = {
+        "calc/__init__.py": "def add(a, b):\n    return a + b\n",
+        "tests/test_r.py": REPORT_TESTS,
+    }
+    box = DirectorySandbox(make_repo(tmp_path / "report", base))
+    broken = "def add(a, b):\n    return a - b\n"
+    hidden = REPORT_TESTS.replace("    ]\n", "    ] or lines\n")
+    verdict = await _judge(box, {"calc/__init__.py": broken, "tests/test_r.py": hidden})
+    assert _rules(verdict) == {("test_weakened", "tests/test_r.py")}
+    assert "test_total: changes the assert" in verdict.feedback
+    await box.reset()
+    # Joining the assert onto one line is the same assert.
+    joined = REPORT_TESTS.replace("[\n        3,\n    ]", "[3]")
+    assert (await _judge(box, {"tests/test_r.py": joined})).passed

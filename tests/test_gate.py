@@ -20,10 +20,12 @@ from sandboxes.local_sandbox import LocalSandbox
 
 CALC = "def add(a, b):\n    return a - b\n"
 TESTS = "from calc import add\n\n\ndef test_add():\n    assert add(2, 2) == 4\n"
-# A conftest that, while pytest runs, rewrites the target test into one that cannot fail.
+# Code under test that, while pytest runs, rewrites the target test into one that cannot fail.
+# (A conftest the patch writes never runs: the base's test configuration judges every patch.)
 CHEAT = (
     "import pathlib\n\n"
-    "pathlib.Path('tests/test_calc.py').write_text('def test_add():\\n    assert True\\n')\n"
+    "pathlib.Path('tests/test_calc.py').write_text('def test_add():\\n    assert True\\n')\n\n\n"
+    + CALC
 )
 
 
@@ -73,13 +75,13 @@ class Recorder:
 
 
 @pytest.mark.anyio
-async def test_a_conftest_that_rewrites_tests_is_tampering(repo: Path, opener: Any) -> None:
+async def test_code_that_rewrites_tests_is_tampering(repo: Path, opener: Any) -> None:
     task = _task(repo)
     box = await opener(repo, task.base_commit)
     try:
         gate = Gate([PytestEvaluator()])
         base = await gate.baseline(box, task)
-        patch = await _patched(box, {"tests/conftest.py": CHEAT})
+        patch = await _patched(box, {"calc.py": CHEAT})
         verdicts = await gate.run(box, task, patch, base)
     finally:
         await box.close()

@@ -177,9 +177,10 @@ async def test_hidden_test_is_enforced_without_leaking(sandbox: LocalSandbox, re
         sandbox, task, await _patch(sandbox, {"calc/__init__.py": cheat}), base
     )
     assert not verdict.passed
-    assert "hidden test #1 failed: AssertionError: assert 1 == -3" in verdict.feedback
+    # Its number and the type of what it raised: never the message, which quotes its asserts.
+    assert "hidden test #1 failed: AssertionError" in verdict.feedback
     shown = verdict.feedback + repr(verdict.findings)
-    for secret in (HIDDEN_NAME, HIDDEN_PATH, "secret", HIDDEN_BODY, "add(-1"):
+    for secret in (HIDDEN_NAME, HIDDEN_PATH, "secret", HIDDEN_BODY, "add(-1", "1 == -3"):
         assert secret not in shown
     assert [f.rule for f in verdict.findings] == ["hidden"]
     assert await _changed(sandbox) == ["calc/__init__.py"]
@@ -267,9 +268,22 @@ async def test_deleted_test_is_a_regression(sandbox: LocalSandbox, repo: Path) -
 
 
 @pytest.mark.anyio
-async def test_broken_conftest_breaks_the_run(sandbox: LocalSandbox, repo: Path) -> None:
-    files = {"calc/__init__.py": FIXED_ADD, "tests/conftest.py": "import not_a_module\n"}
-    verdict, _ = await _gate(sandbox, _task(repo), files)
+async def test_broken_conftest_breaks_the_run(tmp_path: Path) -> None:
+    # The base's conftest imports what the patch breaks. (A conftest the patch writes never
+    # runs: the base commit's test configuration judges every patch.)
+    files = {
+        "calc/__init__.py": CALC,
+        "calc/extra.py": "def double(x):\n    return 2 * x\n",
+        "tests/conftest.py": "import calc.extra\n",
+        "tests/test_calc.py": TESTS,
+    }
+    repo = make_repo(tmp_path / "with_conftest", files)
+    box = await LocalSandbox.open(repo, _git(repo, "rev-parse", "HEAD").strip())
+    try:
+        patch = {"calc/__init__.py": FIXED_ADD, "calc/extra.py": "import not_a_module\n"}
+        verdict, _ = await _gate(box, _task(repo), patch)
+    finally:
+        await box.close()
     assert not verdict.passed
     assert verdict.feedback.startswith("The test run broke after your change: pytest exit 4")
     assert "No module named 'not_a_module'" in verdict.feedback
@@ -294,9 +308,8 @@ async def test_hidden_collection_error_names_only_the_exception(
     assert "secret" not in repr(base)
     wrong = await evaluator.evaluate(sandbox, task, await _patch(sandbox, {}), base)
     assert not wrong.passed
-    assert "hidden test #1 failed: ImportError: cannot import name 'sub' from 'calc'" in (
-        wrong.feedback
-    )
+    assert "hidden test #1 failed: ImportError" in wrong.feedback
+    assert "cannot import" not in wrong.feedback + repr(wrong.findings)
     assert "secret" not in wrong.feedback + repr(wrong.findings)
     await sandbox.reset()
     sub = CALC + "\n\ndef sub(a, b):\n    return a - b\n"
@@ -381,7 +394,5 @@ def test_feedback_is_capped_and_hidden_text_scrubbed() -> None:
     )
     hidden = [Failure("hidden", f"{HIDDEN_PATH}::{HIDDEN_NAME}", leak)]
     text = feedback(hidden, [f"{HIDDEN_PATH}::{HIDDEN_NAME}"], scrub)
-    assert text.endswith(
-        "hidden test #1 failed: ImportError: cannot import name '<hidden>' from 'calc' "
-        "(calc/__init__.py)"
-    )
+    assert text.endswith("hidden test #1 failed: ImportError")
+    assert "cannot import" not in text

@@ -109,7 +109,8 @@ async def base(sandbox: LocalSandbox, repo: Path) -> dict[str, Any]:
 
 
 def _task(repo: Path, **issue: Any) -> Task:
-    found = Issue(id="M-1", title="negative amounts are formatted as $-1.50", **issue)
+    issue.setdefault("title", "negative amounts are formatted as $-1.50")
+    found = Issue(id="M-1", **issue)
     return Task(issue=found, repo=str(repo), base_commit="HEAD")
 
 
@@ -192,9 +193,14 @@ async def test_feature_request_missing_names_are_accepted(
     sandbox: LocalSandbox, repo: Path, base: dict[str, Any]
 ) -> None:
     # A module-level import of a name the issue asks for: a collection error, named by its file.
+    feature = _task(
+        repo,
+        title="Amounts in words, and a wallet balance",
+        body="Add `money.fmt.to_words(cents)` and a `Wallet.balance()` method.",
+    )
     module_level = "from money.fmt import to_words\n\n\ndef test_words():\n"
     module_level += '    assert to_words(150) == "one dollar fifty"\n'
-    verdict = await _judge(sandbox, _task(repo), base, {"tests/test_words.py": module_level})
+    verdict = await _judge(sandbox, feature, base, {"tests/test_words.py": module_level})
     assert verdict.passed, verdict.feedback
     assert list(verdict.tests) == ["tests/test_words.py"]
     assert verdict.tests["tests/test_words.py"].startswith(
@@ -206,7 +212,7 @@ async def test_feature_request_missing_names_are_accepted(
         "def test_module_attribute():\n    assert money.fmt.to_words(150)\n\n\n"
         "def test_method():\n    assert Wallet().balance() == 0\n"
     )
-    verdict = await _judge(sandbox, _task(repo), base, {"tests/test_wallet_api.py": call_time})
+    verdict = await _judge(sandbox, feature, base, {"tests/test_wallet_api.py": call_time})
     assert verdict.passed, verdict.feedback
     assert verdict.tests == {
         "tests/test_wallet_api.py::test_method": (
@@ -216,6 +222,20 @@ async def test_feature_request_missing_names_are_accepted(
             "missing_symbol: AttributeError: module 'money.fmt' has no attribute 'to_words'"
         ),
     }
+
+
+@pytest.mark.anyio
+async def test_a_missing_name_the_issue_does_not_ask_for_is_the_tests_mistake(
+    sandbox: LocalSandbox, repo: Path, base: dict[str, Any]
+) -> None:
+    # A bug report asks for no new name: a test importing one from the wrong module fails at
+    # base, but it would "prove" a fix that merely adds the name (found by the task suite).
+    wrong = "from money.fmt import to_words\n\n\ndef test_negative():\n"
+    wrong += '    assert to_words(-150) == "minus one dollar fifty"\n'
+    verdict = await _judge(sandbox, _task(repo), base, {"tests/test_words.py": wrong})
+    assert not verdict.passed and not verdict.tests
+    assert [f.rule for f in verdict.findings] == ["unasked_symbol"]
+    assert "the issue does not ask for that name" in verdict.feedback
 
 
 ACCEPTED_KINDS = """\
@@ -285,7 +305,13 @@ def test_wrong_import_path():
 async def test_kinds_read_from_real_tracebacks(
     sandbox: LocalSandbox, repo: Path, base: dict[str, Any]
 ) -> None:
-    verdict = await _judge(sandbox, _task(repo), base, {"tests/test_kinds.py": ACCEPTED_KINDS})
+    asks = _task(
+        repo,
+        title="Currencies and owners",
+        body="`format_money` should take a `currency`, `Wallet` an `owner`, and amounts in "
+        "words belong in a new `money.words` module.",
+    )
+    verdict = await _judge(sandbox, asks, base, {"tests/test_kinds.py": ACCEPTED_KINDS})
     assert verdict.passed, verdict.feedback
     kinds = {n.split("::")[1]: line for n, line in verdict.tests.items()}
     # pytest.raises is an assertion (pytest 9 names the class bare, older ones as `<class ...>`)

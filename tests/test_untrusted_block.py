@@ -243,11 +243,17 @@ def test_a_maintainers_label_does_not_make_an_outsiders_block_a_rule(
     out = world.outputs()
     run_dir = Path(out["proof-path"])
     records = [json.loads(x) for x in (run_dir / "attempts.jsonl").read_text().splitlines()]
-    if association == "OWNER":  # the same answers verify when a trusted author asks for it
-        assert code == 0, err
-        assert out["verified"] == "true" and len(world.github.posted("/pulls")) == 1
-        assert "+++ b/tests/test_money.py" in Path(out["patch-path"]).read_text()
+    if association == "OWNER":
+        # A trusted author's label is honoured: the scope gate lets the test rewrite through.
+        # But a proving test is judged as the base commit has it, never as the patch rewrote
+        # it (issue 14), so a patch that only rewrites it is still not verified.
+        assert code == 1, err
+        assert out["verified"] == "false" and world.github.posted("/pulls") == []
         assert not [r for r in caplog.records if "ignored the `cascade` block" in r.message]
+        assert all("allow-test-changes" in r["decision"]["labels"] for r in records)
+        for record in records:
+            verdicts = {v["evaluator"]: v["passed"] for v in record["verdicts"]}
+            assert verdicts["diff_scope"] is True and verdicts["pytest"] is False
         return
     assert code == 1, err
     assert out["verified"] == "false" and out["pr-url"] == ""
