@@ -257,6 +257,11 @@ class Attempt(Record):
     # blob of the test outcomes at the base commit that the claims can be checked against.
     proving: tuple[ProvingTest, ...] = ()
     baseline_sha256: str = ""
+    # What the verdict depends on, in the chain itself: the commit the patch was judged against
+    # and a digest of the gate's configuration (its evaluators and their settings, in order);
+    # the sandbox image is in `sandbox`. Re-judging a run needs nothing an unchained file says.
+    base_commit: str = ""
+    gate_sha256: str = ""
 
 
 RunStatus = Literal["verified", "unproven", "exhausted", "budget_exhausted", "error"]

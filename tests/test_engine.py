@@ -329,3 +329,21 @@ async def test_reexecution_judges_only_the_patches_the_gate_judged(
     fresh = Gate([PytestEvaluator(PytestConfig())])
     result = await regate([task], fresh, lambda _: sandbox_opener(SandboxConfig(), "local"), repo)
     assert [(p.seq, p.before, p.after) for p in result.patches] == [(2, "accepted", "accepted")]
+
+
+@pytest.mark.anyio
+async def test_each_attempt_records_what_its_verdict_depends_on(repo: Path, tmp_path: Path) -> None:
+    # Issue 15: the base commit and the gate's configuration are in the chain, so re-judging a
+    # run trusts no unchained file: an outcome.json whose base commit was rewritten changes
+    # nothing for --reexecute.
+    gate = Gate([PytestEvaluator(PytestConfig())])
+    cheap = ScriptedModel("cheap", sequence=[RIGHT])
+    outcome, records, _ = await _run(repo, tmp_path, cheap, ScriptedModel("strong"), gate=gate)
+    base = _task(repo).base_commit
+    assert [(r["base_commit"], r["gate_sha256"]) for r in records] == [(base, gate.digest)]
+    assert gate.digest != Gate([PytestEvaluator(PytestConfig(timeout=5))]).digest
+    forged = outcome.model_copy(update={"base_commit": "0" * 40})
+    run_dir = Path(outcome.run_dir)
+    task = RegateTask(_task(repo).issue, forged, RunFolder(run_dir).attempts(), run_dir)
+    result = await regate([task], gate, lambda _: sandbox_opener(SandboxConfig(), "local"), repo)
+    assert [(p.seq, p.after) for p in result.patches] == [(1, "accepted")]

@@ -47,6 +47,8 @@ class Draft:
     error: str = ""
     proving: tuple[ProvingTest, ...] = ()
     baseline_sha256: str = ""
+    base_commit: str = ""
+    gate_sha256: str = ""
 
     def for_sample(self, sample: int, *, timed: bool = True) -> Draft:
         """A copy for one sample of the round, timed from now (or from the round's start)."""
@@ -86,5 +88,6 @@ class Draft:
             latency_s=self.latency_s, response_sha256=self.response_sha256,
             patch_sha256=self.patch_sha256, verdicts=self.verdicts, feedback=self.feedback,
             error=self.error, role=self.role, proving=self.proving,
-            baseline_sha256=self.baseline_sha256,
+            baseline_sha256=self.baseline_sha256, base_commit=self.base_commit,
+            gate_sha256=self.gate_sha256,
         )  # fmt: skip

@@ -5,6 +5,7 @@ failed evaluator is data (a Verdict); an exception from one is broken infrastruc
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,6 +53,13 @@ class Gate:
     @property
     def names(self) -> list[str]:
         return [e.name for e in self.evaluators]
+
+    @property
+    def digest(self) -> str:
+        """sha256 of what judges: each evaluator's name and settings, in the order they run."""
+        parts = [[e.name, _settings(e)] for e in self.evaluators]
+        raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(raw.encode()).hexdigest()
 
     @property
     def can_prove(self) -> bool:
@@ -180,12 +188,15 @@ def baseline_key(evaluator: Evaluator, task: Task) -> str:
         if isinstance(evaluator, ScopedBaselineEvaluator)
         else repr((issue.tests, issue.hidden_tests, sorted(issue.hidden_files.items())))
     )
-    # The attribute's presence is all `isinstance` sees: a config that is not a pydantic model
-    # is keyed by its repr.
-    config = evaluator.config if isinstance(evaluator, ConfiguredEvaluator) else None
-    settings = config.model_dump_json() if isinstance(config, BaseModel) else repr(config)
-    raw = "\0".join((task.repo, task.base_commit, evaluator.name, settings, str(scope)))
+    raw = "\0".join((task.repo, task.base_commit, evaluator.name, _settings(evaluator), str(scope)))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _settings(evaluator: Evaluator) -> str:
+    """An evaluator's settings as text. The attribute's presence is all `isinstance` sees: a
+    config that is not a pydantic model is known by its repr."""
+    config = evaluator.config if isinstance(evaluator, ConfiguredEvaluator) else None
+    return config.model_dump_json() if isinstance(config, BaseModel) else repr(config)
 
 
 def _tampered(stage: Sequence[Evaluator], paths: Sequence[str]) -> Verdict:

@@ -238,6 +238,7 @@ class _Run:
             context_files=tuple(f.path for f in self.contexts[rung.context_tokens].files),
             decision=decision(step, self.facts, tokens, self.notes, local=local),
             role=self.role, baseline_sha256=self.base_sha256 if self.role == "fix" else "",
+            base_commit=self.task.base_commit, gate_sha256=self._judging_gate().digest,
         )  # fmt: skip
         self.notes = []  # said once, on the first attempt after them
         what = f"#{len(self.attempts) + 1} {rung.name} ({rung.model}) attempt {step.attempt}"
@@ -305,6 +306,10 @@ class _Run:
             self._record("provider_error", draft, fault)
         answers = [(r, i, False) for i, r in enumerate(results, 1) if isinstance(r, Completion)]
         return answers, any(f.action == "stop" for _, f in faults)
+
+    def _judging_gate(self) -> Gate:
+        stage = self.e.reproduce
+        return stage.gate if self.role == "reproduce" and stage else self.e.gate
 
     def _judge(self) -> AnswerJudge:
         return AnswerJudge(

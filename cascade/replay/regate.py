@@ -109,7 +109,10 @@ async def _one(
     """The run's judged fixes, each applied and gated in a fresh sandbox of its own (as the
     engine judged it): one patch's code cannot change how the next is judged. The baselines are
     taken once, in a base sandbox no patch enters."""
-    task = Task(issue=item.issue, repo=str(repo), base_commit=item.outcome.base_commit)
+    # The commit the attempts were judged against, as the hash chain records it (outcome.json is
+    # not chained); records from before they carried it fall back to the outcome.
+    chained = next((a.base_commit for a in item.attempts if a.base_commit), "")
+    task = Task(issue=item.issue, repo=str(repo), base_commit=chained or item.outcome.base_commit)
     opener = opener_for(f"regate-{item.outcome.run_id}")
     base = await opener(repo, task.base_commit)
     try:
