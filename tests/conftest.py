@@ -2,6 +2,7 @@ import os
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,21 @@ def demo(tmp_path: Path) -> Path:
     return demo_repo(
         Path(__file__).resolve().parent.parent / "examples" / "demo", tmp_path / "demo"
     )
+
+
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Both sandbox backends by name, for tests of what holds on each (Docker needs an engine)."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_engine")
+    return str(request.param)
+
+
+@pytest.fixture
+def opener(backend: str) -> Any:
+    """Both sandboxes' `open`: the Docker one walks its tree through its pid 1, the local one by
+    a script."""
+    from sandboxes.docker_sandbox import DockerSandbox
+    from sandboxes.local_sandbox import LocalSandbox
+
+    return DockerSandbox.open if backend == "docker" else LocalSandbox.open

@@ -89,13 +89,6 @@ SEES_NOTHING = block(
 )
 
 
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "docker":
-        request.getfixturevalue("docker_engine")
-    return str(request.param)
-
-
 ISSUE = Issue(id="CALC-1", title="add subtracts", body="add(2, 3) gives -1", tests=(TARGET,))
 
 

@@ -35,13 +35,6 @@ def _new_file(path: str, text: str) -> str:
     return f"{path}\n<<<<<<< SEARCH\n=======\n{text}>>>>>>> REPLACE\n"
 
 
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "docker":
-        request.getfixturevalue("docker_engine")
-    return str(request.param)
-
-
 async def _run(tmp_path: Path, backend: str, cheap: str) -> tuple[RunOutcome, list[Attempt]]:
     repo = make_repo(tmp_path / "repo", {"calc.py": CALC, "tests/test_calc.py": TESTS})
     issue = Issue(id="CALC-1", title="add subtracts", body="add(2, 3) gives -1", tests=(TARGET,))

@@ -15,7 +15,6 @@ from cascade.records import Issue, Patch, Task, Verdict
 from cascade.testing import git, make_repo
 from cascade.workspace.apply import canonical_patch
 from evaluators.pytest_gate import PytestEvaluator
-from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.local_sandbox import LocalSandbox
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -32,15 +31,6 @@ CHEAT = (
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo", {"calc.py": CALC, "tests/test_calc.py": TESTS})
-
-
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
-def opener(request: pytest.FixtureRequest) -> Any:
-    """Both sandboxes: the Docker one snapshots through its pid 1, the local one by a script."""
-    if request.param == "docker":
-        request.getfixturevalue("docker_engine")
-        return DockerSandbox.open
-    return LocalSandbox.open
 
 
 def _task(repo: Path, tests: tuple[str, ...] = ("tests/test_calc.py::test_add",)) -> Task:

@@ -20,7 +20,6 @@ from evaluators.diff_scope import DiffScopeEvaluator
 from evaluators.mypy_gate import MypyEvaluator
 from evaluators.pytest_gate import PytestEvaluator
 from evaluators.ruff_gate import RuffEvaluator
-from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.local_sandbox import LocalSandbox
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -48,14 +47,6 @@ def pytest_runtest_makereport(item, call):
 def repo(tmp_path: Path) -> Path:
     files = {"pyproject.toml": PYPROJECT, "calc/__init__.py": CALC, "tests/test_calc.py": TESTS}
     return make_repo(tmp_path / "repo", files)
-
-
-@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
-def opener(request: pytest.FixtureRequest) -> Any:
-    if request.param == "docker":
-        request.getfixturevalue("docker_engine")
-        return DockerSandbox.open
-    return LocalSandbox.open
 
 
 def _task(

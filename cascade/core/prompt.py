@@ -54,16 +54,7 @@ def build_messages(
         parts += ["", "## How the target tests fail now", ""]
         for test, text in shown.items():
             parts += [f"`{test}`:", "```", _trim(text, FAILURE_CHARS), "```"]
-    parts += _context(context)
-    if feedback:
-        parts += [
-            "",
-            "## Your previous attempt was rejected",
-            "",
-            "The workspace was reset to the original code. What the checks said:",
-            "",
-            feedback.strip(),
-        ]
+    parts += _context(context) + _rejected(feedback, "attempt")
     return [
         Message(role="system", content=SYSTEM),
         Message(role="user", content="\n".join(parts).strip() + "\n"),
@@ -100,18 +91,23 @@ def _reproduce_messages(parts: list[str], context: Context, feedback: str) -> li
         "reason the issue describes, and pass once the issue is fixed. Put it in a test file "
         "(a new `tests/test_*.py`, or a new test function in an existing test module).",
     ]
-    if feedback:
-        parts += [
-            "",
-            "## Your previous test was rejected",
-            "",
-            "The workspace was reset to the original code. What the checks said:",
-            "",
-            feedback.strip(),
-        ]
+    parts += _rejected(feedback, "test")
     return [
         Message(role="system", content=REPRODUCE_SYSTEM),
         Message(role="user", content="\n".join(parts).strip() + "\n"),
+    ]
+
+
+def _rejected(feedback: str, what: str) -> list[str]:
+    if not feedback:
+        return []
+    return [
+        "",
+        f"## Your previous {what} was rejected",
+        "",
+        "The workspace was reset to the original code. What the checks said:",
+        "",
+        feedback.strip(),
     ]
 
 
