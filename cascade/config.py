@@ -175,6 +175,15 @@ class ReproduceConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict)  # the reproduction evaluator's
 
 
+class ProofConfig(Section):
+    """`[proof]`: how a run's receipt is sealed."""
+
+    # An Ed25519 private key (PEM; `cascade proof keygen` makes one), relative to the config
+    # file's folder: each receipt is signed with it. Empty: receipts are unsigned (tamper-evident,
+    # not authenticated). Keep it outside the repository.
+    key: str = ""
+
+
 def _default_ladder() -> tuple[RungConfig, ...]:
     return (
         RungConfig(name="cheap", model="gpt-4o-mini", attempts=2),
@@ -192,6 +201,7 @@ class CascadeConfig(Section):
     budget: BudgetConfig = BudgetConfig()
     routing: RoutingConfig = RoutingConfig()
     reproduce: ReproduceConfig = ReproduceConfig()
+    proof: ProofConfig = ProofConfig()
 
     @model_validator(mode="after")
     def _unique_rungs(self) -> CascadeConfig:

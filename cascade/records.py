@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 2  # 2: attempts carry their role and what proves a verified fix
+SCHEMA_VERSION = 3  # 3: chained records hashed over RFC 8785; 2: roles and proving tests
 
 
 class Record(BaseModel):

@@ -283,7 +283,7 @@ async def test_a_patch_nothing_proves_is_unproven_never_verified(
     assert best is not None and best.seq == 1 and best.failed == ()
     summary = (run_dir / "summary.md").read_text()
     assert "**Unproven**" in summary and "## Why it is unproven" in summary
-    receipt = json.loads((run_dir / "receipt.intoto.json").read_text())
+    receipt = RunFolder(run_dir).receipt()  # the Statement, out of its DSSE envelope
     assert (
         receipt["predicate"]["status"] == "unproven"
         and receipt["subject"][0]["name"] != "patch.diff"

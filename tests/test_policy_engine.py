@@ -30,6 +30,7 @@ from cascade.core.gate import Gate
 from cascade.core.loop import Engine
 from cascade.errors import SandboxError
 from cascade.proof.log import ATTEMPTS_FILE, ProofLog
+from cascade.proof.run_folder import RunFolder
 from cascade.proof.verify import verify_run
 from cascade.protocols import Sandbox
 from cascade.records import Attempt, Issue, Patch, RunOutcome, Task, Verdict
@@ -293,7 +294,7 @@ async def test_samples_first_verified_wins_and_the_rest_are_recorded(
     ]
     assert trail[1].response_sha256 and trail[1].cost_usd == 0.001  # drawn, paid, recorded
     assert "sample 2 of this round verified first" in trail[1].error
-    receipt = json.loads((Path(outcome.run_dir) / "receipt.intoto.json").read_text())
+    receipt = RunFolder(Path(outcome.run_dir)).receipt()  # the Statement, out of its envelope
     assert receipt["predicate"]["status"] == "verified"
     assert outcome.cost_usd == pytest.approx(0.003)
     assert "+    return a + b" in (Path(outcome.run_dir) / "patch.diff").read_text()

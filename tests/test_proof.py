@@ -3,13 +3,17 @@ that verify names what broke."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import rfc8785
 
 from cascade.errors import UsageError
 from cascade.proof.log import (
@@ -22,6 +26,7 @@ from cascade.proof.log import (
     canonical_json,
     new_run_id,
 )
+from cascade.proof.signing import Signer
 from cascade.proof.summary import render_summary
 from cascade.proof.verify import VerifyReport, format_report, verify_run
 from cascade.records import Attempt, Finding, Patch, ProvingTest, RunOutcome, Usage, Verdict
@@ -56,10 +61,12 @@ PROVING = (
 )
 
 
-def _write_run(runs: Path, last: str = "verified") -> tuple[ProofLog, list[Attempt]]:
+def _write_run(
+    runs: Path, last: str = "verified", signer: Signer | None = None
+) -> tuple[ProofLog, list[Attempt]]:
     """Three attempts; the third gated with status `last` (its pytest passes only if verified,
-    and then the issue's test, failing at base, proves it)."""
-    log = ProofLog.create(runs, "run-1")
+    and then the issue's test, failing at base, proves it). `signer` signs the receipt."""
+    log = ProofLog.create(runs, "run-1", signer)
     patch_sha = log.put_blob(DIFF)
     base_sha = log.put_blob(json.dumps({PROOF_TEST: PROVING[0].base}, sort_keys=True, indent=1))
     verified = last == "verified"
@@ -142,6 +149,35 @@ def _failing(run_dir: Path, *needles: str) -> VerifyReport:
     for needle in needles:
         assert needle in text, format_report(report)
     return report
+
+
+def statement(run_dir: Path) -> dict[str, Any]:
+    """The in-toto Statement inside the receipt's DSSE envelope."""
+    envelope = json.loads((run_dir / "receipt.intoto.json").read_bytes())
+    return json.loads(base64.b64decode(envelope["payload"]))
+
+
+def edit_statement(run_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change the receipt's Statement and encode it again, as anyone can with standard tools;
+    the envelope's signatures stay as they were (none, for an unsigned run)."""
+    path = run_dir / "receipt.intoto.json"
+    envelope = json.loads(path.read_bytes())
+    data = statement(run_dir)
+    change(data)
+    envelope["payload"] = base64.b64encode(rfc8785.dumps(data)).decode()
+    path.write_bytes(rfc8785.dumps(envelope) + b"\n")
+
+
+def reseal_files(run_dir: Path) -> None:
+    """Put the digests of outcome.json and summary.md as they are now into the receipt."""
+
+    def change(data: dict[str, Any]) -> None:
+        for entry in data["predicate"]["sealed_files"]:
+            path = run_dir / entry["name"]
+            if path.exists():
+                entry["digest"] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+    edit_statement(run_dir, change)
 
 
 def _lines(run_dir: Path) -> list[bytes]:
@@ -275,7 +311,7 @@ def test_append_writes_before_returning(tmp_path: Path) -> None:
 
 
 def test_the_receipt_is_an_in_toto_statement(sealed: Path) -> None:
-    receipt = json.loads((sealed / "receipt.intoto.json").read_text())
+    receipt = statement(sealed)
     assert receipt["_type"] == STATEMENT_TYPE == "https://in-toto.io/Statement/v1"
     assert receipt["predicateType"] == PREDICATE_TYPE
     assert receipt["subject"] == [
@@ -341,7 +377,7 @@ def test_an_exhausted_run_has_no_patch(tmp_path: Path) -> None:
     )
     log.seal(outcome, attempts, None, "x should be 2", LADDER)
     assert not (log.run_dir / "patch.diff").exists()
-    receipt = json.loads((log.run_dir / "receipt.intoto.json").read_text())
+    receipt = statement(log.run_dir)
     assert [s["name"] for s in receipt["subject"]] == ["base-commit"]
     assert verify_run(log.run_dir).ok
     assert "**Exhausted**" in (log.run_dir / "summary.md").read_text()

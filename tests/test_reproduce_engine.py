@@ -152,7 +152,7 @@ async def test_reproduce_first_then_the_fix_is_proven_by_that_test(
     subprocess.run(["git", "clone", "-q", str(repo), str(applied)], check=True)
     subprocess.run(["git", "-C", str(applied), "apply", str(run_dir / "patch.diff")], check=True)
     assert (applied / REPRO_PATH).is_file()
-    receipt = json.loads((run_dir / "receipt.intoto.json").read_text())
+    receipt = RunFolder(run_dir).receipt()  # the Statement, out of its DSSE envelope
     assert receipt["predicate"]["reproduction"]["rung"] == "strong"
     assert receipt["predicate"]["proving"][0]["source"] == "reproduction"
     summary = (run_dir / "summary.md").read_text()

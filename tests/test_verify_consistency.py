@@ -13,7 +13,17 @@ from typing import Any
 
 from cascade.proof.verify import VerifyReport, format_report, verify_run
 from cascade.records import Patch
-from tests.test_proof import DIFF, LADDER, PROOF_TEST, PROVING, _outcome, _seal, _write_run
+from tests.test_proof import (
+    DIFF,
+    LADDER,
+    PROOF_TEST,
+    PROVING,
+    _outcome,
+    _seal,
+    _write_run,
+    edit_statement,
+    reseal_files,
+)
 
 OTHER_DIFF = DIFF.replace("+x = 2", "+x = 2  # and a backdoor")
 DIFF_SHA = hashlib.sha256(DIFF.encode()).hexdigest()
@@ -42,9 +52,15 @@ def _stopped_run(tmp_path: Path, status: str, last: str = "rejected") -> Path:
 
 
 def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """The receipt: its Statement, re-encoded in the (unsigned) envelope. Another sealed file:
+    edited, and its digest in the receipt re-sealed."""
+    if path.name == "receipt.intoto.json":
+        edit_statement(path.parent, change)
+        return
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data, indent=2))
+    reseal_files(path.parent)
 
 
 def _relabel(run_dir: Path, status: str, patch_sha: str) -> None:

@@ -1,6 +1,6 @@
 """The proof log of one run: a hash-chained attempts.jsonl, content-addressed blobs, and at the
-end a seal (patch.diff, summary.md, outcome.json, an in-toto receipt). `cascade.proof.verify`
-checks it.
+end a seal (patch.diff, summary.md, outcome.json, and the receipt: a DSSE envelope over an in-toto
+Statement, signed when the run has a signer). `cascade.proof.verify` checks it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import rfc8785
+
 from cascade.errors import InfraError, UsageError
 from cascade.proof.run_folder import (
     ATTEMPTS_FILE,
@@ -25,6 +27,7 @@ from cascade.proof.run_folder import (
     RECEIPT_FILE,
     SUMMARY_FILE,
 )
+from cascade.proof.signing import Signer, envelope
 from cascade.proof.summary import render_summary
 from cascade.records import Attempt, Patch, RunOutcome, Verdict
 
@@ -35,20 +38,37 @@ TEST_RESULT_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 MAX_LISTED = 50  # findings listed per evaluator in the receipt; the rest are in the blobs
 PATCH_SUBJECT = "patch.diff"
 BASE_SUBJECT = "base-commit"
+SEALED_FILES = (OUTCOME_FILE, SUMMARY_FILE)  # sealed by digest (patch.diff is the subject)
+JCS_SCHEMA = 3  # records from this schema_version on are hashed over RFC 8785 bytes
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def canonical_json(obj: Any) -> bytes:
-    """The one serialization every digest in the log is taken over."""
+    """RFC 8785 (JSON Canonicalization Scheme): the bytes every record digest (from schema 3 on),
+    and the signed Statement, are taken over. A ValueError for what JCS cannot represent exactly:
+    NaN, infinities, integers beyond 2**53, lone surrogates."""
+    return rfc8785.dumps(obj)
+
+
+def legacy_json(obj: Any) -> bytes:
+    """What records of schema 1 and 2 were hashed over (Python's json: sorted keys, compact,
+    UTF-8); kept so that their runs still verify."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8")
+
+
+def record_bytes(record: dict[str, Any]) -> bytes:
+    """A record in the encoding its own `schema_version` names: RFC 8785 from JCS_SCHEMA on."""
+    version = record.get("schema_version")
+    modern = isinstance(version, int) and not isinstance(version, bool) and version >= JCS_SCHEMA
+    return canonical_json(record) if modern else legacy_json(record)
 
 
 def record_digest(line: dict[str, Any]) -> str:
     """sha256 of a log line's record: every field, `prev` included, except `sha256` itself."""
     body = {key: value for key, value in line.items() if key != "sha256"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return hashlib.sha256(record_bytes(body)).hexdigest()
 
 
 def new_run_id() -> str:
@@ -61,16 +81,19 @@ class ProofLog:
     """Writes one run folder. Every write is durable (fsync) before the call returns, so a crash
     loses at most the record being written — and verify names a torn last line."""
 
-    def __init__(self, run_id: str, run_dir: Path) -> None:
+    def __init__(self, run_id: str, run_dir: Path, signer: Signer | None = None) -> None:
         # Use `create`; this only binds the names.
         self.run_id = run_id
         self.run_dir = run_dir
+        self._signer = signer  # signs the receipt at the seal; None: an unsigned envelope
         self._head = GENESIS
         self._entries: list[dict[str, Any]] = []
         self._sealed = False
 
     @classmethod
-    def create(cls, runs_dir: Path, run_id: str | None = None) -> ProofLog:
+    def create(
+        cls, runs_dir: Path, run_id: str | None = None, signer: Signer | None = None
+    ) -> ProofLog:
         """Make a new run folder under `runs_dir`; an existing folder is never reused."""
         run_id = run_id or new_run_id()
         if not _RUN_ID.fullmatch(run_id):
@@ -92,7 +115,7 @@ class ProofLog:
             _fsync_dir(runs_dir)
         except OSError as exc:
             raise InfraError(f"cannot set up run folder {run_dir}: {exc}") from exc
-        return cls(run_id, run_dir)
+        return cls(run_id, run_dir, signer)
 
     def put_blob(self, data: bytes | str) -> str:
         """Store content under its sha256 and return the digest; storing it again is a no-op."""
@@ -109,12 +132,16 @@ class ProofLog:
             raise InfraError(f"proof log {self.run_dir} is sealed; cannot append seq {record.seq}")
         line: dict[str, Any] = record.model_dump(mode="json")
         line["prev"] = self._head
-        digest = record_digest(line)
-        line["sha256"] = digest
+        try:
+            digest = record_digest(line)
+            line["sha256"] = digest
+            raw = record_bytes(line)  # from schema 3 on, the line is its record's RFC 8785 form
+        except ValueError as exc:
+            raise InfraError(f"attempt seq {record.seq} cannot be canonicalized: {exc}") from exc
         path = self.run_dir / ATTEMPTS_FILE
         try:
             with path.open("ab") as handle:
-                handle.write(canonical_json(line) + b"\n")
+                handle.write(raw + b"\n")
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
@@ -148,12 +175,22 @@ class ProofLog:
             raw = patch.diff.encode("utf-8")
             patch_digest = hashlib.sha256(raw).hexdigest()
             _write_atomic(self.run_dir / PATCH_FILE, raw)
-        summary = render_summary(outcome, attempts, task_title, ladder)
-        _write_atomic(self.run_dir / SUMMARY_FILE, summary.encode("utf-8"))
-        _write_atomic(self.run_dir / OUTCOME_FILE, outcome.model_dump_json(indent=2).encode())
-        receipt = self._receipt(outcome, attempts, patch_digest, ladder)
-        text = json.dumps(receipt, indent=2, ensure_ascii=False) + "\n"
-        _write_atomic(self.run_dir / RECEIPT_FILE, text.encode("utf-8"))
+        summary = render_summary(outcome, attempts, task_title, ladder).encode("utf-8")
+        _write_atomic(self.run_dir / SUMMARY_FILE, summary)
+        told = outcome.model_dump_json(indent=2).encode()
+        _write_atomic(self.run_dir / OUTCOME_FILE, told)
+        statement = self._receipt(outcome, attempts, patch_digest, ladder)
+        statement["predicate"]["sealed_files"] = [
+            {"name": name, "digest": {"sha256": hashlib.sha256(data).hexdigest()}}
+            for name, data in zip(SEALED_FILES, (told, summary), strict=True)
+        ]
+        try:
+            sealed = envelope(canonical_json(statement), self._signer)
+        except ValueError as exc:
+            raise InfraError(f"{self.run_dir}: the receipt cannot be canonicalized: {exc}") from exc
+        # The envelope in RFC 8785 form too: verify can then refuse any other bytes, so no byte
+        # of the folder goes unchecked (its whitespace included).
+        _write_atomic(self.run_dir / RECEIPT_FILE, canonical_json(sealed) + b"\n")
         self._sealed = True
 
     def _receipt(

@@ -1,5 +1,6 @@
 """The one reader of run folders: where each file of a run lives, and reading them back — the
-attempt records (typed, chain fields dropped), the sealed outcome, the receipt, the blobs.
+attempt records (typed, chain fields dropped), the sealed outcome, the receipt's Statement (out
+of its DSSE envelope, or as written by runs sealed before receipts were signed), the blobs.
 Replay, reports, the ladder's history and re-gating read runs through this; `cascade.proof.log`
 writes them and `cascade.proof.verify` checks their raw bytes."""
 
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cascade.errors import InfraError, UsageError
+from cascade.proof.signing import read_receipt
 from cascade.records import Attempt, RunOutcome
 
 ATTEMPTS_FILE = "attempts.jsonl"
@@ -21,6 +23,7 @@ PATCH_FILE = "patch.diff"
 SUMMARY_FILE = "summary.md"
 OUTCOME_FILE = "outcome.json"
 RECEIPT_FILE = "receipt.intoto.json"
+ABORTED_FILE = "ABORTED"  # a batch marks a run it cut short (or superseded) with this file
 CHAIN_FIELDS = ("prev", "sha256")  # added by the log to each record; not part of an Attempt
 
 
@@ -142,14 +145,12 @@ class RunFolder:
             return None
 
     def receipt(self) -> dict[str, Any]:
-        """The receipt's Statement; a UsageError when the run was not sealed or it is unreadable."""
+        """The receipt's Statement (its signature unchecked: that is `cascade.proof.verify`'s);
+        a UsageError when the run was not sealed or the receipt is unreadable."""
         try:
-            value = json.loads(self.receipt_file.read_text("utf-8"))
+            return read_receipt(self.receipt_file.read_bytes()).statement
         except (OSError, ValueError) as exc:
             raise UsageError(self._unsealed(exc)) from exc
-        if not isinstance(value, dict):
-            raise UsageError(self._unsealed(TypeError("not a JSON object")))
-        return value
 
     def ladder(self) -> tuple[str, ...]:
         """The rungs the run's receipt says it climbed."""

@@ -1,6 +1,7 @@
 """Check a run folder written by `cascade.proof.log`: the hash chain, every blob's name against its
-bytes, every digest a record names, and what the seal claims (receipt, patch.diff, outcome.json)
-against the log. Reading only: a broken run is reported, never repaired."""
+bytes, every digest a record names, the receipt's envelope and (given a public key) its signature,
+and what the seal claims (receipt, patch.diff, outcome.json, summary.md) against the log. Reading
+only: a broken run is reported, never repaired."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from cascade.proof.log import GENESIS, PATCH_SUBJECT, STATEMENT_TYPE, record_digest
+from cascade.proof.log import GENESIS, PATCH_SUBJECT, STATEMENT_TYPE
 from cascade.proof.run_folder import (
+    ABORTED_FILE,
     ATTEMPTS_FILE,
     BLOBS_DIR,
     OUTCOME_FILE,
     PATCH_FILE,
     RECEIPT_FILE,
 )
+from cascade.proof.signing import PublicKey
+from cascade.proof.verify_chain import Records, check_chain, place
 from cascade.proof.verify_proving import check_proving
+from cascade.proof.verify_seal import Seal, check_sealed_files, read_seal
 from cascade.records import RunStatus
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -40,96 +45,87 @@ class VerifyReport(BaseModel):
     problems: list[str]
     records: int
     blobs: int
+    intact: int = 0  # the leading records whose digest, link and seq hold
+    aborted: str = ""  # the ABORTED mark of a run a batch cut short (or superseded)
+    sealed: bool = False
+    signing: str = ""  # "legacy", "unsigned", "signed", "authenticated"; "" without a receipt
+    signed_by: list[str] = []
+    key_id: str = ""  # the --key given
 
 
-def verify_run(run_dir: Path) -> VerifyReport:
-    problems: list[str] = []
+def verify_run(run_dir: Path, key: PublicKey | None = None) -> VerifyReport:
+    """Check `run_dir`; with `key`, the receipt must also carry a signature that verifies under
+    it (a signature problem is listed first)."""
     if not run_dir.is_dir():
-        return _report(run_dir, [f"{run_dir} is not a run folder"], [], 0)
-    records = _check_chain(run_dir, problems)
+        return VerifyReport(
+            run_dir=str(run_dir), ok=False, problems=[f"{run_dir} is not a run folder"],
+            records=0, blobs=0,
+        )  # fmt: skip
+    problems: list[str] = []
+    records, intact = check_chain(run_dir, problems)
     blobs = _check_blobs(run_dir / BLOBS_DIR, problems)
     _check_references(records, blobs, problems)
-    _check_receipt(run_dir, records, problems)
-    return _report(run_dir, problems, records, len(blobs))
-
-
-def format_report(report: VerifyReport) -> str:
-    counts = f"{report.records} record(s), {report.blobs} blob(s)"
-    if report.ok:
-        return f"OK {report.run_dir}: {counts}; hash chain, blobs and receipt intact"
-    lines = [f"FAILED {report.run_dir}: {counts}; {len(report.problems)} problem(s)"]
-    lines += [f"  - {problem}" for problem in report.problems]
-    return "\n".join(lines)
-
-
-def _report(
-    run_dir: Path, problems: list[str], records: list[tuple[int, dict[str, Any]]], blobs: int
-) -> VerifyReport:
+    seal = _check_receipt(run_dir, records, key, problems)
+    if seal is not None and seal.signature_problem:
+        problems.insert(0, seal.signature_problem)
     return VerifyReport(
         run_dir=str(run_dir),
         ok=not problems,
         problems=problems,
         records=len(records),
-        blobs=blobs,
+        blobs=len(blobs),
+        intact=intact,
+        aborted=_aborted(run_dir),
+        sealed=(run_dir / RECEIPT_FILE).exists(),
+        signing=seal.signing if seal else "",
+        signed_by=list(seal.signed_by) if seal else [],
+        key_id=key.keyid if key else "",
     )
 
 
-def _where(number: int, line: dict[str, Any] | None = None) -> str:
-    seq = f" (seq {line.get('seq', '?')})" if line is not None else ""
-    return f"{ATTEMPTS_FILE} line {number}{seq}"
+def format_report(report: VerifyReport) -> str:
+    lines = []
+    if report.aborted and not report.sealed:
+        upto = f"chain intact up to seq {report.intact}" if report.intact else "no record"
+        lines.append(f"aborted: {upto}, never sealed ({report.aborted})")
+    elif report.aborted:
+        lines.append(f"aborted: marked after it was sealed ({report.aborted})")
+    counts = f"{report.records} record(s), {report.blobs} blob(s)"
+    if report.ok:
+        lines.append(f"OK {report.run_dir}: {counts}; hash chain, blobs and receipt intact")
+    else:
+        lines.append(f"FAILED {report.run_dir}: {counts}; {len(report.problems)} problem(s)")
+        lines += [f"  - {problem}" for problem in report.problems]
+    said = _signing(report)
+    return "\n".join([*lines, said] if said else lines)
 
 
-def _check_chain(run_dir: Path, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
-    """Parse every line and check its digest and link; return (line number, record) pairs."""
-    path = run_dir / ATTEMPTS_FILE
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        problems.append(f"{ATTEMPTS_FILE} cannot be read: {exc}")
-        return []
-    raw_lines = data.split(b"\n")
-    tail = raw_lines.pop()  # b"" when the file ends with a newline, as every complete log does
-    records: list[tuple[int, dict[str, Any]]] = []
-    expected_prev: str | None = GENESIS
-    for number, raw in enumerate(raw_lines, 1):
-        line = _parse(raw, number, problems)
-        if line is None:
-            expected_prev = None  # the link after a broken line cannot be judged
-            continue
-        where = _where(number, line)
-        stated = line.get("sha256")
-        if not isinstance(stated, str):
-            problems.append(f"{where}: has no sha256")
-        elif record_digest(line) != stated:
-            problems.append(f"{where}: content does not match its sha256")
-        if expected_prev is not None and line.get("prev") != expected_prev:
-            before = f"line {number - 1}" if number > 1 else "the chain start (64 zeros)"
-            problems.append(
-                f"{where}: prev does not match the sha256 of {before} "
-                "(a record was removed, inserted or reordered)"
-            )
-        if line.get("seq") != number:
-            problems.append(f"{where}: expected seq {number}")
-        expected_prev = stated if isinstance(stated, str) else None
-        records.append((number, line))
-    if tail:
-        problems.append(
-            f"{ATTEMPTS_FILE} line {len(raw_lines) + 1}: torn last line "
-            f"({len(tail)} bytes with no newline; the write was interrupted)"
+def _signing(report: VerifyReport) -> str:
+    """Who sealed the run, as far as this check can tell."""
+    if report.signing == "authenticated" and report.ok:
+        return f"authenticated: signed by {report.key_id}, the key given"
+    if report.signing == "authenticated":
+        return (
+            f"the receipt's signature verifies under the key given ({report.key_id}); the "
+            "problems above are in what it seals"
         )
-    return records
+    if report.key_id:
+        return ""  # the first problem says why the key does not authenticate the receipt
+    if report.signing == "signed":
+        return f"signed by {', '.join(report.signed_by)}; pass --key to authenticate"
+    if report.signing == "unsigned":
+        return "unsigned: tamper-evident, not authenticated"
+    if report.signing == "legacy":
+        return "unsigned: tamper-evident, not authenticated (sealed before receipts were signed)"
+    return ""
 
 
-def _parse(raw: bytes, number: int, problems: list[str]) -> dict[str, Any] | None:
+def _aborted(run_dir: Path) -> str:
     try:
-        line = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(f"{_where(number)}: not valid JSON ({exc})")
-        return None
-    if not isinstance(line, dict):
-        problems.append(f"{_where(number)}: not a JSON object")
-        return None
-    return line
+        text = (run_dir / ABORTED_FILE).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return f"marked {ABORTED_FILE}: {text}" if text else f"marked {ABORTED_FILE}"
 
 
 def _check_blobs(blobs_dir: Path, problems: list[str]) -> set[str]:
@@ -162,31 +158,31 @@ def _references(line: dict[str, Any]) -> list[tuple[str, str]]:
     return [(field, str(value)) for field, value in refs if value]
 
 
-def _check_references(
-    records: list[tuple[int, dict[str, Any]]], blobs: set[str], problems: list[str]
-) -> None:
+def _check_references(records: Records, blobs: set[str], problems: list[str]) -> None:
     for number, line in records:
         for field, digest in _references(line):
             if digest not in blobs:
-                where = _where(number, line)
+                where = place(number, line)
                 problems.append(f"{where}: {field} {digest} is not an intact blob in {BLOBS_DIR}/")
 
 
 def _check_receipt(
-    run_dir: Path, records: list[tuple[int, dict[str, Any]]], problems: list[str]
-) -> None:
-    path = run_dir / RECEIPT_FILE
-    if not path.exists():
+    run_dir: Path, records: Records, key: PublicKey | None, problems: list[str]
+) -> Seal | None:
+    if not (run_dir / RECEIPT_FILE).exists():
         problems.append(f"run was not sealed: {RECEIPT_FILE} is missing")
-        return
+        return None
+    seal = read_seal(run_dir, key, problems)
+    if seal is None:
+        return None
+    receipt = seal.statement
     try:
-        receipt = json.loads(path.read_text(encoding="utf-8"))
         predicate = receipt["predicate"]
         listed = predicate["attempts"]
         subjects = {s.get("name"): s.get("digest", {}) for s in receipt["subject"]}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         problems.append(f"{RECEIPT_FILE} is not a readable cascade receipt ({exc!r})")
-        return
+        return seal
     if receipt.get("_type") != STATEMENT_TYPE:
         problems.append(f"{RECEIPT_FILE}: _type is not {STATEMENT_TYPE}")
     head = records[-1][1].get("sha256") if records else GENESIS
@@ -205,11 +201,11 @@ def _check_receipt(
         if shipped is not None:
             _check_verified_patch(shipped, expected, *verified, problems)
     _check_outcome(run_dir, status, shipped, problems)
+    check_sealed_files(run_dir, predicate, seal.enveloped, problems)
+    return seal
 
 
-def _compare_listed(
-    listed: Any, records: list[tuple[int, dict[str, Any]]], problems: list[str]
-) -> None:
+def _compare_listed(listed: Any, records: Records, problems: list[str]) -> None:
     if not isinstance(listed, list):
         problems.append(f"{RECEIPT_FILE}: predicate.attempts is not a list")
         return
@@ -224,15 +220,15 @@ def _compare_listed(
         number, line = records[index]
         expected = {key: line.get(key) for key in _RECEIPT_KEYS}
         if entry != expected:
-            problems.append(f"{_where(number, line)}: does not match the receipt's attempt list")
+            problems.append(f"{place(number, line)}: does not match the receipt's attempt list")
             return
     if len(records) > len(listed):
         number, line = records[len(listed)]
-        problems.append(f"{_where(number, line)}: not in the receipt (appended after sealing)")
+        problems.append(f"{place(number, line)}: not in the receipt (appended after sealing)")
 
 
 def _check_status(
-    status: Any, records: list[tuple[int, dict[str, Any]]], problems: list[str]
+    status: Any, records: Records, problems: list[str]
 ) -> tuple[int, dict[str, Any]] | None:
     """The receipt's status against the log: a verified run ends at its verified attempt (the
     engine records the winner last and stops). Return that attempt when the status holds."""
@@ -246,14 +242,14 @@ def _check_status(
         number, line = records[-1]
         if line.get("status") != "verified":
             problems.append(
-                f"{RECEIPT_FILE} says verified, but the last attempt, {_where(number, line)}, "
+                f"{RECEIPT_FILE} says verified, but the last attempt, {place(number, line)}, "
                 f"is {line.get('status')!r}"
             )
             return None
         return number, line
     won = next((r for r in records if r[1].get("status") == "verified"), None)
     if status in _NEVER_VERIFIED and won is not None:
-        problems.append(f"{RECEIPT_FILE} says {status}, but {_where(*won)} verified")
+        problems.append(f"{RECEIPT_FILE} says {status}, but {place(*won)} verified")
     return None
 
 
@@ -290,12 +286,12 @@ def _check_verified_patch(
         if shipped != expected:
             problems.append(
                 f"{PATCH_FILE} (sha256 {shipped}) is not the accepted reproduction plus the "
-                f"patch of the verified attempt {_where(number, line)}"
+                f"patch of the verified attempt {place(number, line)}"
             )
     elif stated != shipped:
         problems.append(
             f"{PATCH_FILE} (sha256 {shipped}) is not the patch of the verified attempt: "
-            f"{_where(number, line)} has patch_sha256 {stated or 'none'}"
+            f"{place(number, line)} has patch_sha256 {stated or 'none'}"
         )
 
 

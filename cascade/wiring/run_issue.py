@@ -14,10 +14,11 @@ from typing import Any
 
 from cascade.core.events import Event
 from cascade.core.loop import Engine
-from cascade.errors import UsageError
+from cascade.errors import ConfigError, UsageError
 from cascade.proof.log import ProofLog, new_run_id
 from cascade.proof.outcome import error_outcome
 from cascade.proof.run_folder import RunFolder
+from cascade.proof.signing import Signer, load_signer
 from cascade.records import Issue, RunOutcome, Task
 from cascade.wiring.assemble import Parts, assemble
 from cascade.wiring.settings import LoadedConfig, load_config
@@ -62,6 +63,7 @@ class IssueRunner:
     repo: Path
     commit: str
     runs_dir: Path  # a run folder per run is made under this
+    signer: Signer | None = None  # signs each run's receipt ([proof] key)
 
     @classmethod
     def prepare(
@@ -73,12 +75,14 @@ class IssueRunner:
         runs_dir: Path | None = None,
         commit: str | None = None,
     ) -> IssueRunner:
-        """Resolve the base commit (HEAD unless given) and build the parts; cassettes and the
-        sandbox backend are checked now, before any issue is read."""
+        """Load the signing key, resolve the base commit (HEAD unless given) and build the
+        parts; the key, cassettes and the sandbox backend are checked now, before any issue is
+        read."""
+        signer = _signer(loaded)
         base = commit or resolve_commit(repo)
         parts = assemble(loaded, record=record)
         out = runs_dir.resolve() if runs_dir else loaded.path(loaded.config.run.out)
-        return cls(parts, repo, base, out)
+        return cls(parts, repo, base, out, signer)
 
     @property
     def ladder(self) -> list[str]:
@@ -114,7 +118,7 @@ class IssueRun:
         cascade error; anything else that escapes it (a bug in an adapter) is logged, becomes
         this run's error outcome, and the run is sealed here so its folder is a whole proof."""
         runner = self.runner
-        proof = ProofLog.create(runner.runs_dir, self.run_id)
+        proof = ProofLog.create(runner.runs_dir, self.run_id, runner.signer)
         task = Task(issue=issue, repo=str(runner.repo), base_commit=runner.commit)
         started = time.monotonic()
         try:
@@ -131,6 +135,18 @@ class IssueRun:
                 except Exception:  # the run keeps its attempts; the caller records the error
                     log.exception("could not seal the failed run %s", self.run_id)
             return outcome
+
+
+def _signer(loaded: LoadedConfig) -> Signer | None:
+    """The `[proof] key`, read here on the host: the key object stays in this process and the
+    file is never in a sandbox (sandboxes get a `git archive` of the base commit, nothing else)."""
+    key = loaded.config.proof.key
+    if not key:
+        return None
+    try:
+        return load_signer(loaded.path(key, loaded.config_dir))
+    except UsageError as exc:
+        raise ConfigError(f"[proof] key (from {loaded.origin('proof.key')}): {exc}") from exc
 
 
 def describe(exc: BaseException) -> str:
