@@ -22,8 +22,8 @@ from cascade.proof.log import (
     STATEMENT_TYPE,
     TEST_RESULT_TYPE,
     ProofLog,
-    _gate_result,
     canonical_json,
+    gate_result,
     new_run_id,
 )
 from cascade.proof.signing import Signer
@@ -50,6 +50,7 @@ def _attempt(log: ProofLog, seq: int, rung: str, status: str, **extra: object) -
         "duration_s": 2.5 * seq,
         "prompt_sha256": log.put_blob(f"prompt {seq}"),
         "response_sha256": log.put_blob(f"response {seq}"),
+        "base_commit": BASE,
     }
     fields.update(extra)
     return Attempt.model_validate(fields)
@@ -362,7 +363,7 @@ def test_each_evaluator_gets_a_test_result_predicate() -> None:
         run_id="r", task_id="t", seq=1, rung="cheap", model="m", attempt=1, status="rejected",
         verdicts=(Verdict(evaluator="diff_scope", passed=True), failed),
     )  # fmt: skip
-    gate = _gate_result([attempt])
+    gate = gate_result([attempt])
     assert gate["result"] == "fail" and gate["failedTests"] == ["ruff"]
     ruff = gate["evaluators"][1]["predicate"]
     assert ruff["result"] == "FAILED"

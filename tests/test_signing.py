@@ -321,7 +321,10 @@ def test_an_edited_statement_keeps_no_valid_signature(
     edit_statement(run_dir, lambda data: data["predicate"].update(cost_usd=0.0001))
     report = _check(run_dir, public)
     _fails(report, "bad signature: the signature of receipt.intoto.json does not verify")
-    assert report.problems == [report.problems[0]]  # the claim itself is not re-derived
+    # ... and the claim itself is re-derived from the chain and named as well
+    assert report.problems[1:] == [
+        "receipt.intoto.json: predicate.cost_usd is 0.0001; the attempts say 0.006"
+    ]
 
 
 def test_an_unsigned_run_says_so_and_fails_a_key(tmp_path: Path, keys: tuple[Path, Path]) -> None:

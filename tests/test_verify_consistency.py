@@ -11,8 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from cascade.proof.run_folder import RunFolder
+from cascade.proof.summary import render_summary
 from cascade.proof.verify import VerifyReport, format_report, verify_run
-from cascade.records import Patch
+from cascade.records import Patch, RunOutcome
 from tests.test_proof import (
     DIFF,
     LADDER,
@@ -60,7 +64,21 @@ def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data, indent=2))
+    if path.name == "outcome.json":
+        _rerender_summary(path.parent)
     reseal_files(path.parent)
+
+
+def _rerender_summary(run_dir: Path) -> None:
+    """A thorough forger keeps summary.md telling the edited outcome's story too (it is rendered
+    from the outcome and the records), so only the check under test can notice."""
+    try:
+        outcome = RunOutcome.model_validate_json((run_dir / "outcome.json").read_text())
+    except ValidationError:
+        return  # not an outcome any more: the outcome check names that
+    attempts = list(RunFolder(run_dir).attempts())
+    text = render_summary(outcome, attempts, "x should be 2", LADDER)
+    (run_dir / "summary.md").write_text(text)
 
 
 def _relabel(run_dir: Path, status: str, patch_sha: str) -> None:
@@ -221,3 +239,69 @@ def test_a_receipt_that_claims_other_proof_is_caught(tmp_path: Path) -> None:
         run_dir,
         "receipt.intoto.json: its proving tests or fix model differ from the verified attempt's",
     )
+
+
+# -- issue 15: every claim of the seal re-derived from the chain ----------------------------------
+
+
+def _claims_problems(run_dir: Path) -> list[str]:
+    report = verify_run(run_dir)
+    assert not report.ok
+    return report.problems
+
+
+def test_a_receipt_naming_another_base_commit_rung_or_task_is_caught(tmp_path: Path) -> None:
+    run_dir = _verified_run(tmp_path)
+    base = json.loads((run_dir / "outcome.json").read_text())["base_commit"]
+
+    def forge(data: dict[str, Any]) -> None:
+        data["subject"] = [
+            {**s, "digest": {"gitCommit": "b" * 40}} if s["name"] == "base-commit" else s
+            for s in data["subject"]
+        ]
+        data["predicate"].update(verified_rung="cheap", task_id="ISSUE-8")
+
+    _edit(run_dir / "receipt.intoto.json", forge)
+    assert _claims_problems(run_dir) == [
+        "receipt.intoto.json: predicate.verified_rung is 'cheap'; the attempts say 'strong'",
+        "receipt.intoto.json: predicate.task_id is 'ISSUE-8'; the attempts say 'ISSUE-7'",
+        f"receipt.intoto.json: subject base-commit is '{'b' * 40}'; the attempts were judged "
+        f"at '{base}'",
+    ]
+
+
+def test_a_fake_passed_evaluator_in_the_receipt_is_caught(tmp_path: Path) -> None:
+    run_dir = _verified_run(tmp_path)
+
+    def forge(data: dict[str, Any]) -> None:
+        gate = data["predicate"]["gate"]
+        gate["passedTests"].append("security_review")
+        gate["evaluators"].append({"name": "security_review", "predicate": {"result": "PASSED"}})
+
+    _edit(run_dir / "receipt.intoto.json", forge)
+    assert _claims_problems(run_dir) == [
+        "receipt.intoto.json: predicate.gate is not the gate's verdicts of the last fix "
+        "attempt in the log"
+    ]
+
+
+def test_an_outcome_with_another_cost_rung_or_base_is_caught(tmp_path: Path) -> None:
+    # A thorough forger: outcome.json edited, summary.md redrawn from it, digests re-sealed.
+    run_dir = _verified_run(tmp_path)
+    base = json.loads((run_dir / "outcome.json").read_text())["base_commit"]
+    forged = {"cost_usd": 0.0001, "verified_rung": "cheap", "base_commit": "c" * 40}
+    _edit(run_dir / "outcome.json", lambda data: data.update(forged))
+    assert _claims_problems(run_dir) == [
+        "outcome.json: cost_usd is 0.0001; the attempts say 0.006",
+        "outcome.json: verified_rung is 'cheap'; the attempts say 'strong'",
+        f"outcome.json: base_commit is '{'c' * 40}'; the attempts say '{base}'",
+    ]
+
+
+def test_a_summary_that_says_what_the_log_does_not_is_caught(tmp_path: Path) -> None:
+    run_dir = _verified_run(tmp_path)
+    summary = run_dir / "summary.md"
+    summary.write_text(summary.read_text().replace("| 2 | mid |", "| 2 | cheap |"))
+    reseal_files(run_dir)
+    (problem,) = _claims_problems(run_dir)
+    assert problem.startswith("summary.md line ") and "is not what the log says" in problem

@@ -222,7 +222,7 @@ class ProofLog:
             "attempt_count": len(self._entries),
             "chain_head": self._head,
             "attempts": list(self._entries),
-            "gate": _gate_result(attempts),
+            "gate": gate_result(attempts),
         }
         return {
             "_type": STATEMENT_TYPE,
@@ -241,7 +241,7 @@ def _reproduction(attempts: Sequence[Attempt]) -> dict[str, Any] | None:
     return {"seq": won.seq, "rung": won.rung, "model": won.model, "tests": tests}
 
 
-def _gate_result(attempts: Sequence[Attempt]) -> dict[str, Any]:
+def gate_result(attempts: Sequence[Attempt]) -> dict[str, Any]:
     """The last fix attempt's gate: an overall result, and one in-toto test-result predicate
     (v0.1) per evaluator, so a policy written for that predicate reads each without a cascade
     parser. Each evaluator's artifacts (JUnit XML, SARIF, coverage JSON) are its

@@ -24,6 +24,7 @@ from cascade.proof.run_folder import (
 )
 from cascade.proof.signing import PublicKey
 from cascade.proof.verify_chain import Records, check_chain, place
+from cascade.proof.verify_claims import check_claims
 from cascade.proof.verify_proving import check_proving
 from cascade.proof.verify_seal import Seal, check_sealed_files, read_seal
 from cascade.records import RunStatus
@@ -201,6 +202,7 @@ def _check_receipt(
         if shipped is not None:
             _check_verified_patch(shipped, expected, *verified, problems)
     _check_outcome(run_dir, status, shipped, problems)
+    check_claims(run_dir, records, receipt, problems)
     check_sealed_files(run_dir, predicate, seal.enveloped, problems)
     return seal
 
