@@ -59,6 +59,8 @@ class CoverageEvaluator:
         # The accepted reproduction's test is one of the tests the measure runs, as for pytest:
         # a fix whose new lines only the reproduction runs is covered.
         repro = task.reproduction.files if task.reproduction else {}
+        # The patch's own tests count here (unlike for pytest's verdict): coverage asks whether
+        # the changed lines are exercised, and tests written with a fix are how they get to be.
         async with trusted_files(sandbox, patch, ("pytest", "coverage"), copied=repro):
             report = await self._measure(sandbox)
         for path in set(changed) - set(report["files"]):

@@ -36,6 +36,9 @@ INI_SECTIONS: dict[Tool, tuple[str, ...]] = {
     "coverage": ("coverage:*",),
 }
 STARTUP_NAMES = ("sitecustomize.py", "usercustomize.py")
+# Top-level modules the gate's tools import: one at the repository's root would be imported in
+# their place wherever the workspace is on the path (`python -m coverage` puts it first).
+TOOL_MODULES = ("pytest", "_pytest", "pluggy", "coverage", "mypy", "ruff", "py")
 METADATA_DIRS = (".dist-info", ".egg-info")
 WHAT: dict[Tool, str] = {
     "pytest": "pytest's configuration",
@@ -61,6 +64,9 @@ def whole_file(path: str, test_paths: Sequence[str]) -> tuple[frozenset[Tool], s
         return RUNS_PYTHON, why
     if name in STARTUP_NAMES or name.endswith(".pth"):
         return RUNS_PYTHON, "runs code whenever Python starts"
+    top = parts[0].removesuffix(".py") if len(parts) > 1 or name.endswith(".py") else ""
+    if top in TOOL_MODULES and (len(parts) > 1 or name.endswith(".py")):
+        return RUNS_PYTHON, f"would be imported in place of the `{top}` the gate runs"
     if name == "__init__.py" and first_match(path, test_paths):
         return frozenset({"pytest"}), "is a test package's `__init__.py`: it runs before the tests"
     return None

@@ -18,11 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from cascade.errors import InfraError
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Issue, Patch, Task, Verdict
-from evaluators.diff_scope import TEST_PATHS
 from evaluators.infrastructure import Tool
-from evaluators.junit import CaseResult, exception_summary, trim_failure
-from evaluators.patch_files import DiffError, parse_diff
-from evaluators.path_globs import first_match
+from evaluators.junit import trim_failure
+from evaluators.named_tests import named_outcomes, new_test_modules, outcome_text
 from evaluators.pytest_run import (
     PytestRun,
     existing_files,
@@ -131,21 +129,24 @@ class PytestEvaluator:
             excused=frozenset(baseline.get("touched", ())),
         )
         focus = [*task.targets, *(() if apart else issue.hidden_tests)]
+        at_base = dict(baseline.get("outcomes", {}))
         runs: list[PytestRun] = []
         copied = _copied(task, hidden=not apart)
-        async with trusted_files(sandbox, patch, TOOLS, proving=_proving(task), copied=copied):
+        async with trusted_files(
+            sandbox, patch, TOOLS, proving=_proving(task), copied=copied, test_tree=True
+        ):
             paths = await existing_files(sandbox, focus)
             if paths:
                 runs.append(await self._run(sandbox, paths))
             if focus:
-                verdict = self._assess(runs, task, said, hidden=not apart)
+                verdict = self._assess(runs, task, said, hidden=not apart, at_base=at_base)
                 if verdict[0]:
                     return self._verdict(runs, verdict, started, task)
             only: set[str] | None = None
             if self.config.run_full_suite or not focus:
                 # The patch's own new test modules stay out: imported in the same process, one
                 # could rebind the code that the suite's tests call and hide a regression.
-                ignore = _new_test_modules(patch, set(copied))
+                ignore = new_test_modules(patch, set(copied))
                 runs.append(await self._run(sandbox, [], ignore=ignore))
             else:
                 only = set(paths)
@@ -155,8 +156,9 @@ class PytestEvaluator:
                 before.pop(nodeid, None)
             also = (rerun,) if rerun else ()
             verdict = self._assess(
-                runs, task, said, before=before, only=only, hidden=not apart, also=also
-            )
+                runs, task, said, before=before, only=only, hidden=not apart, also=also,
+                at_base=at_base,
+            )  # fmt: skip
             notes = tuple(
                 Finding(message=f"{n}: failed, then passed on a re-run (flaky)", rule=FLAKY)
                 for n in sorted(flaky)
@@ -194,8 +196,9 @@ class PytestEvaluator:
         before: Mapping[str, str],
         only: set[str] | None,
     ) -> tuple[PytestRun | None, set[str]]:
-        """Run once more each test that passed at baseline and failed now; those that pass the
-        second time are flaky. Targets and hidden tests are not re-run: they must pass."""
+        """Run the same tests once more when a few that passed at baseline failed now; those
+        that pass the second time, in the same run order, are flaky. Targets and hidden tests are
+        not excused: they must pass."""
         if run_problem(run) or run.touched or not self.config.rerun_failures:
             return None, set()
         issue = task.issue
@@ -214,7 +217,9 @@ class PytestEvaluator:
         ]
         if not suspects or len(suspects) > MAX_RERUN:  # many failures at once are not flakes
             return None, set()
-        again = await self._run(sandbox, suspects)
+        # The whole run again, not the suspects alone: a test that fails only after others ran
+        # (state the patch leaves behind) must fail again here, not be excused as flaky.
+        again = await self._run(sandbox, list(run.paths))
         results = again.results or {}
         return again, {n for n in suspects if (r := results.get(n)) and r.outcome == "passed"}
 
@@ -229,6 +234,7 @@ class PytestEvaluator:
         targets: bool = True,
         hidden: bool = True,
         also: Sequence[PytestRun] = (),
+        at_base: Mapping[str, str] | None = None,
     ) -> tuple[str, tuple[Finding, ...]]:
         """Feedback and findings ("" and none: passed) for the last of `runs`, after checking
         that none of them (nor of `also`) changed the workspace. Without `before`, targets and
@@ -248,6 +254,7 @@ class PytestEvaluator:
             hidden_files=issue.hidden_files,
             baseline=before,
             only_files=only,
+            at_base=at_base,
         )
         if not failures:
             return "", ()
@@ -315,50 +322,8 @@ class PytestEvaluator:
             findings=found + flaky,
             duration_s=round(time.monotonic() - started, 3),
             artifacts=artifacts,
-            tests=_named_outcomes([*runs, *((secret,) if secret else ())], task),
+            tests=named_outcomes([*runs, *((secret,) if secret else ())], task),
         )
-
-
-def outcome_text(result: CaseResult | None) -> str:
-    """One test's outcome as the proof records it: passed, skipped, missing, or failed/error
-    with the first line of what was raised."""
-    if result is None:
-        return "missing"
-    if result.outcome in ("passed", "skipped"):
-        return result.outcome
-    lines = exception_summary(result).strip().splitlines()
-    return f"{result.outcome}: {lines[0][:200]}" if lines else result.outcome
-
-
-def _named_outcomes(runs: Sequence[PytestRun], task: Task) -> dict[str, str]:
-    """The outcome of each target and hidden test in the last run that ran its file."""
-    named = dict.fromkeys((*task.targets, *task.issue.hidden_tests))
-    out: dict[str, str] = {}
-    for test in named:
-        for run in reversed(runs):
-            result = lookup(run.results or {}, test)
-            if result is not None:
-                out[test] = outcome_text(result)
-                break
-        else:
-            out[test] = "missing"
-    return out
-
-
-def _new_test_modules(patch: Patch, copied: set[str]) -> list[str]:
-    """The test modules the patch adds (not those copied in: hidden and reproduction files)."""
-    try:
-        files = parse_diff(patch.diff)
-    except DiffError:
-        return []
-    return sorted(
-        f.path
-        for f in files
-        if f.status == "added"
-        and f.path.endswith(".py")
-        and f.path not in copied
-        and first_match(f.path, TEST_PATHS) is not None
-    )
 
 
 def _copied(task: Task, *, hidden: bool) -> dict[str, str]:

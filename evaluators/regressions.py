@@ -65,9 +65,12 @@ def judge(
     hidden_files: Iterable[str] = (),
     baseline: Mapping[str, str] | None = None,
     only_files: set[str] | None = None,
+    at_base: Mapping[str, str] | None = None,
 ) -> list[Failure]:
     """Every reason to reject the run. `baseline` None checks targets and hidden tests only;
-    `only_files` limits the regression check to the files that were run."""
+    `only_files` limits the regression check to the files that were run. `at_base` (the
+    suite's outcomes at the base commit): a target named by its file, class or parametrised
+    function passes only if none of its tests that failed there is skipped now."""
     failures: list[Failure] = []
     wanted: list[tuple[Kind, str]] = [("target", t) for t in targets]
     wanted += [("hidden", h) for h in hidden]
@@ -75,10 +78,26 @@ def judge(
         result = lookup(results, nodeid)
         if result is None or result.outcome != "passed":
             failures.append(Failure(kind, nodeid, result, "" if result else NOT_FOUND))
+        elif at_base:
+            failures += _skipped_now(results, nodeid, kind, at_base)
     if baseline is not None:
         skip = {*targets, *hidden}
         failures += _regressions(results, baseline, skip, set(hidden_files), only_files)
     return failures
+
+
+def _skipped_now(
+    results: Mapping[str, CaseResult], nodeid: str, kind: Kind, at_base: Mapping[str, str]
+) -> list[Failure]:
+    """The tests under an aggregate id that failed at the base commit and are skipped now: a
+    skip is not a fix."""
+    return [
+        Failure(kind, key, result, "failed at the base commit and is skipped now")
+        for key, result in results.items()
+        if key.startswith((nodeid + "::", nodeid + "["))
+        and result.outcome == "skipped"
+        and at_base.get(key) in ("failed", "error")
+    ]
 
 
 def _regressions(

@@ -23,6 +23,7 @@ from cascade.records import Patch
 from evaluators.diff_scope import TEST_PATHS
 from evaluators.infrastructure import Tool, changed_tools, is_shared, parses, whole_file
 from evaluators.patch_files import DiffError, parse_diff
+from evaluators.path_globs import first_match
 
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -69,17 +70,21 @@ async def trusted_files(
     proving: Iterable[str] = (),
     copied: Mapping[str, str] | None = None,
     exclusive: bool = False,
+    test_tree: bool = False,
 ) -> AsyncIterator[None]:
     """Within: the base commit's version of each path the patch changed that configures one of
     `tools` (or is a module of the proving tests, `proving`), and `copied` as given. A shared
     file (pyproject.toml) is swapped only when the patch changed the tools' sections of it and
     its new text parses (one that does not fails the tool closed). `exclusive`: evaluators
-    of one stage (ruff, mypy) may swap the same file; they take turns."""
+    of one stage (ruff, mypy) may swap the same file; they take turns. `test_tree`: every path
+    the patch changed under the test paths is judged as the base commit has it too (one the
+    patch added is absent for the run): the tests that judge, their helpers and their data are
+    the base's, whatever the patch did to them."""
+    copied = dict(copied or {})
     if patch is None:
         judged: list[str] = []
     else:
-        judged = _judged(patch, set(tools), set(proving))
-    copied = dict(copied or {})
+        judged = _judged(patch, set(tools), set(proving), set(copied) if test_tree else None)
     if not judged and not copied:
         yield
         return
@@ -104,9 +109,11 @@ async def trusted_files(
             lock.release()
 
 
-def _judged(patch: Patch, tools: set[Tool], proving: set[str]) -> list[str]:
-    """Paths of the patch that may have to be swapped: what configures `tools`, and proving
-    test modules."""
+def _judged(
+    patch: Patch, tools: set[Tool], proving: set[str], tree: set[str] | None = None
+) -> list[str]:
+    """Paths of the patch that may have to be swapped: what configures `tools`, proving test
+    modules, and (`tree`, the paths copied in, given) everything under the test paths."""
     try:
         paths = [d.path for d in parse_diff(patch.diff)]
     except DiffError as exc:
@@ -114,9 +121,16 @@ def _judged(patch: Patch, tools: set[Tool], proving: set[str]) -> list[str]:
     kept: list[str] = []
     for path in paths:
         whole = whole_file(path, TEST_PATHS)
-        if (whole and whole[0] & tools) or is_shared(path) or path in proving:
+        configures = bool(whole and whole[0] & tools) or is_shared(path) or path in proving
+        tested = tree is not None and path not in tree and under_tests(path)
+        if configures or tested:
             kept.append(path)
     return kept
+
+
+def under_tests(path: str) -> bool:
+    """Whether a path belongs to the test tree (a test module, its helpers, data, conftest)."""
+    return first_match(path, (*TEST_PATHS, "**/conftest.py")) is not None
 
 
 def _swap(
@@ -133,6 +147,9 @@ def _swap(
         if path in proving:
             if base is not None:  # a proving test the issue names but the base lacks: the patch's
                 swap[path] = base
+            continue
+        if under_tests(path) and not whole_file(path, TEST_PATHS):
+            swap[path] = base  # the test tree as the base has it: added files are absent
             continue
         whole = whole_file(path, TEST_PATHS)
         if whole and whole[0] & tools:

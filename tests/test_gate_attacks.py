@@ -377,3 +377,127 @@ async def test_a_new_test_module_cannot_hide_a_regression(tmp_path: Path, opener
     )
     assert not _verified(verdicts)
     assert _failed(verdicts) == {"pytest": {"regression"}}
+
+
+# -- review: what the tests read, and what they import, is the base's ---------------------------
+
+GOLDEN = "[[2, 2, 4], [1, 2, 3]]\n"
+GOLDEN_TEST = (
+    "import json\nimport pathlib\n\nfrom calc import add\n\n"
+    "CASES = json.loads((pathlib.Path(__file__).parent / 'golden' / 'cases.json').read_text())\n"
+    "\n\ndef test_add():\n    for a, b, want in CASES:\n        assert add(a, b) == want\n"
+)
+# Expected values rewritten to what the broken code gives: no check looks at a data file.
+CHEAT_GOLDEN = "[[2, 2, 0], [1, 2, -1]]\n"
+SHADOW = "def add(a, b):\n    return a + b\n"  # tests/calc.py: imported before the package
+
+
+@pytest.mark.anyio
+async def test_the_tests_data_files_are_the_bases(tmp_path: Path, opener: Any) -> None:
+    files = {
+        "pyproject.toml": PYPROJECT,
+        "calc/__init__.py": CALC,
+        "tests/test_calc.py": GOLDEN_TEST,
+        "tests/golden/cases.json": GOLDEN,
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    patch = {"tests/golden/cases.json": CHEAT_GOLDEN}
+    gate = [DiffScopeEvaluator(), PytestEvaluator()]
+    (verdicts,) = await _judge(opener, repo, gate, patch, [_task(repo)])
+    assert not _verified(verdicts)
+    assert _failed(verdicts) == {"pytest": {"target"}}
+
+
+@pytest.mark.anyio
+async def test_a_module_in_the_tests_cannot_stand_in_for_the_code(repo: Path, opener: Any) -> None:
+    # pytest puts tests/ on sys.path first (rootdir-relative imports): `from calc import add` in
+    # the test would load tests/calc.py, not the package. The patch only adds that file.
+    gate = [DiffScopeEvaluator(), PytestEvaluator()]
+    (verdicts,) = await _judge(opener, repo, gate, {"tests/calc.py": SHADOW}, [_task(repo)])
+    assert not _verified(verdicts)
+    assert _failed(verdicts) == {"pytest": {"target"}}
+
+
+# An AST check reads statements; code can hide in a decorator of a new helper. The appended
+# helper rebinds `mul` for the tests of its module at import: judged with the base's version of
+# the module, the regression shows whatever the AST check makes of it.
+DECORATED = (
+    "\n\n@(lambda f: globals().__setitem__('mul', lambda a, b: a * b) or f)\n"
+    "def _helper():\n    pass\n"
+)
+
+
+@pytest.mark.anyio
+async def test_code_hidden_in_an_existing_test_module_never_runs(
+    tmp_path: Path, opener: Any
+) -> None:
+    files = {
+        "pyproject.toml": PYPROJECT,
+        "calc/__init__.py": CALC + MUL,
+        "tests/test_calc.py": TESTS,
+        "tests/test_mul.py": MUL_TEST,
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    broken = FIXED + MUL.replace("a * b", "a + b")
+    patch = {"calc/__init__.py": broken, "tests/test_mul.py": MUL_TEST + DECORATED}
+    gate = [PytestEvaluator()]  # the AST check aside: the run alone must not be fooled
+    (verdicts,) = await _judge(opener, repo, gate, patch, [_task(repo)])
+    assert not _verified(verdicts)
+    assert _failed(verdicts) == {"pytest": {"regression"}}
+
+
+# An issue (or a hidden test from GitHub) may name a test file: a test of it that failed at the
+# base commit and is skipped now must not let the file "pass" because its other tests do.
+TWO_TESTS = TESTS + "\n\ndef test_exported():\n    assert callable(add)\n"
+SKIPS = "import unittest\n\n\ndef add(a, b):\n    raise unittest.SkipTest('later')\n"
+
+
+@pytest.mark.anyio
+async def test_a_skip_is_not_a_fix_of_a_test_named_by_its_file(tmp_path: Path, opener: Any) -> None:
+    files = {"pyproject.toml": PYPROJECT, "calc/__init__.py": CALC, "tests/test_calc.py": TWO_TESTS}
+    repo = make_repo(tmp_path / "repo", files)
+    issue = _task(repo).issue.model_copy(update={"tests": ("tests/test_calc.py",)})
+    task = _task(repo).model_copy(update={"issue": issue})
+    (verdicts,) = await _judge(
+        opener, repo, [PytestEvaluator()], {"calc/__init__.py": SKIPS}, [task]
+    )
+    assert _failed(verdicts) == {"pytest": {"target"}}
+    assert "skipped now" in verdicts[-1].feedback
+
+
+# A regression that shows only after another test ran (state the patch leaves behind) passes
+# when re-run alone: it must be re-run as it ran, or it is excused as flaky.
+STATEFUL = (
+    "_calls = []\n\n\ndef add(a, b):\n    _calls.append(1)\n    return a + b\n\n\n"
+    "def mul(a, b):\n    return a * b + (1 if _calls else 0)\n"
+)
+
+
+@pytest.mark.anyio
+async def test_a_regression_after_another_test_is_not_flaky(tmp_path: Path, opener: Any) -> None:
+    files = {
+        "pyproject.toml": PYPROJECT,
+        "calc/__init__.py": CALC + MUL,
+        "tests/test_calc.py": TESTS,
+        "tests/test_mul.py": MUL_TEST,
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    (verdicts,) = await _judge(
+        opener, repo, [PytestEvaluator()], {"calc/__init__.py": STATEFUL}, [_task(repo)]
+    )
+    assert not _verified(verdicts)
+    assert _failed(verdicts) == {"pytest": {"regression"}}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["coverage.py", "coverage/__init__.py", "pytest.py"])
+async def test_a_module_named_like_a_tool_is_refused(repo: Path, path: str) -> None:
+    # `python -m coverage` puts the workspace first on the path: a root coverage.py would be the
+    # coverage that measures the patch.
+    box = await LocalSandbox.open(repo, git(repo, "rev-parse", "HEAD").strip())
+    try:
+        patch = await _patched(box, {path: "print('measured: everything')\n"})
+        verdict = await DiffScopeEvaluator().evaluate(box, _task(repo), patch, {})
+    finally:
+        await box.close()
+    assert {f.rule for f in verdict.findings} == {"test_infrastructure"}

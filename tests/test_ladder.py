@@ -329,3 +329,15 @@ def test_samples_multiply_the_estimate_and_a_verified_sample_ends_the_round() ->
     assert short(decide(round_, Plan(ladder))) == "verified"
     rejected = [Tried("cheap", R), Tried("cheap", E), Tried("cheap", R)]
     assert short(decide(rejected, Plan(ladder))) == ("strong", 1)
+
+
+def test_learned_skip_leaves_unproven_tasks_out() -> None:
+    # Issues without tests end unproven on the cheap rung whatever it does: they must not teach
+    # the ladder to skip it.
+    skip = PolicyConfig(learned_skip=LearnedSkipConfig(enabled=True, min_tasks=5))
+    stats = {"local": SkipStats(tried=8, verified=1, unproven=6)}
+    step = decide([], Plan(LADDER, policy=skip, skips=stats))
+    assert isinstance(step, Step) and step.rung.name == "local"
+    worse = {"local": SkipStats(tried=12, verified=1, unproven=6)}  # 1 of 6 judged: skipped
+    step = decide([], Plan(LADDER, policy=skip, skips=worse))
+    assert isinstance(step, Step) and step.rung.name == "cheap"

@@ -319,6 +319,25 @@ async def test_an_infra_fault_mid_round_gates_the_waiting_samples_after(
 
 
 @pytest.mark.anyio
+async def test_answers_drawn_but_never_gated_are_recorded_with_their_cost(
+    repo: Path, tmp_path: Path
+) -> None:
+    # Every gate run breaks: the infrastructure retries run out while the round's second
+    # sample waits. It was paid for, so it is recorded (cancelled) and counted.
+    ladder = (RungConfig(name="cheap", model="scripted/cheap", samples=2), LADDER[1])
+    cheap = ScriptedModel("cheap", sequence=[WRONG, RIGHT], cost_usd=0.25)
+    eng = engine(
+        {"cheap": cheap, "strong": ScriptedModel("strong")},
+        ladder=ladder,
+        gate=Gate([Adds(crash=99)]),
+    )
+    outcome = await run(eng, task(repo), tmp_path / "runs")
+    trail = [(r.sample, r.status) for r in records(outcome)]
+    assert trail[-1] == (2, "cancelled") and outcome.status == "error"
+    assert outcome.cost_usd == 0.5
+
+
+@pytest.mark.anyio
 async def test_learned_skip_from_past_runs_and_ladder_stats(repo: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for n in range(5):  # five bugs: cheap never verified one

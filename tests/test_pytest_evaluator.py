@@ -254,17 +254,20 @@ async def test_collection_error_is_blamed_on_the_patch(sandbox: LocalSandbox, re
 
 
 @pytest.mark.anyio
-async def test_deleted_test_is_a_regression(sandbox: LocalSandbox, repo: Path) -> None:
+async def test_a_deleted_test_still_judges(sandbox: LocalSandbox, repo: Path) -> None:
+    # Deleting the test of what the patch breaks hides nothing: the verdict comes from the base
+    # commit's tests (the scope gate refuses the deletion itself).
     evaluator, task = PytestEvaluator(), _task(repo)
     base = await evaluator.baseline(sandbox, task)
     await sandbox.write_files({"tests/test_other.py": None})
-    patch = await _patch(sandbox, {"calc/__init__.py": FIXED_ADD})
+    broken = "def double(x):\n    return 3 * x\n"
+    patch = await _patch(sandbox, {"calc/__init__.py": FIXED_ADD, "calc/extra.py": broken})
     verdict = await evaluator.evaluate(sandbox, task, patch, base)
     assert not verdict.passed
-    assert (
-        "FAILED tests/test_other.py::test_double (it passed before; not found — was it renamed "
-        "or deleted?)"
-    ) in verdict.feedback
+    assert "FAILED tests/test_other.py::test_double (it passed before your change)" in (
+        verdict.feedback
+    )
+    assert (await sandbox.read_file("tests/test_other.py")) is None  # the patch's tree, back
 
 
 @pytest.mark.anyio

@@ -170,7 +170,7 @@ class _Job:
         best = outcome.best_unverified
         if outcome.status == "unproven" and best is not None:
             blob = RunFolder(Path(outcome.run_dir)).blob(best.patch_sha256)
-            candidate = blob.read_text(encoding="utf-8", errors="replace")
+            candidate = blob.read_bytes().decode("utf-8", errors="replace")
         report = render_report(outcome, attempts, issue, self.links, candidate=candidate)
         self._not_proposed(api, trigger, report)
         return outcome.exit_code

@@ -44,8 +44,9 @@ def regate_folder(
     from cascade.replay.batch import BATCH_FILE, LEDGER_FILE, RUNS_DIR, load_issue, read_header
     from cascade.replay.ledger import read_ledger
     from cascade.replay.regate import RegateTask, regate
-    from cascade.wiring.registry import build_gate, build_source, choose_backend, sandbox_opener
+    from cascade.wiring.registry import build_gate, choose_backend, sandbox_opener
     from cascade.wiring.run_issue import RunFlags, load_for_run
+    from cascade.wiring.sources import source_for
 
     run_dir, flags = run_dir.resolve(), RunFlags(config_file, backend)
     tasks: list[RegateTask] = []
@@ -66,7 +67,9 @@ def regate_folder(
         loaded = load_for_run(repo, flags)
         run = RunFolder(run_dir)
         outcome = run.outcome()
-        issue = build_source(loaded.config, repo).get(outcome.task_id)
+        # The task id as the run named it (owner/repo#7 from GitHub, ISSUE-7 from files).
+        source, issue_id = source_for(outcome.task_id, loaded.config, repo)
+        issue = source.get(issue_id)
         tasks.append(RegateTask(issue, outcome, run.attempts(), run_dir))
     else:
         raise UsageError(f"--regate {run_dir}: not a replay batch folder nor a sealed run folder")

@@ -130,9 +130,14 @@ class AnswerJudge:
             draft.feedback = summarize(stored, self.feedback_chars)
             return Judged("rejected", patch)
         if stage is not None:  # read back now: the files live only in this sandbox
-            task = await accepted_reproduction(
-                sandbox, self.task, patch, stored[-1], rung=draft.rung, model=draft.model, seq=seq
-            )
+            try:
+                task = await accepted_reproduction(
+                    sandbox, self.task, patch, stored[-1], rung=draft.rung, model=draft.model,
+                    seq=seq,
+                )  # fmt: skip
+            except CascadeError as exc:
+                draft.error = f"the accepted reproduction could not be read back: {exc}"
+                return Judged("infra_error")
             return Judged("accepted", patch, task)
         draft.proving = proven(self.proving, stored)
         if not draft.proving:

@@ -286,10 +286,12 @@ def _learned_skip(plan: Plan, rung: RungConfig) -> str:
     stats = plan.skips.get(rung.name)
     if not cfg.enabled or stats is None or rung.name == plan.start_at:
         return ""
-    if stats.tried < cfg.min_tasks or stats.verified >= cfg.min_success * stats.tried:
+    # A task that ended unproven there says nothing of the rung: nothing could prove any fix.
+    judged = stats.tried - stats.unproven
+    if judged < cfg.min_tasks or stats.verified >= cfg.min_success * judged:
         return ""
     return (
-        f"learned skip: verified {stats.verified} of the last {stats.tried} similar tasks "
+        f"learned skip: verified {stats.verified} of the last {judged} similar tasks "
         f"({stats.similar}), below min_success {cfg.min_success:.0%}"
     )
 

@@ -97,6 +97,7 @@ class _Run:
         self.contexts: dict[int, Context] = {}
         self.diffs: dict[str, str] = {}  # patch sha256 -> diff, for carry_patch
         self.pending: list[Answer] = []  # answers of the current round not gated yet
+        self.drawn: Draft | None = None  # the round they were drawn in
         self.notes: list[str] = []  # infrastructure retries before the first attempt
         self.patch: Patch | None = None
         self.started = time.monotonic()
@@ -145,10 +146,12 @@ class _Run:
                 self.e.on_event(Event("baseline", f"baseline: {', '.join(self.e.gate.names)}"))
                 self.baselines = await self.e.gate.baseline(sandbox, self.task)
                 return sandbox
-            except InfraError as exc:
+            except BaseException as exc:  # a cancel or any error must not leak the sandbox
                 if sandbox is not None:
                     with anyio.CancelScope(shield=True):
                         await sandbox.close()
+                if not isinstance(exc, InfraError):
+                    raise
                 self.notes.append(f"infrastructure fault before any attempt: {exc}")
                 if n == self.e.policy.infra_retries:
                     raise InfraError(f"{exc} (tried {n + 1} time(s))") from exc
@@ -192,8 +195,9 @@ class _Run:
         self.proving = proving_tests(self.task, self.base)
 
     async def _accept(self, sandbox: Sandbox) -> None:
-        """The accepted reproduction joins the task; the gate's baselines and the base outcomes
-        are taken again with it, in the untouched base sandbox."""
+        """The accepted reproduction joins the task: the gate's baselines are asked for again (an
+        evaluator whose baseline depends on it says so by its key; the built-ins' do not, they
+        judge new tests as targets) and the base outcomes are taken again with it in place."""
         assert self.winner is not None
         self.task = self.winner[1]
         self.baselines = await self.e.gate.baseline(sandbox, self.task)
@@ -225,6 +229,10 @@ class _Run:
             committed = self.e.purse.committed if self.e.purse else None
             step = next_step(plan, self.facts, self.history, estimates, committed)
             if isinstance(step, Stop):
+                # Answers paid for but never recorded (a round's later samples) are not lost.
+                self.pending = [answer for answer in self.pending if not answer[2]]
+                if self.pending and self.drawn is not None:
+                    self._cancel(self.drawn, f"not gated: the run stopped ({step.reason})")
                 return step
             await self._step(step, *prompts[step.rung.name], prices[step.rung.name].local)
 
@@ -250,6 +258,7 @@ class _Run:
             async with task_group() as group:  # the answer's sandbox opens while it is drawn
                 group.start_soon(self.spares.prefetch)
                 self.pending, stopped = await self._draw(rung, step, messages, base)
+                self.drawn = base
             if stopped:
                 self._cancel(base, "not gated: a provider fault stops the run")
         while self.pending:

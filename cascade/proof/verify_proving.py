@@ -31,12 +31,12 @@ def check_proving(
     number, line = verified
     where = f"{ATTEMPTS_FILE} line {number} (seq {line.get('seq', '?')})"
     proving = line.get("proving") or []
-    if int(line.get("schema_version") or 1) >= PROVING_SCHEMA and not proving:
+    if _int(line.get("schema_version"), 1) >= PROVING_SCHEMA and not proving:
         problems.append(
             f"{where} is verified but names no proving test (one that fails at the base "
             "commit and passes with the patch)"
         )
-    repro = _accepted_reproduction(records, int(line.get("seq") or 0))
+    repro = _accepted_reproduction(records, _int(line.get("seq"), 0))
     base = _blob_json(run_dir, line.get("baseline_sha256"))
     after: dict[str, Any] = {}
     for verdict in line.get("verdicts") or []:
@@ -103,7 +103,7 @@ def _accepted_reproduction(records: Records, before_seq: int) -> dict[str, Any] 
     """The last accepted reproduce attempt before the verified one, if any."""
     found = None
     for _, line in records:
-        seq = int(line.get("seq") or 0)
+        seq = _int(line.get("seq"), 0)
         if seq < before_seq and (line.get("role"), line.get("status")) == REPRODUCED:
             found = line
     return found
@@ -139,7 +139,8 @@ def _blob_text(run_dir: Path, digest: Any) -> str | None:
     if not digest:
         return None
     try:
-        return (run_dir / BLOBS_DIR / str(digest)).read_text(encoding="utf-8")
+        # bytes, decoded: read_text would turn a CRLF patch's line ends into LF
+        return (run_dir / BLOBS_DIR / str(digest)).read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
 
@@ -151,3 +152,9 @@ def _blob_json(run_dir: Path, digest: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _int(value: Any, default: int) -> int:
+    """A record's number as written; a forged or broken one reads as `default`, never a crash
+    (the chain check reports the record itself)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

@@ -158,7 +158,7 @@ GATED = ("verified", "unproven", "rejected")  # the gate passed, passed, failed
 
 async def _apply(sandbox: Sandbox, blob: Path) -> Patch:
     """A recorded patch applied again; its canonical patch."""
-    diff = blob.read_text(encoding="utf-8")
+    diff = blob.read_bytes().decode("utf-8")  # not read_text: CRLF lines must stay CRLF
     files = _DIFF_PATH.findall(diff)
     if not files:
         raise EditError("the recorded patch names no file")
