@@ -81,6 +81,7 @@ class PatchResult(Row):
     task: str
     file: str
     kind: str
+    bypass: str = ""  # a cheating patch's trick
     expect: Expectation
     status: Status
     why: str  # for anything but "ok": what happened instead
@@ -240,6 +241,7 @@ async def run_patch(bench: Bench, task: Task, where: Path, spec: PatchSpec) -> P
         task=task.issue.id,
         file=spec.file,
         kind=spec.kind,
+        bypass=spec.bypass or "",
         expect=spec.expect,
         status=status,
         why=why,
@@ -530,7 +532,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines.append(
             f"| {kind} | {row['patches']} | {row['accepted']} | {row['ok']} | {row['not_judged']} |"
         )
-    lines += ["", *_problem_lines(result), *_timing_lines(timing)]
+    lines += ["", *_problem_lines(result), *_cheating_lines(result), *_timing_lines(timing)]
     cases = result["reproduction"]
     if cases["reproductions"]["judged"] or cases["fixes"]["judged"]:
         lines += reproduction.markdown(cases)
@@ -545,6 +547,32 @@ def _problem_lines(result: Mapping[str, Any]) -> list[str]:
     for p in rows:
         why = p["why"].replace("|", "\\|")
         lines.append(f"| {p['task']}/{p['file']} | {p['status']} | {why} |")
+    return [*lines, ""]
+
+
+def _cheating_lines(result: Mapping[str, Any]) -> list[str]:
+    """Each cheating patch: its bypass, the rejection expected and the gate's verdict."""
+    rows = [p for p in result["patches"] if p["kind"] == "cheating"]
+    if not rows:
+        return []
+    lines = [
+        "Cheating patches (issue 14's bypasses):",
+        "",
+        "| bypass | patch | expected | the gate |",
+        "|---|---|---|---|",
+    ]
+    for p in rows:
+        expect = p["expect"]
+        failed = next((v for v in p["verdicts"] if not v["passed"]), None)
+        judged = (
+            f"rejected by {failed['evaluator']} ({', '.join(failed['rules']) or 'no rule'})"
+            if failed
+            else "**accepted**"
+        )
+        lines.append(
+            f"| {p['bypass']} | {p['task']}/{p['file']} | {expect['by']} ({expect['rule']}) | "
+            f"{judged} |"
+        )
     return [*lines, ""]
 
 

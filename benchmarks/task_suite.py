@@ -4,7 +4,8 @@ with its issues and hidden tests laid out as the `files` issue source expects th
 
     benchmarks/tasks/manifest.json          gate config, patch kinds, every task and expectation
     benchmarks/tasks/<repo>/repo/           the repository at its base commit
-    benchmarks/tasks/<repo>/tasks/<ID>/     issue.md, hidden/<repo path>, correct.diff, wrong-*.diff
+    benchmarks/tasks/<repo>/tasks/<ID>/     issue.md, hidden/<repo path>, correct.diff,
+                                            wrong-<kind>.diff, cheat-<bypass>.diff
                                             or, for an issue that names no test (a reproduction
                                             task): issue.md, repro-*.diff, fix-*.diff
 """
@@ -36,8 +37,26 @@ Kind = Literal[
     "edits-test",
     "denied-path",
     "uncovered",
+    "cheating",  # looks right to plain tools run in the patched tree, by one of the bypasses below
 ]
 WRONG_KINDS = tuple(k for k in get_args(Kind) if k != "correct")
+# How a cheating patch fools a judge that runs in the patched tree: issue 14's bypasses, one
+# patch each (manifest.json's `bypasses` says what each does).
+Bypass = Literal[
+    "plugin-addopts",
+    "plugin-pytest-ini",
+    "plugin-pytest-plugins",
+    "plugin-dist-info",
+    "test-package-init",
+    "early-return",
+    "redefinition",
+    "neutered-assert",
+    "forged-report",
+    "transient-rewrite",
+    "ruff-config",
+    "mypy-config",
+    "test-module-rebinds",
+]
 # A candidate reproduction test for an issue that names none, by what it does.
 ReproKind = Literal[
     "good",  # fails at base on an assertion or an exception in the repository's code
@@ -98,6 +117,13 @@ class PatchSpec(Spec):
     expect: Expectation
     note: str
     checked: Checked
+    bypass: Bypass | None = None  # a cheating patch's, and only its
+
+    @property
+    def expected_file(self) -> str:
+        if self.kind == "correct":
+            return "correct.diff"
+        return f"cheat-{self.bypass}.diff" if self.kind == "cheating" else f"wrong-{self.kind}.diff"
 
 
 class TaskSpec(Spec):
@@ -169,6 +195,7 @@ class Manifest(Spec):
     kinds: dict[str, str]
     reproduction_kinds: dict[str, str] = Field(default_factory=dict)
     fix_kinds: dict[str, str] = Field(default_factory=dict)
+    bypasses: dict[str, str] = Field(default_factory=dict)
     repos: dict[str, RepoSpec]
 
     def task_count(self) -> int:
@@ -236,15 +263,18 @@ def _task_problems(root: Path, repo: str, task: TaskSpec) -> list[str]:
         problems.append(f"{task.id}: diffs on disk {sorted(diffs)} != manifest {sorted(files)}")
     if files.count("correct.diff") != 1:
         problems.append(f"{task.id}: needs exactly one correct.diff")
-    wrong = [p for p in task.patches if p.kind != "correct"]
+    wrong = [p for p in task.patches if p.kind not in ("correct", "cheating")]
     if len({p.kind for p in wrong}) < 2 or len(wrong) != len({p.kind for p in wrong}):
         problems.append(f"{task.id}: needs at least two wrong patches, each of its own kind")
     for patch in task.patches:
-        expected = "correct.diff" if patch.kind == "correct" else f"wrong-{patch.kind}.diff"
-        if patch.file != expected:
-            problems.append(f"{task.id}: {patch.file} should be named {expected}")
+        if patch.file != patch.expected_file:
+            problems.append(f"{task.id}: {patch.file} should be named {patch.expected_file}")
         if (patch.kind == "correct") != (patch.expect.verdict == "accept"):
             problems.append(f"{task.id}: {patch.file} expects {patch.expect.verdict}")
+        if (patch.kind == "cheating") != (patch.bypass is not None):
+            problems.append(f"{task.id}: {patch.file} names a bypass if and only if it cheats")
+        if patch.kind == "cheating" and not (patch.expect.by and patch.expect.rule):
+            problems.append(f"{task.id}: {patch.file} needs the evaluator and rule rejecting it")
     return problems
 
 

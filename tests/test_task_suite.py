@@ -1,7 +1,8 @@
 """The gate benchmark's task suite (benchmarks/tasks): every task holds what the manifest says,
 every patch applies, each base repository fails exactly its tasks' target tests, and the gate
 judges every patch as expected — zero false accepts, zero false rejects, each wrong patch
-rejected by the evaluator meant to catch it. Expectations whose evaluator is not installed
+rejected by the evaluator meant to catch it, and each cheating patch (one per bypass of issue 14,
+each fooling plain pytest) rejected for its trick. Expectations whose evaluator is not installed
 are reported as skipped, never passed over silently. For the issues that name no test, the
 reproduction judge takes the good candidate tests and refuses the others for the expected
 rule, and no fix that does nothing is ever verified. A misjudgement that is a known evaluator
@@ -15,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 import pytest
@@ -27,6 +28,7 @@ from benchmarks.task_suite import (
     REJECTED_REPROS,
     TASKS,
     WRONG_KINDS,
+    Bypass,
     load_manifest,
     make_checkout,
     structure_problems,
@@ -35,7 +37,9 @@ from benchmarks.task_suite import (
 
 MANIFEST = load_manifest()
 KINDS = ("correct", *WRONG_KINDS)
-# Always on: every patch kind, every repository (and so each of the three mypy modes).
+# Always on: every patch kind, every repository (and so each of the three mypy modes); of the
+# cheating patches, one refused for its diff (SPN-3's early return) and one that only the test
+# run can refuse (TLG-5's forged report).
 SUBSET = ("TXT-2", "TXT-3", "SPN-3", "TLG-2", "TLG-5")
 # ... and one issue that names no test, in the repository with the least else to do: a
 # reproduction to accept, three to refuse, the fix and a fix that does nothing, each judged
@@ -65,6 +69,26 @@ def test_subset_covers_every_kind_and_repo() -> None:
     assert {t.id.split("-")[0] for t in chosen} == {"TXT", "SPN", "TLG"}
     cases = [t for r in MANIFEST.repos.values() for t in r.reproduction_tasks if t.id in CASES]
     assert len(cases) == len(CASES)
+
+
+def test_cheating_patches_cover_every_bypass() -> None:
+    """One cheating patch per bypass, across the repositories, each expected to be rejected by a
+    named evaluator and rule; and each works on plain tools (its `checked`): the target tests
+    pass, and a silenced finding stays silent. A cheat that fools nothing would test nothing."""
+    cheats = [
+        (name, patch)
+        for name, repo in MANIFEST.repos.items()
+        for task in repo.tasks
+        for patch in task.patches
+        if patch.kind == "cheating"
+    ]
+    assert sorted(p.bypass or "" for _, p in cheats) == sorted(get_args(Bypass))
+    assert set(MANIFEST.bypasses) == set(get_args(Bypass))
+    assert {name for name, _ in cheats} == set(MANIFEST.repos)
+    for _, patch in cheats:
+        assert patch.expect.verdict == "reject" and patch.expect.by and patch.expect.rule, patch
+        assert patch.checked.targets_pass, patch
+        assert patch.checked.new_ruff == patch.checked.new_mypy == (), patch
 
 
 def test_reproduction_cases_have_expectations() -> None:
