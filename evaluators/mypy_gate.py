@@ -98,9 +98,9 @@ class MypyEvaluator:
         if mode == "files":
             # Files that are not Python 3 (fixtures, templates) would stop mypy one at a time.
             tracked = await tracked_python(sandbox)
-            broken = await prepare(sandbox, tracked, stamp=False)
+            broken, absent = await prepare(sandbox, tracked, stamp=False)
             kept = list(broken.values())
-            targets = [t for t in tracked if t not in broken]
+            targets = [t for t in tracked if t not in broken and t not in absent]
         found, blocked = await self._base_run(sandbox, mode, flags, targets)
         return {
             "mode": mode,
@@ -147,10 +147,11 @@ class MypyEvaluator:
         if not relevant:
             return Verdict(evaluator=self.name, passed=True)
         async with trusted_files(sandbox, patch, TOOLS, exclusive=True):
-            broken = await prepare(sandbox, changed, stamp=True)
+            broken, absent = await prepare(sandbox, changed, stamp=True)
             # Changed-files mode leaves out what does not parse, as at baseline; a whole-project
             # run meets it in mypy itself, which stops there and reports it.
-            targets = [p for p in changed if p not in broken] if mode == "files" else []
+            present = [p for p in changed if p not in broken and p not in absent]
+            targets = present if mode == "files" else []
             run = _Run([], 0)
             if targets or mode != "files":
                 flags = baseline.get("flags", [])

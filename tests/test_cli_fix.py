@@ -101,6 +101,7 @@ def test_proof_verify_reexecute_reproduces_the_verdicts(demo: Path, tmp_path: Pa
     assert same.exit_code == 0, same.stdout + same.stderr
     assert "2 recorded patch(es) re-judged" in same.stdout
     assert "every verdict is the same" in same.stdout
+    assert "the gate is configured as when the patches were judged" in same.stdout
     # A gate without pytest would have let the cheap rung's wrong patch through: not reproduced.
     config = (demo / "cascade.toml").read_text()
     loose = tmp_path / "loose.toml"
@@ -110,7 +111,9 @@ def test_proof_verify_reexecute_reproduces_the_verdicts(demo: Path, tmp_path: Pa
     )
     assert changed.exit_code == 1
     assert "1 verdict(s) change (1 newly accepted" in changed.stdout
-    assert "not reproduced" in changed.stdout
+    # The records say which gate judged them: the change is put down to the new configuration.
+    assert "configured otherwise than when 2 of the 2 patch(es) were judged" in changed.stdout
+    assert "not reproduced (the gate is configured otherwise now" in changed.stdout
 
 
 def test_a_sandbox_plugin_is_named_like_any_other_part(demo: Path) -> None:

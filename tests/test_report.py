@@ -103,6 +103,8 @@ def test_report_says_which_baselines_the_data_cannot_support(
     assert cheap["cost_usd"] == report["rungs"]["cheap"]["cost_usd"]
     strongest = rows["always strongest rung (strong)"]
     assert strongest["available"] is False and "--shadow strongest" in strongest["why"]
+    # Every task climbed to it (the cheap rung failed all 9): not "answered only 9 of 9".
+    assert strongest["why"].startswith("every task reached the strongest rung, but after")
     assert "cost_usd" not in strongest  # no number is invented
     md = (out / "report.md").read_text()
     assert "always strongest rung (strong): cannot be computed" in md

@@ -33,6 +33,7 @@ class ActionsEnv:
     run_attempt: str
     api_url: str
     server_url: str
+    temp: Path | None = None  # $RUNNER_TEMP: emptied after the job, never inside the checkout
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> ActionsEnv:
@@ -58,6 +59,7 @@ class ActionsEnv:
             run_attempt=env.get("GITHUB_RUN_ATTEMPT", "1"),
             api_url=env.get("GITHUB_API_URL", ""),
             server_url=env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
+            temp=Path(env["RUNNER_TEMP"]) if env.get("RUNNER_TEMP") else None,
         )
 
     @property

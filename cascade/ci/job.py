@@ -4,6 +4,7 @@ a draft pull request after a verified outcome, a comment on the issue otherwise.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from cascade.ci.publish import (
 )
 from cascade.core.events import Event
 from cascade.errors import CascadeError, InfraError, IssueError, UsageError
+from cascade.proof.log import canonical_json
 from cascade.proof.run_folder import PATCH_FILE, RunFolder
 from cascade.records import Attempt, Issue, RunOutcome
 from cascade.sources.github_api import DEFAULT_API_URL, GitHubAPI, token_from_env
@@ -56,6 +58,8 @@ class _Outputs:
     proof_path: str = ""
     cost_usd: float = 0.0
     pr_url: str = ""
+    predicate_type: str = ""
+    predicate_path: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -64,6 +68,8 @@ class _Outputs:
             "proof-path": self.proof_path,
             "cost-usd": f"{self.cost_usd:.6f}",
             "pr-url": self.pr_url,
+            "predicate-type": self.predicate_type,
+            "predicate-path": self.predicate_path,
         }
 
 
@@ -205,6 +211,7 @@ class _Job:
                 )
             self.outputs.verified = True
             self.outputs.patch_path = str(patch_path)
+            self._predicate(Path(outcome.run_dir))
             report = render_report(outcome, attempts, issue, self.links, files=branch.files)
             append_summary(self.env.step_summary, report)
             sha = branch.push(branch_name, _commit_message(trigger, issue, outcome, self.links))
@@ -219,6 +226,17 @@ class _Job:
         )
         self.say(f"cascade: opened a draft pull request: {self.outputs.pr_url}")
         return 0
+
+    def _predicate(self, run_dir: Path) -> None:
+        """The receipt's predicate in a file outside the proof folder (which must stay as sealed),
+        for the Action's `actions/attest` step: a GitHub attestation binding the same claims to
+        the patch, signed keylessly by the workflow's identity."""
+        statement = RunFolder(run_dir).receipt()
+        temp = self.env.temp or Path(tempfile.gettempdir())
+        path = temp / f"cascade-predicate-{run_dir.name}.json"
+        path.write_bytes(canonical_json(statement["predicate"]) + b"\n")
+        self.outputs.predicate_type = str(statement["predicateType"])
+        self.outputs.predicate_path = str(path)
 
     def _not_proposed(self, api: GitHubAPI, trigger: Trigger, report: str) -> None:
         append_summary(self.env.step_summary, report)

@@ -73,7 +73,14 @@ def verify(  # noqa: PLR0917 - typer maps each parameter to a flag
         typer.echo("re-executed: some patches could not be judged again (see above)")
         raise typer.Exit(3)
     if data["changed"]:
-        typer.echo("re-executed: the verdicts are not reproduced (see above)")
+        why = (
+            "the gate is configured otherwise now (see above)"
+            if data["gate_differs"]
+            else "with the gate configured as recorded"
+            if not data["gate_unrecorded"]
+            else "see above"
+        )
+        typer.echo(f"re-executed: the verdicts are not reproduced ({why})")
         raise typer.Exit(1)
     said = "every verdict is the same" if data["patches"] else "no patch was gated in this run"
     typer.echo(f"re-executed: {said}")

@@ -46,6 +46,7 @@ class Regated:
     failed_before: tuple[str, ...] = ()
     failed_after: tuple[str, ...] = ()
     error: str = ""
+    gate_then: str = ""  # the digest of the gate that judged it (empty: recorded before digests)
 
     @property
     def changed(self) -> bool:
@@ -56,6 +57,7 @@ class Regated:
 class RegateResult:
     gate: list[str]
     patches: list[Regated] = field(default_factory=list)
+    gate_sha256: str = ""  # the digest of the gate that judged them now
     skipped: list[str] = field(default_factory=list)  # why a task or patch was not re-gated
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +69,12 @@ class RegateResult:
             "newly_accepted": sum(1 for p in changed if p.after == "accepted"),
             "newly_rejected": sum(1 for p in changed if p.before == "accepted"),
             "errors": sum(1 for p in self.patches if p.after == "error"),
+            "gate_sha256": self.gate_sha256,
+            # Judged then by a gate configured otherwise: a verdict may change with it.
+            "gate_differs": sum(
+                1 for p in self.patches if p.gate_then not in ("", self.gate_sha256)
+            ),
+            "gate_unrecorded": sum(1 for p in self.patches if not p.gate_then),
             "changes": [p.__dict__ for p in changed],
             "all": [p.__dict__ for p in self.patches],
             "skipped": self.skipped,
@@ -80,7 +88,7 @@ async def regate(
     repo: Path,
     concurrency: int = 1,
 ) -> RegateResult:
-    result = RegateResult(gate=gate.names)
+    result = RegateResult(gate=gate.names, gate_sha256=gate.digest)
     limiter = anyio.CapacityLimiter(max(concurrency, 1))
 
     async def one(item: RegateTask) -> None:
@@ -134,7 +142,7 @@ async def _one(
         def judged(after: str, failed: tuple[str, ...] = (), error: str = "") -> Regated:
             return Regated(
                 item.issue.id, item.outcome.run_id, attempt.seq, attempt.rung,  # noqa: B023
-                before, after, failed_before, failed, error,  # noqa: B023
+                before, after, failed_before, failed, error, attempt.gate_sha256,  # noqa: B023
             )  # fmt: skip
 
         box = await opener(repo, task.base_commit)
@@ -207,4 +215,26 @@ def render_regate(result: RegateResult) -> str:
                 )
         lines.append("")
     lines += [f"- skipped {s}" for s in result.skipped]
+    if data["patches"]:
+        lines.append(f"- {gate_note(data)}")
     return "\n".join(lines) + "\n"
+
+
+def gate_note(data: dict[str, Any]) -> str:
+    """Whether the gate that judged the patches now is configured as the one that judged them
+    then (the digest each attempt record carries): a verdict may change with the gate's
+    configuration (its evaluators, their settings), not only with what the gate runs on."""
+    now = str(data["gate_sha256"])[:12]
+    differs, unrecorded, total = data["gate_differs"], data["gate_unrecorded"], data["patches"]
+    if differs:
+        return (
+            f"the gate is configured otherwise than when {differs} of the {total} patch(es) were "
+            f"judged (gate sha256 {now}… now): a changed verdict may come from the new "
+            "configuration, not the patch; re-gate with the run's configuration to check the "
+            "record itself"
+        )
+    if unrecorded == total:
+        return (
+            "the records predate gate digests: whether the gate was configured the same is unknown"
+        )
+    return f"the gate is configured as when the patches were judged (gate sha256 {now}…)"

@@ -199,13 +199,9 @@ def _baselines(data: ReportData) -> list[dict[str, Any]]:
             (s for name, s in sorted(data.shadows.items()) if list(s.ladder) == [strongest]), None
         )
         if shadow is None:
-            reached = sum(1 for t in tasks if strongest in _rungs_used(t))
             rows.append(
                 _unavailable(
-                    f"always strongest rung ({strongest})",
-                    f"the strongest rung answered only the {reached} of {len(tasks)} task(s) "
-                    "that reached it; its answers to the others are not in this data. Replay "
-                    "with `--shadow strongest` to run it on every task.",
+                    f"always strongest rung ({strongest})", _why_no_strongest(tasks, strongest)
                 )
             )
     for name, shadow in sorted(data.shadows.items()):
@@ -216,6 +212,20 @@ def _baselines(data: ReportData) -> list[dict[str, Any]]:
         )
         rows.append(_from_shadow(label, shadow, tasks, cascade_cost))
     return rows
+
+
+def _why_no_strongest(tasks: Sequence[TaskResult], strongest: str) -> str:
+    reached = sum(1 for t in tasks if strongest in _rungs_used(t))
+    again = "Replay with `--shadow strongest` to run it alone on every task."
+    if reached < len(tasks):
+        return (
+            f"the strongest rung answered only {reached} of the {len(tasks)} task(s), those "
+            f"that reached it; its answers to the others are not in this data. {again}"
+        )
+    return (
+        f"every task reached the strongest rung, but after cheaper rungs: their attempts (and "
+        f"the feedback its prompts carried) are not what it alone would have done. {again}"
+    )
 
 
 def _cheapest_only(tasks: Sequence[TaskResult], first: str, cascade_cost: float) -> dict[str, Any]:
