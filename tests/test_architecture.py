@@ -50,6 +50,8 @@ def is_module(name: str) -> bool:
 
 def package_of(module: str) -> str:
     """The row of MAY_IMPORT a dotted module name belongs to."""
+    if module == "cascade.__main__":  # `python -m cascade`: the command line, at an edge
+        return "cascade.cli"
     parts = module.split(".")
     if parts[0] == "cascade" and len(parts) > 1 and (ROOT / "cascade" / parts[1]).is_dir():
         return f"cascade.{parts[1]}"

@@ -17,12 +17,17 @@ from cascade.cli.proof import proof_app
 from cascade.cli.replay import replay
 from cascade.cli.report import report_app
 from cascade.cli.sandbox import sandbox_app
+from cascade.cli.verbosity import configure_logging, version_callback
 
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     help="Turn an issue into a verified patch, cheapest model first, with proof.",
     no_args_is_help=True,
+    context_settings=HELP,
 )
-config_app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Inspect the resolved configuration.", no_args_is_help=True, context_settings=HELP
+)
 app.command("fix")(fix)
 app.command("replay")(replay)
 app.add_typer(report_app, name="report")
@@ -32,6 +37,28 @@ app.add_typer(config_app, name="config")
 app.command("init")(init)
 app.add_typer(ladder_app, name="ladder")
 app.add_typer(ci_app, name="ci")
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=version_callback,
+        is_eager=True,
+        help="Print cascade's version (and litellm's, and Python's) and exit.",
+    ),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        help="More log on stderr: -v what cascade decided or skipped, -vv the libraries' too.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors in the log."),
+) -> None:
+    """Turn an issue into a verified patch, cheapest model first, with proof."""
+    configure_logging(verbose, quiet)
 
 
 @config_app.command("show")

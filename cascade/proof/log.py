@@ -30,6 +30,7 @@ from cascade.proof.run_folder import (
 from cascade.proof.signing import Signer, envelope
 from cascade.proof.summary import render_summary
 from cascade.records import Attempt, Patch, RunOutcome, Verdict
+from cascade.workspace.untracked import ignore_in_git
 
 GENESIS = "0" * 64  # the `prev` of the first record
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -103,6 +104,7 @@ class ProofLog:
         run_dir = runs_dir / run_id
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
+            ignore_in_git(runs_dir)
             run_dir.mkdir()
         except FileExistsError as exc:
             raise UsageError(f"run folder {run_dir} already exists; pick another run id") from exc

@@ -57,6 +57,7 @@ def load_config(
     data: dict[str, Any] = {}
     origins: dict[str, str] = {}
     chosen, file_data = _read_file(repo, config_file)
+    log.info("configuration: %s", chosen if chosen is not None else f"defaults (none in {repo})")
     if chosen is not None:
         _merge(data, file_data, origins, str(chosen), ())
     env = os.environ if environ is None else environ
