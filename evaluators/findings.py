@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -13,12 +12,14 @@ from typing import Any
 from cascade.errors import InfraError
 from cascade.protocols import Sandbox
 from cascade.records import ExecResult, Finding, Patch, Verdict
+from evaluators.edited_lines import FileEdits
 from evaluators.patch_files import DiffError, FileDiff, parse_diff
 
 # Prints the workspace path (as given and resolved) before the tool's own output, so absolute
 # paths in its report can be made repo-relative without a second round trip to the sandbox.
 _WITH_ROOTS = 'pwd; pwd -P; exec "$@"'
 MAX_FINDINGS = 50  # kept in a verdict; the SARIF artifact has them all
+_NUMBERS = re.compile(r"\b\d+\b")  # a number on its own, not a digit in a name
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,23 @@ def new_indices(
     after: Sequence[Hashable],
     findings: Sequence[ToolFinding],
     fresh: Mapping[str, set[int]],
+    *,
+    base: Sequence[ToolFinding] = (),
+    edits: Mapping[str, FileEdits] | None = None,
 ) -> set[int]:
     """Indices of the findings after the patch that were not there before, matched by key (not
     by line number). When a key occurs more often than before, the extra ones are new; those on
-    lines the patch wrote (`fresh`, by path) are blamed first."""
-    budget = Counter(before)
+    lines the patch wrote (`fresh`, by path) are blamed first. With `base` (the findings whose
+    keys `before` holds) and the patch's `edits`, a finding left over on a line the patch wrote
+    is not new either when the base had the same problem (rule and message) on a line the patch
+    removed, in the same change block or else in the same function: an edited line keeps its
+    old findings, while a line the patch only added has none to keep."""
+    removed = [_on_removed(f, edits) for f in base] if edits and len(base) == len(before) else []
+    pools: dict[Hashable, list[int]] = {}
+    # Old findings on lines that are still there are taken first; those on removed lines stay
+    # free for the edited lines that replaced them.
+    for j in sorted(range(len(before)), key=lambda j: (bool(removed) and removed[j], j)):
+        pools.setdefault(before[j], []).append(j)
     # Findings on untouched lines take up the old ones first, so what is left over is fresh.
     order = sorted(
         range(len(after)),
@@ -106,11 +119,62 @@ def new_indices(
     )
     new: set[int] = set()
     for i in order:
-        if budget[after[i]] > 0:
-            budget[after[i]] -= 1
+        pool = pools.get(after[i])
+        if pool:
+            pool.pop(0)
         else:
             new.add(i)
-    return new
+    if not removed or edits is None:
+        return new
+    left = sorted(j for pool in pools.values() for j in pool if removed[j])
+    return new - _kept_on_edited_lines(sorted(new), left, findings, base, edits)
+
+
+def _on_removed(f: ToolFinding, edits: Mapping[str, FileEdits] | None) -> bool:
+    e = (edits or {}).get(f.path)
+    return e is not None and f.line in e.removed
+
+
+def _kept_on_edited_lines(
+    new: Sequence[int],
+    left: Sequence[int],
+    findings: Sequence[ToolFinding],
+    base: Sequence[ToolFinding],
+    edits: Mapping[str, FileEdits],
+) -> set[int]:
+    """Of the `new` findings on written lines, those that an unmatched base finding on a removed
+    line (`left`) accounts for: each base finding accounts for one, by block first."""
+    unused = list(left)
+    kept: set[int] = set()
+    for by_function in (False, True):
+        for i in new:
+            f = findings[i]
+            e = edits.get(f.path)
+            if i in kept or e is None or f.line not in e.written:
+                continue
+            for j in unused:
+                old = base[j]
+                if not _same_problem(f, old):
+                    continue
+                if by_function:
+                    scope = e.new_scope(f.line)
+                    same = bool(scope) and scope == e.old_scope(old.line)
+                else:
+                    same = e.written[f.line] == e.removed[old.line]
+                if same:
+                    kept.add(i)
+                    unused.remove(j)
+                    break
+    return kept
+
+
+def _same_problem(a: ToolFinding, b: ToolFinding) -> bool:
+    """Same file, rule and message; numbers in messages (a line's length) may differ."""
+    return (
+        a.path == b.path
+        and a.rule == b.rule
+        and _NUMBERS.sub("#", a.message) == _NUMBERS.sub("#", b.message)
+    )
 
 
 def source_line(lines: Sequence[str], number: int) -> str:
@@ -146,13 +210,17 @@ def tool_verdict(
     text: str,
     found: tuple[Finding, ...],
     artifacts: dict[str, str] | None = None,
+    *,
+    advisories: tuple[Finding, ...] = (),
 ) -> Verdict:
-    """A lint or type verdict: it passes exactly when there is no feedback to give."""
+    """A lint or type verdict: it passes exactly when there is no feedback to give, or when all
+    there is to say is advice (`advisories`, and no `found`)."""
     return Verdict(
         evaluator=name,
-        passed=not text,
+        passed=not text or (bool(advisories) and not found),
         feedback=text,
         findings=found,
         duration_s=round(time.monotonic() - started, 3),
         artifacts=artifacts or {},
+        advisories=advisories,
     )

@@ -1,7 +1,8 @@
 """The type gate: mypy before and after the patch, passing when there is no type error that was
 not there at the base commit (matched by path, code and message, so moved lines don't count).
 Runs the repo's own mypy config and targets when it has them, else the changed files; the config
-as the base commit has it (a patch's changes to it are swapped out for the run)."""
+as the base commit has it (a patch's changes to it are swapped out for the run). A mypy that
+stops at the base commit as configured is the configuration's problem (GateConfigError)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.errors import InfraError
+from cascade.errors import GateConfigError, InfraError
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Patch, Task, Verdict
 from evaluators import sarif
@@ -31,12 +32,17 @@ from evaluators.findings import (
 from evaluators.infrastructure import Tool
 from evaluators.mypy_setup import (
     CONFIG_FILES,
+    RepoMypy,
+    config_hint,
     is_duplicate_module,
     key,
+    lenient,
+    module_targets,
     parse_errors,
     prepare,
     repo_mypy,
     tracked_python,
+    unstubbed,
 )
 from evaluators.patch_files import PYTHON_SUFFIXES, by_path, python_files
 from evaluators.trusted_files import trusted_files
@@ -51,6 +57,7 @@ PACKAGE_BASES = "--explicit-package-bases"
 # another workspace can easily do.
 CACHE_DIR = ".git/cascade-mypy-cache"
 Mode = Literal["targets", "config", "files"]
+EXIT_2 = "mypy exit 2"  # a usage or configuration error, or sources mypy will not take
 TOOLS: tuple[Tool, ...] = ("mypy",)
 
 
@@ -70,13 +77,20 @@ class _Run:
     errors: list[ToolFinding]
     exit_code: int
     problem: str = ""  # why there is no result to judge
+    timed_out: bool = False
+
+    @property
+    def duplicates(self) -> bool:
+        return self.exit_code == 2 and any(map(is_duplicate_module, self.errors))
 
 
 class MypyEvaluator:
     """Three modes, fixed at baseline: `targets` (from this config) and `config` (the repo's
     mypy config names its files) check the whole configured project, so a patch that breaks a
-    caller elsewhere fails; `files` checks the changed files, with missing imports tolerated
-    when the repo has no mypy config at all."""
+    caller elsewhere fails; `files` checks the changed files (at baseline, the repo's top-level
+    packages and modules, as `mypy` users name them). With no mypy configuration at all (the
+    repo's or this config's), missing imports are tolerated and only errors a user would call
+    errors count (`mypy_setup.LENIENT_CODES`)."""
 
     name = "mypy"
     config_model: ClassVar[type[MypyConfig]] = MypyConfig
@@ -93,37 +107,51 @@ class MypyEvaluator:
         repo = await repo_mypy(sandbox)
         mode: Mode = "targets" if self.config.targets else "config" if repo.has_targets else "files"
         flags = [] if repo.has_config else ["--ignore-missing-imports"]
+        gentle = not (repo.has_config or self.config.targets or self.config.args)
         kept: list[ToolFinding] = []
+        excluded: list[str] = []
         targets = self._targets(mode, [])
         if mode == "files":
             # Files that are not Python 3 (fixtures, templates) would stop mypy one at a time.
             tracked = await tracked_python(sandbox)
             broken, absent = await prepare(sandbox, tracked, stamp=False)
             kept = list(broken.values())
-            targets = [t for t in tracked if t not in broken and t not in absent]
-        found, blocked = await self._base_run(sandbox, mode, flags, targets)
+            targets, excluded = module_targets(tracked, {*broken, *absent})
+        found, blocked = await self._base_run(sandbox, mode, flags, targets, excluded, repo)
+        findings = [*kept, *found]
         return {
             "mode": mode,
             "flags": flags,
-            "findings": [f.to_json() for f in (*kept, *found)],
+            "lenient": gentle,
+            "findings": [f.to_json() for f in (lenient(findings) if gentle else findings)],
             "blocked": blocked,
             "duration_s": round(time.monotonic() - started, 3),
         }
 
-    async def _base_run(
-        self, sandbox: Sandbox, mode: Mode, flags: list[str], targets: list[str]
+    async def _base_run(  # noqa: PLR0917 - the baseline's state, passed once
+        self,
+        sandbox: Sandbox,
+        mode: Mode,
+        flags: list[str],
+        targets: list[str],
+        excluded: list[str],
+        repo: RepoMypy,
     ) -> tuple[list[ToolFinding], bool]:
         """(errors, blocked) at the base commit; `flags` may gain `--explicit-package-bases`.
-        Raises InfraError when mypy cannot check the base commit at all."""
+        mypy's exit 2 is a usage or configuration error, or sources it will not take: given the
+        same commit and settings it comes back every time, so it is a GateConfigError naming
+        the setting to change, which the engine does not retry. A mypy that cannot run at all
+        (missing, killed, timed out) is an InfraError."""
         if mode == "files" and not targets:
             return [], False
-        for _ in range(2):
-            run = await self._mypy(sandbox, flags, targets)
-            if run.problem:
+        walk = [arg for pattern in excluded for arg in ("--exclude", pattern)]
+        while True:
+            run = await self._mypy(sandbox, [*flags, *walk], targets)
+            if run.timed_out or (run.problem and run.exit_code != 2):
                 raise InfraError(f"mypy cannot check the base commit: {run.problem}")
             if run.exit_code != 2:
                 return run.errors, False
-            if any(map(is_duplicate_module, run.errors)) and PACKAGE_BASES not in flags:
+            if run.duplicates and PACKAGE_BASES not in flags:
                 flags.append(PACKAGE_BASES)  # module names from paths: no two alike
                 continue
             if run.errors and all(f.rule == "syntax" for f in run.errors):
@@ -131,8 +159,14 @@ class MypyEvaluator:
                 log.warning("mypy stops at a syntax error at the base commit: %s", run.errors[0])
                 return run.errors, True
             break
-        messages = "; ".join(f"{f.path}: {f.message}" for f in run.errors[:3])
-        raise InfraError(f"mypy cannot check the base commit: {messages}")
+        said = run.problem.removeprefix(f"{EXIT_2}: ") or "; ".join(
+            f"{f.path}: {f.message}" for f in run.errors[:3]
+        )
+        hint = config_hint(mode, repo, self.config.targets, self.config.args)
+        raise GateConfigError(
+            f"mypy cannot check this repository as configured: {hint}. At the base commit it "
+            f"stops with exit 2, which trying again does not change: {' '.join(said.split())}"
+        )
 
     async def evaluate(
         self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]
@@ -146,16 +180,18 @@ class MypyEvaluator:
         relevant = changed or (mode != "files" and touched)
         if not relevant:
             return Verdict(evaluator=self.name, passed=True)
+        # A changed module's stub, when it has one, is what mypy reads for it.
+        stubs = [p + "i" for p in changed if p.endswith(".py")] if mode == "files" else []
         async with trusted_files(sandbox, patch, TOOLS, exclusive=True):
-            broken, absent = await prepare(sandbox, changed, stamp=True)
+            broken, absent = await prepare(sandbox, sorted({*changed, *stubs}), stamp=True)
             # Changed-files mode leaves out what does not parse, as at baseline; a whole-project
             # run meets it in mypy itself, which stops there and reports it.
             present = [p for p in changed if p not in broken and p not in absent]
-            targets = present if mode == "files" else []
+            there = [p for p in stubs if p not in broken and p not in absent]
+            targets = unstubbed(present, there) if mode == "files" else []
             run = _Run([], 0)
             if targets or mode != "files":
-                flags = baseline.get("flags", [])
-                run = await self._mypy(sandbox, flags, self._targets(mode, targets))
+                run = await self._run(sandbox, baseline.get("flags", []), mode, targets)
         if run.problem:
             text = f"mypy could not check your change: {run.problem}"
             return tool_verdict(
@@ -163,6 +199,8 @@ class MypyEvaluator:
             )
         before = [ToolFinding.from_json(f) for f in baseline.get("findings", [])]
         after = [*run.errors, *(broken.values() if mode == "files" else ())]
+        if baseline.get("lenient", False):
+            after = lenient(after)
         if mode == "files":  # errors mypy found in modules the changed files import are not judged
             before = [f for f in before if f.path in changed]
             after = [f for f in after if f.path in changed]
@@ -180,6 +218,16 @@ class MypyEvaluator:
         text = feedback(head, fresh, self.config.feedback_chars)
         shown = tuple(f.as_finding() for f in fresh[:MAX_FINDINGS])
         return tool_verdict(self.name, started, text, shown, artifacts)
+
+    async def _run(
+        self, sandbox: Sandbox, flags: Sequence[str], mode: Mode, targets: Sequence[str]
+    ) -> _Run:
+        """mypy after the patch; changed files whose module names collide (two `conftest.py`)
+        are named by their paths, as at a baseline that met the same."""
+        run = await self._mypy(sandbox, flags, self._targets(mode, targets))
+        if run.duplicates and PACKAGE_BASES not in flags:
+            run = await self._mypy(sandbox, [*flags, PACKAGE_BASES], self._targets(mode, targets))
+        return run
 
     def _targets(self, mode: Mode, changed: Sequence[str]) -> list[str]:
         if mode == "targets":
@@ -200,7 +248,8 @@ class MypyEvaluator:
             raise InfraError(infra)
         result = run.result
         if result.timed_out:
-            return _Run([], result.exit_code, f"mypy timed out after {self.config.timeout:g} s")
+            why = f"mypy timed out after {self.config.timeout:g} s"
+            return _Run([], result.exit_code, why, timed_out=True)
         errors = parse_errors(run.output, run.roots)
         if result.exit_code == 0 and errors is None:
             return _Run([], 0)

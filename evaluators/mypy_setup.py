@@ -1,5 +1,7 @@
 """How the type gate runs mypy on a repository: on the repo's own config and targets when it
-declares them, else on files named by the gate. Also reads mypy's `-O json` lines."""
+declares them, else on what a mypy user would name (its top-level packages and modules, stubs
+taking the place of their modules). Also reads mypy's `-O json` lines, and keeps the errors a
+user would call errors when the repository has no mypy configuration at all."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import configparser
 import json
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from cascade.errors import InfraError
@@ -18,12 +20,30 @@ from evaluators.findings import ToolFinding, relative, tail
 CONFIG_FILES = ("mypy.ini", ".mypy.ini", "pyproject.toml", "setup.cfg")
 TARGET_KEYS = ("files", "packages", "modules")
 _LINE_REF = re.compile(r"\bline \d+")
+# Names mypy's own directory walk passes over (and any name starting with a dot).
+_UNWALKED = ("__pycache__", "site-packages", "node_modules")
+# Without any mypy configuration, only these count: mistakes that fail at run time or contradict
+# an annotation the code states. Left out: what asks for more annotations (`var-annotated`,
+# `has-type`), imports mypy cannot follow (`import-not-found`, `import-untyped`), redefinitions
+# that are Python idioms (`no-redef`: a fallback import), design checks (`override`,
+# `method-assign`, `empty-body`) and the catch-all `misc`. A code newer mypy adds stays out
+# until it is listed here.
+LENIENT_CODES = frozenset(
+    {
+        "syntax", "name-defined", "used-before-def", "attr-defined", "union-attr", "call-arg",
+        "arg-type", "call-overload", "return-value", "return", "assignment", "index", "operator",
+        "list-item", "dict-item", "typeddict-item", "typeddict-unknown-key", "valid-type",
+        "type-var", "func-returns-value", "abstract", "str-format", "unused-coroutine",
+        "truthy-function", "top-level-await", "await-not-async",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class RepoMypy:
     has_config: bool
     has_targets: bool  # the config says what to check (`files`, `packages`, `modules`)
+    path: str = ""  # the config file mypy reads, when there is one
 
 
 async def repo_mypy(sandbox: Sandbox) -> RepoMypy:
@@ -32,7 +52,7 @@ async def repo_mypy(sandbox: Sandbox) -> RepoMypy:
         if data is not None:
             targets = _targets_in(name, data.decode("utf-8", "replace"))
             if targets is not None:
-                return RepoMypy(True, targets)
+                return RepoMypy(True, targets, name)
     return RepoMypy(False, False)
 
 
@@ -62,6 +82,36 @@ async def tracked_python(sandbox: Sandbox) -> list[str]:
     if result.exit_code != 0:
         raise InfraError(f"git ls-files failed in the sandbox: {result.stderr.strip()[:300]}")
     return sorted(p for p in result.stdout.split("\0") if p)
+
+
+def module_targets(
+    tracked: Sequence[str], left_out: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """What to give mypy to check the `tracked` Python files but those `left_out`, as its users
+    do: each top-level directory holding one (mypy walks it, names each module by its packages
+    and takes a stub `x.pyi` for its module `x.py`, as for an import) and each top-level module.
+    Returns (targets, `--exclude` patterns): a file left out in a walked directory is excluded
+    by name. A file the walk passes over (under a dot-directory) is named itself."""
+    kept = [p for p in tracked if p not in left_out]
+    walked = {p.split("/", 1)[0] for p in kept if "/" in p and _walked(p)}
+    named = [p for p in kept if "/" not in p or not _walked(p)]
+    # A top-level module beside a directory of its name: mypy's walk, as Python, takes the package.
+    named = [p for p in named if "/" in p or p.rsplit(".", 1)[0] not in walked]
+    skipped = sorted(p for p in left_out if p.split("/", 1)[0] in walked)
+    return sorted(walked) + unstubbed(named), [f"^{re.escape(p)}$" for p in skipped]
+
+
+def _walked(path: str) -> bool:
+    """Whether mypy's walk of the path's top-level directory reaches the file."""
+    return not any(n.startswith(".") or n in _UNWALKED for n in path.split("/")[1:])
+
+
+def unstubbed(paths: Iterable[str], stubs: Collection[str] = ()) -> list[str]:
+    """`paths` but each module `x.py` whose stub `x.pyi` is among them or in `stubs`: mypy reads
+    a module's stub in its place, and named both files it stops at a "Duplicate module"."""
+    given = list(paths)
+    found = {*given, *stubs}
+    return sorted(p for p in given if not (p.endswith(".py") and p + "i" in found))
 
 
 # Parses each file with the sandbox's Python and, with "stamp", sets its mtime from a hash of
@@ -152,3 +202,23 @@ def key(finding: ToolFinding) -> tuple[str, str, str]:
 
 def is_duplicate_module(finding: ToolFinding) -> bool:
     return finding.message.startswith("Duplicate module named")
+
+
+def lenient(findings: Iterable[ToolFinding]) -> list[ToolFinding]:
+    """The findings a user without any mypy configuration would call errors (`LENIENT_CODES`),
+    and those without a code: mypy's blocking errors ("Duplicate module"), after which it checked
+    nothing else."""
+    return [f for f in findings if f.rule in LENIENT_CODES or f.rule == "error"]
+
+
+def config_hint(mode: str, repo: RepoMypy, targets: Sequence[str], args: Sequence[str]) -> str:
+    """The settings to change when mypy cannot check the base commit as configured."""
+    where = [f"`[gate.options.mypy] targets` ({', '.join(targets)})"] if mode == "targets" else []
+    if repo.path:
+        where.append(f"the repository's mypy configuration ({repo.path})")
+    if args:
+        where.append(f"`[gate.options.mypy] args` ({' '.join(args)})")
+    fix = f"fix {' or '.join(where)}, or " if where else ""
+    if mode != "targets":
+        fix += "name what to check in cascade.toml (`[gate.options.mypy] targets = [...]`), or "
+    return f'{fix}remove "mypy" from `[gate] evaluators`'

@@ -22,6 +22,7 @@ from evaluators.infrastructure import Tool
 from evaluators.junit import trim_failure
 from evaluators.named_tests import named_outcomes, new_test_modules, outcome_text
 from evaluators.pytest_run import (
+    DEFAULT_TEST_TIMEOUT,
     PytestRun,
     existing_files,
     run_problem,
@@ -37,6 +38,7 @@ from evaluators.regressions import (
     findings,
     judge,
     lookup,
+    order_dependent,
     scrub_lines,
     tampered,
 )
@@ -54,7 +56,10 @@ class PytestConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     args: tuple[str, ...] = ()
-    timeout: float = Field(default=600.0, gt=0)
+    timeout: float = Field(default=600.0, gt=0)  # one pytest run, the whole suite included
+    # One test (setup, call, teardown): past it the test fails as timed out and the run goes
+    # on. 0: no deadline but `timeout`.
+    test_timeout: float = Field(default=DEFAULT_TEST_TIMEOUT, ge=0)
     run_full_suite: bool = True
     rerun_failures: bool = True  # re-run once what newly failed; a flip is flaky, not blame
 
@@ -255,9 +260,17 @@ class PytestEvaluator:
             baseline=before,
             only_files=only,
             at_base=at_base,
+            stopped=run.stopped if run is not None else "",
         )
         if not failures:
             return "", ()
+        if run is not None and len(runs) > 1 and not run.paths and runs[0].paths:
+            # The full suite after the targets' own files: say what passed there only.
+            alone = runs[0]
+            failures = order_dependent(
+                failures, alone.order(), alone.results or {}, run.order(),
+                lambda nodeid: _is_hidden(nodeid, issue),
+            )  # fmt: skip
         named, scrub, quote = issue.hidden_tests, said.scrub, said.quote
         return (
             feedback(failures, named, scrub, quote=quote),
@@ -268,7 +281,13 @@ class PytestEvaluator:
         self, sandbox: Sandbox, paths: Sequence[str], *, ignore: Sequence[str] = ()
     ) -> PytestRun:
         args = (*self.config.args, *(f"--ignore={path}" for path in ignore))
-        return await run_pytest(sandbox, paths, args=args, timeout=self.config.timeout)
+        return await run_pytest(
+            sandbox,
+            paths,
+            args=args,
+            timeout=self.config.timeout,
+            test_timeout=self.config.test_timeout,
+        )
 
     def _broken(self, run: PytestRun, said: Said) -> tuple[str, str]:
         """(problem, feedback) for a run that broke as a whole, or ("", "") when it did not.

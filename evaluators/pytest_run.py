@@ -1,6 +1,7 @@
 """Run pytest in a sandbox the one way cascade's evaluators do (the tests gate and the reproduction
-judge): evaluators/sealed_session.py runs it, its source the command, and what that reports —
-each test's outcome under pytest's own node id, whether pytest finished its session, which files
+judge): evaluators/sealed_session.py runs it, its source (after its child's) the command, with a
+deadline for each test; what that reports — each test's outcome under pytest's own node id
+(a test past its deadline failed as timed out), whether pytest finished its session, which files
 changed while it ran — is read back here, with why a run says nothing about the tests when it
 does not. The report is the last line of the run's output, written after everything the tests
 started has ended; output cut by the sandbox's cap means something else wrote there, and the
@@ -8,6 +9,7 @@ run has no report."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import json
@@ -32,6 +34,7 @@ REPORT_DIR = ".git"  # a report too big for the output goes here: never in the t
 EXIT_MEANING = {2: "interrupted", 3: "internal error", 4: "usage error"}
 MAX_REPORT = 64 << 20  # bytes of decompressed report read at most
 TRUNCATED = "[output truncated]"
+DEFAULT_TEST_TIMEOUT = 60.0  # seconds one test may run (setup, call, teardown) before it fails
 
 
 @dataclass(frozen=True)
@@ -45,25 +48,47 @@ class PytestRun:
     problem: str = ""  # why there is no report
     timeout: float = 0.0  # the limit the run had
     touched: tuple[str, ...] = ()  # workspace files whose inode changed while it ran
+    stopped: str = ""  # the last test killed at its deadline when tests were left unrun
+
+    def order(self) -> list[str]:
+        """The tests in the order they ran (collection errors, reported first, left out)."""
+        return [n for n, r in (self.results or {}).items() if not r.is_collection]
 
 
 @cache
 def session_source() -> str:
-    return Path(__file__).with_name("sealed_session.py").read_text(encoding="utf-8")
+    """The program: the child's module, then the parent's without its `__future__` import and
+    its import of the child (what it imports is already defined above it)."""
+    here = Path(__file__).parent
+    parent = (here / "sealed_session.py").read_text(encoding="utf-8")
+    lines = parent.splitlines(keepends=True)
+    for node in reversed(ast.parse(parent).body):
+        if isinstance(node, ast.ImportFrom) and node.module in (
+            "__future__",
+            "evaluators.sealed_child",
+        ):
+            del lines[node.lineno - 1 : node.end_lineno]
+    return (here / "sealed_child.py").read_text(encoding="utf-8") + "\n\n" + "".join(lines)
 
 
 async def run_pytest(
-    sandbox: Sandbox, paths: Sequence[str], *, args: Sequence[str] = (), timeout: float = 600.0
+    sandbox: Sandbox,
+    paths: Sequence[str],
+    *,
+    args: Sequence[str] = (),
+    timeout: float = 600.0,
+    test_timeout: float = DEFAULT_TEST_TIMEOUT,
 ) -> PytestRun:
-    """One pytest run over `paths` (node ids or files; none: the configured suite). `args` come
-    after cascade's own options, so a later `--tb` there wins."""
+    """One pytest run over `paths` (node ids or files; none: the configured suite), within
+    `timeout` seconds, each test within `test_timeout` (0: no deadline). `args` come after
+    cascade's own options, so a later `--tb` there wins."""
     spill = f"{REPORT_DIR}/cascade-session-{secrets.token_hex(6)}.b64"
     pytest = [
         *("-p", "no:cacheprovider", "-q", "--tb=short", "--continue-on-collection-errors"),
         *args,
         *paths,
     ]
-    spec = {"args": pytest, "skip": list(SKIP_DIRS), "report": spill}
+    spec = {"args": pytest, "skip": list(SKIP_DIRS), "report": spill, "deadline": test_timeout}
     argv = ["python", "-I", "-B", "-c", session_source(), json.dumps(spec)]
     result = await sandbox.exec(argv, timeout=timeout, env={"PYTHONDONTWRITEBYTECODE": "1"})
     log, kind, payload = _last_line(result.stdout)
@@ -96,6 +121,7 @@ async def run_pytest(
         problem=problem,
         timeout=timeout,
         touched=touched,
+        stopped=str((report or {}).get("stopped") or ""),
     )
 
 

@@ -4,20 +4,24 @@ hidden test's failure is its number and the type of what it raised, never a mess
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from cascade.core.gate import TAMPER
 from cascade.records import Finding
 from evaluators.junit import CaseResult, exception_summary, exception_type, trim_failure
+from evaluators.sealed_child import TIMED_OUT
 
 Kind = Literal["target", "hidden", "regression"]
 
 NOT_FOUND = "not found — was it renamed or deleted?"
 FEEDBACK_HEAD = "The tests below fail after your change. Fix the code (not the tests)."
 FEEDBACK_CHARS = 3000
+SHOWN_BEFORE = 3  # tests named as having run before an order-dependent failure
+_HUNG = re.compile(re.escape(TIMED_OUT).replace(re.escape("{:g}"), r"([0-9.e+]+)"))
 _WHY: dict[Kind, str] = {
     "target": "a target test of this issue",
     "regression": "it passed before your change",
@@ -31,6 +35,24 @@ class Failure:
     nodeid: str  # what was asked for; for a hidden test, never shown
     result: CaseResult | None  # None: no such test in the run
     note: str = ""
+    context: str = ""  # said after why it counts: how it failed only in the full run
+
+
+def hung(result: CaseResult | None) -> str:
+    """The deadline a test ran into ("60" for `timed out after 60 s (per-test deadline)`), or
+    "" when it did not time out."""
+    found = _HUNG.search(result.message) if result is not None else None
+    return found[1] if found else ""
+
+
+def hang_note(result: CaseResult | None) -> str:
+    seconds = hung(result)
+    if not seconds:
+        return ""
+    return (
+        f"it hung: still running after the {seconds} s per-test deadline (an endless loop, a "
+        "wait that never ends, or far slower than before); the traceback shows where it was"
+    )
 
 
 def file_of(nodeid: str) -> str:
@@ -66,24 +88,64 @@ def judge(
     baseline: Mapping[str, str] | None = None,
     only_files: set[str] | None = None,
     at_base: Mapping[str, str] | None = None,
+    stopped: str = "",
 ) -> list[Failure]:
     """Every reason to reject the run. `baseline` None checks targets and hidden tests only;
     `only_files` limits the regression check to the files that were run. `at_base` (the
     suite's outcomes at the base commit): a target named by its file, class or parametrised
-    function passes only if none of its tests that failed there is skipped now."""
+    function passes only if none of its tests that failed there is skipped now. `stopped`: the
+    run left tests unrun after killing that one at its deadline, so a missing test did not run."""
     failures: list[Failure] = []
     wanted: list[tuple[Kind, str]] = [("target", t) for t in targets]
     wanted += [("hidden", h) for h in hidden]
+    missing = f"it did not run: the run stopped after {stopped} hung" if stopped else NOT_FOUND
     for kind, nodeid in wanted:
         result = lookup(results, nodeid)
         if result is None or result.outcome != "passed":
-            failures.append(Failure(kind, nodeid, result, "" if result else NOT_FOUND))
+            failures.append(Failure(kind, nodeid, result, "" if result else missing))
         elif at_base:
             failures += _skipped_now(results, nodeid, kind, at_base)
     if baseline is not None:
         skip = {*targets, *hidden}
-        failures += _regressions(results, baseline, skip, set(hidden_files), only_files)
+        found = _regressions(results, baseline, skip, set(hidden_files), only_files)
+        failures += [
+            dataclasses.replace(f, note=f"it passed before; {missing}")
+            if stopped and f.result is None
+            else f
+            for f in found
+        ]
     return failures
+
+
+def order_dependent(
+    failures: Sequence[Failure],
+    alone: Sequence[str],
+    alone_results: Mapping[str, CaseResult],
+    full: Sequence[str],
+    hidden: Callable[[str], bool],
+) -> list[Failure]:
+    """Each failure of the full run whose test passed in the run of its own file (`alone`, in
+    run order) told so, with the last tests that ran before it in the full run but not in that
+    one (none of `hidden`'s)."""
+    out: list[Failure] = []
+    for f in failures:
+        ran = lookup(alone_results, f.nodeid) if f.kind != "hidden" else None
+        nodeid = f.result.nodeid if f.result is not None else ""
+        if ran is None or ran.outcome != "passed" or nodeid not in full:
+            out.append(f)
+            continue
+        seen = set(alone[: alone.index(nodeid)] if nodeid in alone else alone)
+        before = [n for n in full[: full.index(nodeid)] if n not in seen and not hidden(n)]
+        context = "it passed when run with its own file alone, but fails in the full test run"
+        if before:
+            last = ", ".join(before[-SHOWN_BEFORE:])
+            context += (
+                f", where {len(before)} other test(s) ran before it (the last: {last}): state "
+                "they leave behind (module globals, caches, environment, files) changes its "
+                "outcome"
+            )
+        out.append(dataclasses.replace(f, context=context))
+    return out
 
 
 def _skipped_now(
@@ -182,6 +244,8 @@ def _hidden_text(failure: Failure, hidden: Sequence[str]) -> str:
     number = _hidden_number(failure, hidden)
     if failure.result is None:
         return f"hidden test #{number} was not found (it could not be run)"
+    if hung(failure.result):  # our own words, not the code's: nothing else of the test shows
+        return f"hidden test #{number} hung: it ran into the per-test deadline"
     kind = exception_type(failure.result)
     return f"hidden test #{number} failed" + (f": {kind}" if kind else "")
 
@@ -205,6 +269,8 @@ def findings(
             continue
         text = f.result.text if f.result and quote else ""
         detail = f.note or _raised(f.result, quote)
+        hang = "" if "timed out" in detail else hang_note(f.result)
+        detail += "".join(f"; {x}" for x in (hang, f.context) if x)
         out.append(
             Finding(
                 message=scrub(f"{f.nodeid}: {detail}"),
@@ -237,6 +303,7 @@ def feedback(
         # A regression's note replaces "it passed before": a file that stopped collecting did not.
         why = f.note if f.kind == "regression" and f.note else _WHY[f.kind]
         why += f", {f.note}" if f.kind == "target" and f.note else ""
+        why += "".join(f"; {x}" for x in (hang_note(f.result), f.context) if x)
         if quote:
             body = trim_failure(f.result.text or f.result.message) if f.result else ""
         else:

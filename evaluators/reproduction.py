@@ -25,7 +25,13 @@ from evaluators.diff_scope import (
 from evaluators.failure_kinds import Diagnosis, RepoFacts, asked_words, classify, wanted_names
 from evaluators.junit import CaseResult
 from evaluators.patch_files import DiffError, parse_diff
-from evaluators.pytest_run import PytestRun, run_pytest, tail, workspace_root
+from evaluators.pytest_run import (
+    DEFAULT_TEST_TIMEOUT,
+    PytestRun,
+    run_pytest,
+    tail,
+    workspace_root,
+)
 from evaluators.regressions import Failure, Scrubber, file_of, judge, lookup
 from evaluators.reproduction_problems import (
     Problem,
@@ -46,13 +52,14 @@ _GREP_LINE = re.compile(r"^(.*?):\d+:\s*(?:async\s+)?(?:def|class)\s+(\w+)")
 
 
 class ReproductionConfig(BaseModel):
-    """The reproduce stage's options; the registry merges `[gate.options.pytest]`'s `args` and
-    `timeout` under them, so a candidate runs as the gate's pytest would run it."""
+    """The reproduce stage's options; the registry merges `[gate.options.pytest]`'s `args`,
+    `timeout` and `test_timeout` under them, so a candidate runs as the gate's pytest would."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     args: tuple[str, ...] = ()  # extra pytest arguments (`--tb=short` is forced after them)
     timeout: float = Field(default=600.0, gt=0)  # per pytest run
+    test_timeout: float = Field(default=DEFAULT_TEST_TIMEOUT, ge=0)  # per test (0: none)
     test_paths: tuple[str, ...] = TEST_PATHS  # the only files a reproduction may write
     reruns: int = Field(default=1, ge=0, le=5)  # more runs of its files: must fail the same way
 
@@ -167,7 +174,13 @@ class ReproductionEvaluator:
     ) -> PytestRun:
         # `--tb=short` last: the classifier reads its `path:line: in function` frame lines.
         args = (*self.config.args, "--tb=short")
-        run = await run_pytest(sandbox, paths, args=args, timeout=self.config.timeout)
+        run = await run_pytest(
+            sandbox,
+            paths,
+            args=args,
+            timeout=self.config.timeout,
+            test_timeout=self.config.test_timeout,
+        )
         runs.append(run)
         return run
 

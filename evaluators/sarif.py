@@ -64,10 +64,15 @@ def findings(doc: dict[str, Any]) -> list[ToolFinding]:
     return found
 
 
-def mark(doc: dict[str, Any], new: Collection[int]) -> dict[str, Any]:
-    """Set `baselineState` on every result: "new" for these indices, else "unchanged"."""
+def mark(
+    doc: dict[str, Any], new: Collection[int], advisory: Collection[int] = ()
+) -> dict[str, Any]:
+    """Set `baselineState` on every result: "new" for these indices, else "unchanged"; and
+    `level` "note" on the `advisory` ones (their rule does not block)."""
     for i, result in enumerate(_results(doc)):
         result["baselineState"] = "new" if i in new else "unchanged"
+        if i in advisory:
+            result["level"] = "note"
     return doc
 
 

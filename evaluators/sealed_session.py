@@ -1,9 +1,10 @@
 """The test run as the tests gate runs it in the sandbox: a parent that never imports the
-workspace's code, and pytest in a forked child whose results come to the parent as they happen.
+workspace's code, and pytest in a forked child (evaluators/sealed_child.py) whose results come to
+the parent as they happen.
 
-Shipped as source (`python -I -B -c <this file> <spec>`, see evaluators/pytest_run.py): standard
-library and pytest only, nothing from cascade. What it is for, against code under test that runs
-inside pytest and wants to decide its own verdict:
+Shipped as source (`python -I -B -c <the child's source, then this file's> <spec>`, see
+evaluators/pytest_run.py): standard library and pytest only, nothing from cascade. What it is
+for, against code under test that runs inside pytest and wants to decide its own verdict:
 
 - The parent makes itself non-dumpable (no ptrace, no /proc/<pid>/mem or fd/ for the sandbox user)
   and a child subreaper: every process the tests leave behind, `setsid` or not, becomes its child
@@ -18,11 +19,16 @@ inside pytest and wants to decide its own verdict:
 - pytest plugins come only from distributions installed outside the workspace (entry-point
   autoload is off; each one is named with `-p`), and pytest is imported before the workspace is
   on `sys.path`, so a module in the workspace cannot stand in for pytest or a plugin.
+- Each test has a deadline (`spec["deadline"]` seconds, 0: none), kept here, where each test's
+  start is seen: the child is sent INTERRUPT, and the test fails as timed out (see the child). One
+  still running GRACE_S later has its stack dumped and its process killed; it is recorded as a
+  failed test, and the tests not yet run go on in a new child, up to MAX_KILLS times.
 
-The parent ends with pytest's exit code (128 + n for a signal n), and the last line it prints
-is `MARKER <base64 of zlib of JSON>`, the JSON {"records": [one per report], "end": pytest's exit
-status or null, "touched": [paths]}; or `FILE_MARKER <path>` when the report is too big for the
-output, written to that path instead.
+The parent ends with pytest's exit code (128 + n for a signal n; at least 1 when a test had to
+be killed), and the last line it prints is `MARKER <base64 of zlib of JSON>`, the JSON
+{"records": [one per report], "end": pytest's exit status or null, "touched": [paths],
+"stopped": the last test killed when tests were left unrun, else ""}; or `FILE_MARKER <path>`
+when the report is too big for the output, written to that path instead.
 """
 
 from __future__ import annotations
@@ -37,123 +43,30 @@ import sys
 import time
 import zlib
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
+
+from evaluators.sealed_child import (  # shipped: pasted above this file (see pytest_run.py)
+    DUMP,
+    INTERRUPT,
+    MAX_TEXT,
+    PR_SET_DUMPABLE,
+    TIMED_OUT,
+    cap,
+    child,
+    prctl,
+)
 
 MARKER = "@@cascade-session-report@@"
 FILE_MARKER = "@@cascade-session-report-file@@"
 OUTPUT_BUDGET = 1_500_000  # bytes this program writes; the sandboxes keep 2,000,000 per stream
 REPORT_BUDGET = 1_200_000  # a bigger report goes to a file (`spec["report"]`) instead
-MAX_TEXT = 16_000  # characters of one failure's text kept (its start and its end)
 MAX_TOUCHED = 200
 DRAIN_S = 1.0  # after pytest ends, how long its pipes may still deliver
-PR_SET_DUMPABLE = 4
+GRACE_S = 5.0  # after the interrupt, how long a test may take to fail and tear down (at most)
+DUMP_S = 1.0  # how long a stuck test's stack dump may take
+MAX_KILLS = 5  # tests killed at their deadline before the rest are left unrun
+KILLED = "; it did not respond to the interrupt, so its process was killed"
 PR_SET_CHILD_SUBREAPER = 36
-
-
-class Reporter:
-    """The child's plugin: one JSON line per report, written to the parent's pipe."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.done = False
-
-    def send(self, record: dict[str, Any]) -> None:
-        if self.done:
-            return
-        view = memoryview(json.dumps(record).encode() + b"\n")
-        try:
-            while view:
-                view = view[os.write(self.fd, view) :]
-        except OSError:
-            self.done = True  # the parent is gone: nothing will read it
-
-    def pytest_configure(self, config: Any) -> None:
-        # Read by pytest's start-up only; the tests see the environment they would otherwise.
-        os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
-
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        self.send(facts(report, report.when))
-
-    def pytest_collectreport(self, report: Any) -> None:
-        if not report.passed and report.nodeid:
-            self.send(facts(report, "collect"))
-
-    def pytest_sessionfinish(self, session: Any, exitstatus: Any) -> None:
-        self.send({"end": int(exitstatus)})
-        self.done = True
-
-
-def facts(report: Any, when: str) -> dict[str, Any]:
-    """What the host needs of one report to say what pytest's JUnit report would have said."""
-    longrepr = report.longrepr
-    crash = getattr(longrepr, "reprcrash", None)
-    skip = list(longrepr) if isinstance(longrepr, tuple) and len(longrepr) == 3 else None
-    return {
-        "id": report.nodeid,
-        "when": when,
-        "outcome": report.outcome,
-        "crash": cap(str(crash.message)) if crash is not None else None,
-        "text": "" if longrepr is None else cap(str(longrepr)),
-        "xfail": getattr(report, "wasxfail", None),
-        "skip": [str(x) for x in skip] if skip else None,
-    }
-
-
-def cap(text: str) -> str:
-    if len(text) <= MAX_TEXT:
-        return text
-    head = MAX_TEXT // 4
-    return text[:head] + "\n[...]\n" + text[-(MAX_TEXT - head) :]
-
-
-def prctl(option: int, value: int) -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
-    except (ImportError, OSError, AttributeError):
-        pass  # not Linux, or no libc: the run still works, less guarded
-
-
-def installed_plugins(root: str) -> list[str]:
-    """Names of the `pytest11` entry points of distributions outside the workspace."""
-    from importlib.metadata import distributions
-
-    inside = os.path.realpath(root) + os.sep
-    names: list[str] = []
-    for dist in distributions():
-        try:
-            where = os.path.realpath(str(dist.locate_file(""))) + os.sep
-            points = [ep.name for ep in dist.entry_points if ep.group == "pytest11"]
-        except Exception:  # noqa: S112 - unreadable metadata: not a plugin we load
-            continue
-        if not where.startswith(inside):
-            names += [name for name in points if name not in names]
-    return names
-
-
-def child(spec: dict[str, Any], fd: int) -> NoReturn:
-    """pytest, as `python -m pytest` would run it in the workspace, reporting to `fd`."""
-    code = 3
-    try:
-        prctl(PR_SET_DUMPABLE, 1)
-        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        import pytest
-
-        root = os.getcwd()
-        plugins = [arg for name in installed_plugins(root) for arg in ("-p", name)]
-        args = [*plugins, *spec["args"]]
-        sys.path.insert(0, root)  # the workspace importable, after pytest and its plugins
-        sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *args]
-        code = int(pytest.main(args, plugins=[Reporter(fd)]))
-    except BaseException:  # reported as pytest's own internal error would be
-        import traceback
-
-        traceback.print_exc()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed stream: nothing more to say
-            stream.flush()
-    os._exit(code & 0xFF)  # no atexit hooks: code under test has had its say
 
 
 def children(me: int) -> list[int]:
@@ -194,11 +107,113 @@ def sweep() -> None:
                 os.waitpid(pid, 0)
 
 
-def collect(pid: int, report_fd: int, log_fd: int) -> tuple[bytes, bytes, int, int]:
-    """(records, the end of the output, bytes of output dropped, exit code) once pytest ends."""
+class Round:
+    """One child's run, as the parent follows it: its records up to the session's end (what comes
+    after is not pytest's), the tests it started, and the one it killed for its deadline."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.end: int | None = None
+        self.started: list[str] = []
+        self.collected = -1  # unknown
+        self.running = ""  # the test between its start and its finish
+        self.since = 0.0
+        self.interrupted = False
+        self.hung = ""  # the test whose process was killed, with where it was stuck
+        self.stuck = ""
+        self.pending = bytearray()
+        self.log = bytearray()
+        self.dropped = 0
+        self.code = 0
+
+    def take(self, chunk: bytes) -> None:
+        self.pending += chunk
+        *lines, rest = bytes(self.pending).split(b"\n")
+        self.pending = bytearray(rest)
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict) or self.end is not None:
+                continue
+            if "end" in record:
+                self.end = int(record["end"])
+            elif isinstance(record.get("start"), str):
+                self.running, self.since, self.interrupted = (
+                    record["start"],
+                    time.monotonic(),
+                    False,
+                )
+                self.started.append(self.running)
+            elif "finish" in record:
+                self.running = ""
+            elif isinstance(record.get("collected"), int):
+                self.collected = record["collected"]
+            elif isinstance(record.get("id"), str):
+                self.records.append(record)
+
+    def due(self, limit: float) -> float | None:
+        """When the running test's next step (interrupt, kill) is due, or None."""
+        if not (limit > 0 and self.running and not self.hung):
+            return None
+        return self.since + limit + (min(GRACE_S, max(limit, 1.0)) if self.interrupted else 0)
+
+    def timed_out(self, limit: float) -> dict[str, Any]:
+        message = "Failed: " + TIMED_OUT.format(limit) + KILLED
+        text = cap(self.stuck + "\nE   " + message)
+        record = {"id": self.hung, "when": "call", "outcome": "failed", "crash": message}
+        return {**record, "text": text, "xfail": None, "skip": None}
+
+
+def enforce(pid: int, run: Round, limit: float, dump_fd: int) -> None:
+    """The running test is past its deadline: interrupt it, or, past the grace too, kill it."""
+    if not run.interrupted:
+        run.interrupted = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, INTERRUPT)
+        return
+    run.hung, run.stuck = run.running, stack(pid, dump_fd)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def stack(pid: int, fd: int) -> str:
+    """Where the stuck test is, from its faulthandler dump, as `--tb=short` would show it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, DUMP)
+    raw = bytearray()
     sel = selectors.DefaultSelector()
-    bufs = {report_fd: bytearray(), log_fd: bytearray()}
-    for fd in bufs:
+    sel.register(fd, selectors.EVENT_READ)
+    until = time.monotonic() + DUMP_S
+    while (left := until - time.monotonic()) > 0 and sel.select(min(left, 0.2) if raw else left):
+        chunk = os.read(fd, 1 << 16)
+        if not chunk or len(raw) > MAX_TEXT:
+            break
+        raw += chunk
+    sel.close()
+    blocks = raw.decode(errors="replace").split("\n\n")
+    block = next((b for b in blocks if "_pytest/runner.py" in b), blocks[0])
+    root = os.getcwd() + os.sep
+    lines: list[str] = []
+    for line in reversed(block.splitlines()[1:]):  # most recent call last, as pytest shows it
+        found = line.strip().removeprefix('File "').rsplit('", line ', 1)
+        if len(found) == 2 and " in " in found[1]:
+            number, func = found[1].split(" in ", 1)
+            lines.append(f"{found[0].removeprefix(root)}:{number}: in {func}")
+    # From the first frame in the workspace on: what is above it is pytest's own machinery.
+    first = next((i for i, line in enumerate(lines) if not line.startswith(("/", "<"))), 0)
+    lines = lines[first:]
+    return "\n".join(lines) if lines else "(no stack: the process did not answer the dump signal)"
+
+
+def collect(pid: int, fds: tuple[int, int, int], limit: float) -> Round:
+    """Follow the child until it has ended and its pipes are drained (or DRAIN_S has passed),
+    keeping its deadlines."""
+    report_fd, log_fd, dump_fd = fds
+    run = Round()
+    sel = selectors.DefaultSelector()
+    for fd in (report_fd, log_fd):
         os.set_blocking(fd, False)
         sel.register(fd, selectors.EVENT_READ)
     try:
@@ -208,15 +223,14 @@ def collect(pid: int, report_fd: int, log_fd: int) -> tuple[bytes, bytes, int, i
         pidfd = -1  # polled instead
     code: int | None = None
     until = 0.0
-    dropped = 0
     while True:
-        reading = any(fd in sel.get_map() for fd in bufs)
+        reading = any(fd in sel.get_map() for fd in (report_fd, log_fd))
         if code is not None and (not reading or time.monotonic() >= until):
             break
-        if code is None:
-            wait: float | None = None if pidfd >= 0 else 0.05
-        else:
-            wait = max(0.0, until - time.monotonic())
+        due = run.due(limit) if code is None else until
+        wait = None if due is None else max(0.0, due - time.monotonic())
+        if code is None and pidfd < 0:
+            wait = min(wait if wait is not None else 0.05, 0.05)
         for key, _ in sel.select(wait):
             fd = int(key.fd)
             if fd == pidfd:
@@ -224,12 +238,15 @@ def collect(pid: int, report_fd: int, log_fd: int) -> tuple[bytes, bytes, int, i
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 sel.unregister(fd)
-                continue
-            buf = bufs[fd]
-            buf += chunk
-            if fd == log_fd and len(buf) > 2 * OUTPUT_BUDGET:
-                dropped += len(buf) - OUTPUT_BUDGET
-                del buf[: len(buf) - OUTPUT_BUDGET]
+            elif fd == report_fd:
+                run.take(chunk)
+            else:
+                run.log += chunk
+                if len(run.log) > 2 * OUTPUT_BUDGET:
+                    run.dropped += len(run.log) - OUTPUT_BUDGET
+                    del run.log[: len(run.log) - OUTPUT_BUDGET]
+        if code is None and (due := run.due(limit)) is not None and time.monotonic() >= due:
+            enforce(pid, run, limit, dump_fd)
         if code is None:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
@@ -239,25 +256,49 @@ def collect(pid: int, report_fd: int, log_fd: int) -> tuple[bytes, bytes, int, i
                     os.close(pidfd)
                 sweep()  # what held their pipes goes with them
                 until = time.monotonic() + DRAIN_S
-    code = code if code >= 0 else 128 - code
-    return bytes(bufs[report_fd]), bytes(bufs[log_fd]), dropped, code
+    if run.interrupted and run.running and run.end is None and not run.hung:
+        run.hung = run.running  # it died of the interrupt: its handler was replaced
+        run.stuck = "(no stack: the test process ended on the interrupt)"
+    run.code = code if code >= 0 else 128 - code
+    return run
 
 
-def records(raw: bytes) -> tuple[list[dict[str, Any]], int | None]:
-    """The records up to the session's end (what comes after it is not pytest's), and the end."""
-    kept: list[dict[str, Any]] = []
-    for line in raw.splitlines():
+def rounds(spec: dict[str, Any]) -> tuple[list[Round], str]:
+    """Children until one ends its session, each leaving out the tests that ran in those before
+    it; and the last test killed when MAX_KILLS left tests unrun ("" when none were)."""
+    done: list[Round] = []
+    skip: list[str] = []
+    limit = float(spec.get("deadline") or 0)
+    while True:
+        pipes = [os.pipe() for _ in range(3)]  # report, log, dump; close-on-exec: an `exec`
+        sys.stdout.flush()  # in the child loses them
+        pid = os.fork()
+        if pid == 0:
+            (report_r, report_w), (log_r, log_w), (dump_r, dump_w) = pipes
+            for fd in (report_r, log_r, dump_r):
+                os.close(fd)
+            os.dup2(log_w, 1)
+            os.dup2(log_w, 2)
+            os.close(log_w)
+            child(spec, report_w, dump_w, skip)
+        for _, write in pipes:
+            os.close(write)
         try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        if "end" in record:
-            return kept, int(record["end"])
-        if isinstance(record.get("id"), str):
-            kept.append(record)
-    return kept, None
+            run = collect(pid, (pipes[0][0], pipes[1][0], pipes[2][0]), limit)
+        finally:
+            for read, _ in pipes:
+                os.close(read)
+        done.append(run)
+        skip += run.started
+        if not run.hung:
+            return done, ""
+        run.records.append(run.timed_out(limit))
+        left = max(run.collected - len(run.started), 0)
+        stop = not left or len(done) >= MAX_KILLS
+        then = f"{left} test(s) {'not run' if stop else 'to run in a new process'}"
+        run.log += f"\n[{run.hung} was killed at its deadline; {then}]\n".encode()
+        if stop:
+            return done, run.hung if left else ""
 
 
 def touched(since: int, skip: Sequence[str]) -> list[str]:
@@ -305,23 +346,19 @@ def main(argv: Sequence[str]) -> int:
     os.unlink(name)
     since = os.fstat(mark).st_ctime_ns  # the run's start, on the file systems' own clock
     os.close(mark)
-    report_r, report_w = os.pipe()  # close-on-exec: an `exec` in the child loses it
-    log_r, log_w = os.pipe()
-    sys.stdout.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(report_r)
-        os.close(log_r)
-        os.dup2(log_w, 1)
-        os.dup2(log_w, 2)
-        os.close(log_w)
-        child(spec, report_w)
-    os.close(report_w)
-    os.close(log_w)
-    raw, log, dropped, code = collect(pid, report_r, log_r)
-    found, end = records(raw)
-    report = {"records": found, "end": end, "touched": touched(since, spec["skip"])}
-    emit(report, log, dropped, spec["report"])
+    done, stopped = rounds(spec)
+    last = done[-1]
+    end, code = (1, 1) if last.hung else (last.end, last.code)
+    if len(done) > 1 and code in (0, 5):  # a test was killed: the run failed
+        end, code = (1 if end is not None else None), 1
+    report = {
+        "records": [record for run in done for record in run.records],
+        "end": end,
+        "touched": touched(since, spec["skip"]),
+        "stopped": stopped,
+    }
+    log = b"".join(bytes(run.log) for run in done)
+    emit(report, log, sum(run.dropped for run in done), spec["report"])
     return code
 
 

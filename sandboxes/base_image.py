@@ -1,6 +1,6 @@
-"""A base image made here, for machines that cannot pull one: Debian bookworm (minbase, python3,
-git) from the Debian mirror apt already uses, via debootstrap, or a rootfs tar the user brings;
-imported with `docker import` and cached by tag."""
+"""A base image made here, for machines that cannot pull one: a Debian release (minbase, python3,
+git; bookworm unless a Python version asks for another) from the Debian mirror apt already uses,
+via debootstrap, or a rootfs tar the user brings; imported with `docker import`, cached by tag."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from docker.errors import DockerException, ImageNotFound
 from cascade.errors import SandboxError
 from sandboxes.docker_api import cache_dir
 
-SUITE = "bookworm"
-LOCAL_BASE = f"cascade-base:{SUITE}"
+SUITE = "bookworm"  # the default release (python3 3.11)
 PACKAGES = ("python3", "python3-venv", "git", "ca-certificates", "coreutils", "procps")
 DEBOOTSTRAP_TIMEOUT = 1800
 IMPORT_CHANGES = [
@@ -29,9 +28,11 @@ IMPORT_CHANGES = [
 ]
 
 
-def local_base(client: Any, *, rootfs: Path | None, progress: Callable[[str], None]) -> str:
-    """The tag of a local base image: imported from `rootfs` (a tar), else made by debootstrap.
-    Either is reused when already imported."""
+def local_base(
+    client: Any, *, rootfs: Path | None, progress: Callable[[str], None], suite: str = SUITE
+) -> str:
+    """The tag of a local base image: imported from `rootfs` (a tar), else made by debootstrap
+    of Debian `suite` (`cascade-base:<suite>`). Either is reused when already imported."""
     if rootfs is not None:
         if not rootfs.is_file():
             raise SandboxError(f"--base-rootfs {rootfs}: no such file")
@@ -40,24 +41,25 @@ def local_base(client: Any, *, rootfs: Path | None, progress: Callable[[str], No
             progress(f"importing {rootfs} as {tag}")
             _import(client, rootfs, tag)
         return tag
-    if _has_image(client, LOCAL_BASE):
-        progress(f"base {LOCAL_BASE}: present")
-        return LOCAL_BASE
+    tag = f"cascade-base:{suite}"
+    if _has_image(client, tag):
+        progress(f"base {tag}: present")
+        return tag
     mirror = debian_mirror()
     cache_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rootfs-", dir=cache_dir()) as tmp:
         target = Path(tmp) / "rootfs"
-        progress(f"debootstrap {SUITE} (minbase + {', '.join(PACKAGES)}) from {mirror}")
-        _debootstrap(target, mirror, progress)
+        progress(f"debootstrap {suite} (minbase + {', '.join(PACKAGES)}) from {mirror}")
+        _debootstrap(target, suite, mirror, progress)
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (target / junk).glob("*"):
                 if item.is_file():
                     item.unlink()
         tar = Path(tmp) / "rootfs.tar"
         _run(["tar", "-C", str(target), "--numeric-owner", "-cf", str(tar), "."], "tar")
-        progress(f"importing the rootfs as {LOCAL_BASE}")
-        _import(client, tar, LOCAL_BASE)
-    return LOCAL_BASE
+        progress(f"importing the rootfs as {tag}")
+        _import(client, tar, tag)
+    return tag
 
 
 def debian_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
@@ -112,7 +114,7 @@ def _deb822(text: str) -> list[tuple[str, list[str]]]:
     return entries
 
 
-def _debootstrap(target: Path, mirror: str, progress: Callable[[str], None]) -> None:
+def _debootstrap(target: Path, suite: str, mirror: str, progress: Callable[[str], None]) -> None:
     tool = shutil.which("debootstrap") or (
         "/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists() else None
     )
@@ -130,7 +132,7 @@ def _debootstrap(target: Path, mirror: str, progress: Callable[[str], None]) -> 
         tool,
         "--variant=minbase",
         f"--include={','.join(PACKAGES)}",
-        SUITE,
+        suite,
         str(target),
         mirror,
     ]

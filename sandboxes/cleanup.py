@@ -1,6 +1,7 @@
 """Garbage collection of sandbox containers and volumes: those past their TTL, stopped, or
-opened by a process of this host that no longer exists (a crashed or killed run); and, on request,
-of per-repository environment images no container uses."""
+opened by a process of this host that no longer exists (a crashed or killed run), and those of
+this very process when it is about to exit (an interrupted replay); and, on request, of
+per-repository environment images no container uses."""
 
 from __future__ import annotations
 
@@ -71,6 +72,54 @@ def collect_left_behind() -> list[str]:
         return []
     finally:
         client.close()
+
+
+def this_owner() -> str:
+    """The owner label (`<host>:<pid>`) this process puts on what it opens."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def own_containers() -> list[str]:
+    """The names of the sandbox containers this process opened that still exist; none when no
+    engine answers (then there is nothing to stop either)."""
+    try:
+        client = connect(timeout=10)
+    except SandboxError:
+        return []
+    try:
+        mine = {"label": f"{OWNER_LABEL}={this_owner()}"}
+        return sorted(str(c.name) for c in client.containers.list(all=True, filters=mine))
+    except (APIError, OSError) as exc:
+        log.warning("could not list this process's sandboxes: %s", exc)
+        return []
+    finally:
+        client.close()
+
+
+def collect_own() -> list[str]:
+    """Remove every container and volume this process opened, for a process about to exit (an
+    interrupted replay): its runs' own cleanup closes what they opened, this removes whatever a
+    cut-short open or an abandoned thread left. Return what went, described."""
+    try:
+        client = connect(timeout=10)
+    except SandboxError:
+        return []
+    removed: list[str] = []
+    mine = {"label": f"{OWNER_LABEL}={this_owner()}"}
+    try:
+        for container in client.containers.list(all=True, filters=mine):
+            with contextlib.suppress(NotFound):
+                container.remove(force=True)
+                removed.append(f"container {container.name}")
+        for volume in client.volumes.list(filters=mine):
+            with contextlib.suppress(NotFound):
+                volume.remove(force=True)
+                removed.append(f"volume {volume.name}")
+    except (APIError, OSError) as exc:
+        log.warning("could not remove this process's sandboxes: %s", exc)
+    finally:
+        client.close()
+    return removed
 
 
 def collect_env_images(client: Any) -> list[str]:

@@ -1,6 +1,7 @@
-"""Starting a sandbox container: the workspace archive, the optional environment image, the
-labelled volume and container, the workspace copied in, and the attach to pid 1's command
-server. Every failure is a SandboxError that says what to do, and leaves nothing behind."""
+"""Starting a sandbox container: the workspace archive, the image (its Python chosen), the
+optional environment image, the labelled volume and container, the workspace copied in, and the
+attach to pid 1's command server. Every failure is a SandboxError that says what to do, and
+leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from sandboxes.docker_api import (
     DockerOptions,
     connect,
 )
+from sandboxes.sandbox_python import Choice, choose
 from sandboxes.setup_layer import environment_image
 from sandboxes.workspace_tar import reown
 
@@ -50,12 +53,34 @@ def workspace_tar(repo: Path, commit: str) -> bytes:
     return reown(archive(repo, commit), SANDBOX_UID)
 
 
-def environment(config: SandboxConfig, repo: Path, commit: str, tar_bytes: bytes) -> str:
+def choose_image(config: SandboxConfig, repo: Path, commit: str) -> Choice:
+    """The sandbox image (and its Python) for `repo` at `commit`: sandbox_python.choose."""
+    client = connect()
+    try:
+        return choose(client, config, repo, commit)
+    finally:
+        client.close()
+
+
+def environment(
+    config: SandboxConfig,
+    image: str,
+    repo: Path,
+    commit: str,
+    *,
+    tar_bytes: bytes | None = None,
+    shown: Callable[[str], None] | None = None,
+) -> str:
+    """The id of the environment image `[sandbox] setup` makes from `image`; each line of its
+    progress is logged, and given to `shown` too."""
+
     def progress(line: str) -> None:
         log.info("setup: %s", line)
+        if shown is not None:
+            shown(f"setup: {line}")
 
     return environment_image(
-        config, repo, commit, workspace_tar=tar_bytes, progress=progress
+        config, repo, commit, image=image, workspace_tar=tar_bytes, progress=progress
     ).image_id
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 from docker.errors import DockerException, NotFound
 
@@ -24,6 +26,7 @@ from sandboxes.agent import AgentClient, AgentError, AgentGone, AgentUnavailable
 from sandboxes.container_spec import LIMIT_COUNTERS, SWEEP, USER, WRAPPER
 from sandboxes.container_start import (
     Started,
+    choose_image,
     environment,
     explain,
     put_archive,
@@ -39,6 +42,8 @@ from sandboxes.docker_api import (
 from sandboxes.workspace_tar import files_tar, first_file, relative
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
 
 MAX_OUTPUT = 2_000_000  # bytes kept per stream; the rest is dropped with a marker
 HOST_GRACE = 10.0  # seconds the host waits past the in-container timeout before it steps in
@@ -63,6 +68,7 @@ class DockerSandbox:
         self._limiter = anyio.CapacityLimiter(4)
         self._limit_counts: dict[str, int] = {}
         self._closed = False
+        self._python = ""  # the full version of its Python, once known
 
     @property
     def image_id(self) -> str:
@@ -74,24 +80,53 @@ class DockerSandbox:
     def name(self) -> str:
         return str(self._container.name)
 
+    @property
+    def runtime(self) -> str:
+        """The interpreter the sandbox runs (`python 3.11.2`), for attempt records."""
+        return f"python {self._python}" if self._python else ""
+
+    @classmethod
+    def prepare(
+        cls, repo: Path, commit: str, config: SandboxConfig, *, progress: Progress | None = None
+    ) -> str:
+        """Before any work (blocking): the image sandboxes of `repo` at `commit` will run, or a
+        SandboxError saying why there is none (a Python not built, or not to be had). With
+        `progress`, the `[sandbox] setup` environment is built now too, shown line by line (a
+        batch builds it once, in view, before its tasks). Returns a line saying which Python."""
+        chosen = choose_image(config, repo, commit)
+        if config.setup and progress is not None:
+            environment(config, chosen.image, repo, commit, shown=progress)
+        return f"sandbox {chosen.image}: {chosen.why}"
+
     @classmethod
     async def open(
-        cls, repo: Path, commit: str, config: SandboxConfig | None = None, *, run_id: str = ""
+        cls,
+        repo: Path,
+        commit: str,
+        config: SandboxConfig | None = None,
+        *,
+        run_id: str = "",
+        progress: Progress | None = None,
     ) -> DockerSandbox:
+        """A sandbox of `repo` at `commit`; `progress` is shown each line of `[sandbox] setup`
+        when its environment has to be built first."""
         config = config or SandboxConfig()
         options = DockerOptions.from_config(config)
         limiter = anyio.CapacityLimiter(4)
         tar_bytes = await anyio.to_thread.run_sync(workspace_tar, repo, commit, limiter=limiter)
-        image = config.image
+        chosen = await anyio.to_thread.run_sync(choose_image, config, repo, commit, limiter=limiter)
+        image = chosen.image
         if config.setup:  # cancelled, the abandoned build still ends and removes its container
-            image = await anyio.to_thread.run_sync(
-                environment, config, repo, commit, tar_bytes,
-                abandon_on_cancel=True, limiter=limiter,
-            )  # fmt: skip
+            shown = _on_loop(progress) if progress is not None else None
+            build = partial(
+                environment, config, image, repo, commit, tar_bytes=tar_bytes, shown=shown
+            )
+            image = await anyio.to_thread.run_sync(build, abandon_on_cancel=True, limiter=limiter)
         started = await anyio.to_thread.run_sync(
             start, image, options, run_id, tar_bytes, limiter=limiter
         )
         box = cls(started)
+        box._python = chosen.python
         try:
             result = await box.exec(["sh", "-c", INIT_SCRIPT], timeout=120, env=INIT_ENV)
             if result.exit_code != 0:
@@ -313,6 +348,17 @@ class DockerSandbox:
             except DockerException as exc:
                 log.warning("could not remove %s %s: %s", what, remove.name, explain(exc))
         self._client.close()
+
+
+def _on_loop(progress: Progress) -> Progress:
+    """`progress` called on the event loop from a worker thread; a line that cannot get there
+    (the run is gone, and an abandoned build goes on) is dropped."""
+
+    def shown(line: str) -> None:
+        with contextlib.suppress(Exception):
+            anyio.from_thread.run_sync(progress, line)
+
+    return shown
 
 
 def _keep(buf: bytearray, chunk: bytes | None) -> None:

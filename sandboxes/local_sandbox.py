@@ -7,6 +7,7 @@ import contextlib
 import io
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
 from cascade.workspace.apply import apply_edits
 from cascade.workspace.checkout import INIT_SCRIPT, archive, reset_workspace
+from sandboxes.local_python import find_interpreter
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +40,31 @@ class LocalSandbox:
         self._root = root
         self.workdir = workdir
         self._closed = False
+        self._bin = root / "bin"  # `python` and `python3`: the project's interpreter
+        self._python = Path(sys.executable)
 
     @classmethod
     async def open(
         cls, repo: Path, commit: str, config: SandboxConfig | None = None, *, run_id: str = ""
     ) -> LocalSandbox:
-        """`config` and `run_id` are accepted for the registry's one calling convention; a local
-        workspace has no limits to configure and nothing to label."""
+        """`run_id` is accepted for the registry's one calling convention: a local workspace has
+        nothing to label. `python` in the workspace is the project's interpreter
+        (sandboxes/local_python.py)."""
         log.warning(WARNING)
+        python = find_interpreter(repo, config)
         tar_bytes = await anyio.to_thread.run_sync(archive, repo, commit)
         root = Path(tempfile.mkdtemp(prefix="cascade-local-"))
         workdir = root / "work"
         workdir.mkdir()
         (root / "home").mkdir()
         box = cls(root, workdir)
+        box._python = python.path
+        box._bin.mkdir()
+        # A script, not a symlink: exec'd by its own path, a virtualenv's python stays in it.
+        for name in ("python", "python3"):
+            shim = box._bin / name
+            shim.write_text(f'#!/bin/sh\nexec {shlex.quote(str(python.path))} "$@"\n')
+            shim.chmod(0o755)
         try:
             await anyio.to_thread.run_sync(_extract, tar_bytes, workdir)
             result = await box.exec(["sh", "-c", INIT_SCRIPT], timeout=120)
@@ -64,8 +77,9 @@ class LocalSandbox:
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
-        # `python` means the interpreter cascade runs on, so the gate's tools are found.
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        # `python` is the project's interpreter; its own folder next, for its console scripts.
+        folders = [str(self._bin), str(self._python.parent), env.get("PATH", "")]
+        env["PATH"] = os.pathsep.join(folders)
         env.update(
             HOME=str(self._root / "home"),
             PYTHONDONTWRITEBYTECODE="1",

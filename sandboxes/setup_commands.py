@@ -28,9 +28,11 @@ def run_setup(
     env: dict[str, str],
     budget: float,
     progress: Callable[[str], None],
+    prepare: str = "",
 ) -> None:
     """Run each command as the sandbox user in /workspace of the running `container`, within one
-    time budget; SandboxError naming the first that fails, its exit code and its last output."""
+    time budget; SandboxError naming the first that fails, its exit code and its last output.
+    `prepare`, a script run first (the git metadata's index), fails as cascade's own step."""
     deadline = time.monotonic() + budget
     check = f"test -w {VENV} || test ! -e {VENV}"
     code, _ = _exec(client, container, ["sh", "-c", check], lambda _line: None)
@@ -39,6 +41,14 @@ def run_setup(
             f"{VENV} in the sandbox image is not writable by the sandbox user: rebuild the image "
             "with `cascade sandbox build` (setup commands install into it)"
         )
+    if prepare:
+        code, tail = _exec(client, container, ["sh", "-c", prepare], lambda _line: None)
+        if code != 0:
+            output = "\n".join(tail) or "(no output)"
+            raise SandboxError(
+                f"could not give setup the git metadata (exit {code}): {output}; set "
+                "[sandbox] setup_git = false to run setup without it"
+            )
     for command in setup:
         left = deadline - time.monotonic()
         if left < 1:

@@ -1,6 +1,7 @@
 """The key of a per-repository environment image: a digest of the base image, the setup commands
 and the repository's dependency files at a commit, all read from git (never the working tree), so
-a change anywhere else in the repository reuses the environment."""
+a change anywhere else in the repository reuses the environment; and, when setup is given the git
+metadata, the commit and its tags (what `git describe` can see)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import fnmatch
 import hashlib
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cascade.errors import SandboxError
 from cascade.workspace.checkout import EXCLUDED
@@ -22,14 +24,28 @@ DEPENDENCY_GLOBS = ("requirements*.txt", "constraints*.txt")
 MAX_DEPTH = 2  # directories above a dependency file: `libs/core/setup.py` counts
 
 
-def environment_key(base_id: str, setup: Sequence[str], repo: Path, commit: str) -> str:
-    """sha256 (first 32 hex digits) of the base image id, the setup commands, and the path and
-    content of every dependency file of `commit`, read from git (never the working tree)."""
+def environment_key(
+    base_id: str,
+    setup: Sequence[str],
+    repo: Path,
+    commit: str,
+    git: Mapping[str, Any] | None = None,
+) -> str:
+    """sha256 (first 32 hex digits) of the base image id, the setup commands, the path and
+    content of every dependency file of `commit`, read from git (never the working tree), and
+    `git`: what the git metadata given to setup holds (setup_git.git_facts), when it has any."""
     files = {
         path: hashlib.sha256(_git(repo, "show", f"{commit}:{path}")).hexdigest()
         for path in dependency_files(repo, commit)
     }
-    payload = {"version": KEY_VERSION, "base": base_id, "setup": list(setup), "files": files}
+    payload: dict[str, Any] = {
+        "version": KEY_VERSION,
+        "base": base_id,
+        "setup": list(setup),
+        "files": files,
+    }
+    if git is not None:  # absent, not null: keys of environments without it stay as they were
+        payload["git"] = dict(git)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 

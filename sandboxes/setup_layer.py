@@ -1,6 +1,7 @@
 """Per-repository environments: the `[sandbox] setup` commands run once, with the network, in a
-container of the sandbox image holding the repo's tracked files, committed as `cascade-env:<key>`.
-The key covers the base image, the commands and the dependency files: unchanged, it is reused."""
+container of the sandbox image holding the repo's tracked files (and, unless `setup_git = false`,
+its git metadata), committed as `cascade-env:<key>`. The key covers the base image, the commands,
+the dependency files and that metadata: unchanged, it is reused."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from docker.errors import DockerException, ImageNotFound
 from docker.types import Mount
@@ -36,7 +37,9 @@ from sandboxes.docker_api import (
     DockerOptions,
     connect,
 )
+from sandboxes.sandbox_python import choose
 from sandboxes.setup_commands import run_setup
+from sandboxes.setup_git import PREPARE, git_facts, git_tar
 from sandboxes.setup_key import environment_key
 from sandboxes.workspace_tar import files_tar, reown
 
@@ -68,17 +71,20 @@ def environment_image(
     repo: Path,
     commit: str,
     *,
+    image: str | None = None,
     workspace_tar: bytes | None = None,
     progress: Progress = lambda _line: None,
 ) -> EnvImage:
     """`ensure_env_image` for `[sandbox]` settings, on a connection of its own whose timeout
-    allows for committing a large layer."""
+    allows for committing a large layer. `image`: the sandbox image it starts from (default: the
+    one `[sandbox] python` and the repository's requirement choose)."""
     options = DockerOptions.from_config(config)
     client = connect(timeout=int(options.setup_timeout) + 60)
     try:
+        image = image or choose(client, config, repo, commit).image
         return ensure_env_image(
-            client, config.image, config.setup, repo, commit,
-            options=options, workspace_tar=workspace_tar, progress=progress,
+            client, image, config.setup, repo, commit, options=options, git=config.setup_git,
+            workspace_tar=workspace_tar, progress=progress,
         )  # fmt: skip
     finally:
         client.close()
@@ -92,18 +98,21 @@ def ensure_env_image(
     commit: str,
     *,
     options: DockerOptions,
+    git: bool = True,
     workspace_tar: bytes | None = None,
     progress: Progress = lambda _line: None,
 ) -> EnvImage:
-    """The environment image for `repo` at `commit`, built if no image has its key yet.
-    `workspace_tar` is the re-owned `git archive` when the caller already has it. Blocking.
-    Images of older keys are left in place: `cascade sandbox gc --images` removes unused ones."""
+    """The environment image for `repo` at `commit`, built if no image has its key yet; with
+    `git`, setup sees the commit's history and tags. `workspace_tar` is the re-owned `git
+    archive` when the caller already has it. Blocking. Images of older keys are left in place:
+    `cascade sandbox gc --images` removes unused ones."""
     base_id = _image_id(client, base_image)
     if base_id is None:
         raise SandboxError(
             f"sandbox image {base_image} not found: build it with `cascade sandbox build`"
         )
-    key = environment_key(base_id, setup, repo, commit)
+    facts = git_facts(repo, commit) if git else None
+    key = environment_key(base_id, setup, repo, commit, facts)
     tag = f"{ENV_REPOSITORY}:{key}"
     with _key_lock(key):
         image_id = _image_id(client, tag)
@@ -112,8 +121,14 @@ def ensure_env_image(
             return EnvImage(tag, image_id, built=False)
         started = time.monotonic()
         tar = workspace_tar or reown(archive(repo, commit), SANDBOX_UID)
-        progress(f"building environment {tag} ({len(setup)} setup commands, network on)")
-        image_id = _build(client, base_id, setup, key, tar, options=options, progress=progress)
+        what = f"{len(setup)} setup commands, network on"
+        if facts is not None:
+            what += f", git history of {facts['commit'][:12]} and {len(facts['tags'])} tag(s)"
+        progress(f"building environment {tag} ({what})")
+        image_id = _build(
+            client, base_id, setup, key, tar, options=options, progress=progress,
+            git=(repo, facts) if facts is not None else None,
+        )  # fmt: skip
         progress(f"built {tag} ({image_id[:19]}) in {time.monotonic() - started:.1f}s")
         return EnvImage(tag, image_id, built=True)
 
@@ -127,6 +142,7 @@ def _build(
     *,
     options: DockerOptions,
     progress: Progress,
+    git: tuple[Path, dict[str, Any]] | None = None,
 ) -> str:
     name = f"cascade-setup-{uuid.uuid4().hex[:12]}"
     ttl = int(options.setup_timeout) + TTL_GRACE
@@ -162,6 +178,9 @@ def _build(
             client.volumes.create(name=volume, labels=labels)
         container = client.containers.create(name=name, **spec)
         _put(container, WORKDIR, tar)
+        if git is not None:
+            with git_tar(*git, SANDBOX_UID) as dot_git:
+                _put(container, WORKDIR, dot_git)
         env: dict[str, str] = {}
         ca = _host_ca_bundle()
         if ca is not None:
@@ -169,8 +188,9 @@ def _build(
             env = dict.fromkeys(CA_VARIABLES, f"{TMP}/{CA_FILE}")
         container.start()
         run_setup(
-            client, container, setup, env=env, budget=options.setup_timeout, progress=progress
-        )
+            client, container, setup, env=env, budget=options.setup_timeout, progress=progress,
+            prepare=PREPARE if git is not None else "",
+        )  # fmt: skip
         container.stop(timeout=5)
         image = container.commit(
             repository=ENV_REPOSITORY,
@@ -184,7 +204,7 @@ def _build(
         _remove(client, container, [name, f"{name}-tmp"])
 
 
-def _put(container: Any, target: str, data: bytes) -> None:
+def _put(container: Any, target: str, data: bytes | IO[bytes]) -> None:
     if not container.put_archive(target, data):
         raise SandboxError(f"docker refused to copy files into {target} of the setup container")
 

@@ -1,4 +1,5 @@
 import os
+import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -7,6 +8,11 @@ from typing import Any
 import pytest
 
 from tests.loopback import FakeOpenAI, serve
+
+# As a user's shell with the project's virtualenv activated: `python3` on PATH is the one with the
+# gate's tools, so the local sandbox (which runs the project's Python, not cascade's) finds them.
+# The test projects (examples/demo and the like) need nothing else.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 @pytest.fixture
@@ -80,3 +86,20 @@ def opener(backend: str) -> Any:
     from sandboxes.local_sandbox import LocalSandbox
 
     return DockerSandbox.open if backend == "docker" else LocalSandbox.open
+
+
+@pytest.fixture
+def env_images(docker_engine: None) -> Iterator[None]:
+    """Removes the `[sandbox] setup` environment images the test made."""
+    from sandboxes.docker_api import SETUP_LABEL, connect
+
+    client = connect()
+    label = {"label": f"{SETUP_LABEL}=1"}
+    before = {image.id for image in client.images.list(filters=label)}
+    try:
+        yield
+    finally:
+        for image in client.images.list(filters=label):
+            if image.id not in before:
+                client.images.remove(image.id, force=True)
+        client.close()

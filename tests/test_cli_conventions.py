@@ -63,3 +63,40 @@ def test_verbosity_decides_which_log_lines_reach_stderr(
     assert quiet.stderr == ""
     assert f"cascade: info: configuration: defaults (none in {repo})" in loud.stderr
     assert env_warning in loud.stderr
+
+
+def test_help_keeps_bracketed_config_names(tmp_path: Path) -> None:
+    out = _run([CASCADE, "sandbox", "build", "--help"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "[sandbox] python" in " ".join(out.stdout.split())  # not eaten as markup
+    fix = _run([CASCADE, "fix", "--help"], tmp_path)
+    assert "Where run folders go (default: .cascade/runs, or [run] out)" in " ".join(
+        fix.stdout.split()
+    )
+
+
+def test_out_naming_a_file_is_said_so(demo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "afile"
+    target.write_text("")
+    argv = [
+        CASCADE,
+        "fix",
+        "DEMO-1",
+        "--repo",
+        str(demo),
+        "--sandbox",
+        "local",
+        "--out",
+        str(target),
+    ]
+    out = _run(argv, tmp_path)
+    assert out.returncode == 2
+    assert f"{target} is a file: run folders go in a folder" in out.stderr
+    assert "already exists" not in out.stderr
+
+
+def test_a_zero_cost_cap_is_refused_alike_by_fix_and_replay(demo: Path, tmp_path: Path) -> None:
+    for command in (["fix", "DEMO-1"], ["replay"]):
+        out = _run([CASCADE, *command, "--repo", str(demo), "--max-cost-usd", "0"], tmp_path)
+        assert out.returncode == 2, (command, out.stderr)
+        assert "--max-cost-usd must be more than 0, not 0" in out.stderr

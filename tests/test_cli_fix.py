@@ -164,7 +164,7 @@ def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.count("sandbox docker") == 4
-    runs = sorted((tmp_path / "demo" / ".cascade" / "runs").iterdir())
+    runs = sorted(p for p in (tmp_path / "demo" / ".cascade" / "runs").iterdir() if p.is_dir())
     outcomes = {RunFolder(run).outcome().task_id: (run, RunFolder(run).outcome()) for run in runs}
     assert sorted(outcomes) == ["DEMO-1", "DEMO-2", "DEMO-3", "DEMO-4"]
     for task_id, (run, _) in outcomes.items():

@@ -249,10 +249,11 @@ async def test_rewriting_a_test_during_the_run_is_seen(
 # -- 11: lint and type configuration that silences the new findings ------------------------------
 
 TYPE_ERROR = '\n\nLIMIT: int = "ten"\n'
+LINT_ERROR = '\n\nDEBUG = __name__ is "calc"\n'  # F632: blocks even where ruff is not configured
 
 SILENCERS: dict[str, tuple[dict[str, str], set[str]]] = {
     "ruff.toml": (
-        {"ruff.toml": 'exclude = ["calc"]\n', "calc/__init__.py": "import os\n\n\n" + FIXED},
+        {"ruff.toml": 'exclude = ["calc"]\n', "calc/__init__.py": FIXED + LINT_ERROR},
         {"ruff"},
     ),
     "mypy.ini": (
@@ -264,7 +265,7 @@ SILENCERS: dict[str, tuple[dict[str, str], set[str]]] = {
         {
             "pyproject.toml": PYPROJECT + '\n[tool.ruff]\nexclude = ["calc"]\n\n'
             "[tool.mypy]\nignore_errors = true\n",
-            "calc/__init__.py": "import os\n\n\n" + FIXED + TYPE_ERROR,
+            "calc/__init__.py": FIXED + LINT_ERROR + TYPE_ERROR,
         },
         {"ruff", "mypy"},
     ),

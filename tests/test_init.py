@@ -81,6 +81,23 @@ def test_nothing_available_writes_the_default_ladder_and_says_why(
     assert "No local Ollama answered and no provider API key is set" in text
     ladder = load_config(tmp_path).config.ladder
     assert [r.model for r in ladder] == ["openai/gpt-4o-mini", "openai/gpt-4o"]
+    # The same models as the built-in default: a repo without any config runs this ladder too.
+    (tmp_path / "cascade.toml").unlink()
+    assert load_config(tmp_path).config.ladder == ladder
+
+
+def test_init_will_not_shadow_a_tool_cascade_table(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[project]\nname = 'x'\n\n[tool.cascade.run]\nfeedback_chars = 500\n")
+    args = ["init", "--repo", str(tmp_path), "--ollama-url", closed_url()]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2
+    assert "already configures cascade ([tool.cascade])" in refused.stderr
+    assert not (tmp_path / "cascade.toml").exists()
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert (tmp_path / "cascade.toml").is_file()
 
 
 def test_only_one_provider_key(clean_env: pytest.MonkeyPatch) -> None:

@@ -38,8 +38,9 @@ anyio.run(main)
 
 @pytest.mark.docker
 def test_a_killed_runs_sandboxes_are_collected_by_the_next_run(
-    tmp_path: Path, docker_engine: None
+    tmp_path: Path, docker_engine: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # the default ladder's key, checked first
     repo = make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
     commit = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True

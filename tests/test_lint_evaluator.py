@@ -201,14 +201,19 @@ async def test_repo_config_and_extra_args_are_honoured(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_no_repo_config_means_ruff_defaults(tmp_path: Path) -> None:
+async def test_no_repo_config_blocks_only_correctness_rules(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"m.py": "x = 1\n"})
     box = await LocalSandbox.open(repo, "HEAD")
     try:
-        # F401 is in ruff's default set, E501 (line length) is not.
+        # ruff's default set: F401 is in it (untidy, so advice only here), E501 is not.
         source = "import os\n\nx = '" + "y" * 120 + "'\n"
         verdict, _ = await _gate(box, {"m.py": source})
-        assert [f.rule for f in verdict.findings] == ["F401"]
+        assert verdict.passed and verdict.findings == ()
+        assert [f.rule for f in verdict.advisories] == ["F401"]
+        await box.reset()
+        verdict, _ = await _gate(box, {"m.py": source + "y = undefined_name\n"})
+        assert [f.rule for f in verdict.findings] == ["F821"]
+        assert [f.rule for f in verdict.advisories] == ["F401"]
     finally:
         await box.close()
 

@@ -37,3 +37,18 @@ def test_demo_summary_says_why_each_rung_and_stats_read_the_history(demo: Path) 
     assert rows[("strong", "*")] == ["1", "1", "0", "100%"]
     assert rows[("cheap", "pricing")] == ["1", "0", "0", "0%"]  # per label, from the issue
     assert "learned skip off" in stats.stdout
+    # The same numbers as one JSON object, for a script.
+    shown = runner.invoke(app, ["ladder", "stats", "--repo", str(demo), "--json"])
+    assert shown.exit_code == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["runs"] == 1 and doc["learned_skip"]["enabled"] is False
+    row = next(r for r in doc["rows"] if (r["rung"], r["label"]) == ("strong", "*"))
+    assert (row["tried"], row["verified"], row["rate"]) == (1, 1, 1.0)
+
+
+def test_ladder_stats_without_runs_says_so_and_exits_0(tmp_path: Path) -> None:
+    empty = runner.invoke(app, ["ladder", "stats", "--repo", str(tmp_path)])
+    assert empty.exit_code == 0, empty.stderr
+    assert "no runs with answered attempts" in empty.stdout and "yet" in empty.stdout
+    shown = runner.invoke(app, ["ladder", "stats", "--repo", str(tmp_path), "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["rows"] == []

@@ -48,15 +48,16 @@ def replay(b: DemoBacklog, out: Path, *extra: str) -> dict[str, Any]:
     return report
 
 
-# Timing and where things were written differ between two runs of the same batch; the rest is
-# what the batch *did*, and must be equal.
-VOLATILE = {"time", "sources", "notes"}
+# Timing, when the report was written and where things were written differ between two runs of
+# the same batch; the rest is what the batch *did*, and must be equal.
+VOLATILE = {"time", "sources", "notes", "provenance"}
+VOLATILE_ROW = {"duration_s", "run_dir", "summary_md", "patch_diff"}
 
 
 def comparable(report: dict[str, Any]) -> dict[str, Any]:
     kept = {k: v for k, v in report.items() if k not in VOLATILE}
     kept["task_rows"] = sorted(
-        ({k: v for k, v in row.items() if k != "duration_s"} for row in report["task_rows"]),
+        ({k: v for k, v in row.items() if k not in VOLATILE_ROW} for row in report["task_rows"]),
         key=lambda row: row["task"],
     )
     kept["baselines"] = [

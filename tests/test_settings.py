@@ -29,7 +29,7 @@ def test_other_cascade_variables_are_not_cascade_settings(
     }
     with caplog.at_level(logging.WARNING):
         loaded = load_config(tmp_path, environ=env)
-    assert loaded.config.sandbox.backend == "auto"
+    assert loaded.config.sandbox.backend == "docker"
     # A setting-shaped name with an unknown section is likely a typo: said, not fatal.
     assert [r.getMessage() for r in caplog.records] == [
         "CASCADE_SANDBX__BACKEND is not a cascade setting (no [sandbx] section): ignored"

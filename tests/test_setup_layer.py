@@ -11,7 +11,6 @@ import logging
 import subprocess
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,21 +24,6 @@ from sandboxes.setup_layer import ensure_env_image
 
 IMAGE = SandboxConfig().image
 RUNS = f"{VENV}/setup-runs.txt"  # one line per time the setup commands ran
-
-
-@pytest.fixture
-def env_images(docker_engine: None) -> Iterator[None]:
-    """Removes the environment images the test made (`docker_engine`: see conftest)."""
-    client = connect()
-    label = {"label": f"{SETUP_LABEL}=1"}
-    before = {image.id for image in client.images.list(filters=label)}
-    try:
-        yield
-    finally:
-        for image in client.images.list(filters=label):
-            if image.id not in before:
-                client.images.remove(image.id, force=True)
-        client.close()
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -147,7 +131,8 @@ async def test_setup_runs_and_its_effect_is_in_the_sandbox(repo: Path, env_image
 async def test_unchanged_dependencies_reuse_the_image(
     repo: Path, env_images: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = SandboxConfig(setup=_setup())
+    # Without git metadata: with it, the commit is part of the key (tests/test_setup_git.py).
+    config = SandboxConfig(setup=_setup(), setup_git=False)
     caplog.set_level(logging.INFO, logger="sandboxes")  # the package: whichever module logs it
     first = await DockerSandbox.open(repo, "HEAD", config)
     await first.close()

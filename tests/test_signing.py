@@ -485,7 +485,7 @@ def test_fix_signs_with_the_configured_key_and_verify_checks_it(
         handle.write(f'\n[proof]\nkey = "{os.path.relpath(private, demo)}"\n')
     fixed = runner.invoke(app, ["fix", "DEMO-1", "--repo", str(demo), "--sandbox", "local"])
     assert fixed.exit_code == 0, fixed.stderr
-    (run_dir,) = (demo / ".cascade" / "runs").iterdir()
+    (run_dir,) = [p for p in (demo / ".cascade" / "runs").iterdir() if p.is_dir()]
     verify = ["proof", "verify", str(run_dir), "--key", str(public)]
     good = runner.invoke(app, verify)
     assert good.exit_code == 0, good.stdout

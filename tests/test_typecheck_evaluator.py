@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from cascade.errors import InfraError
+from cascade.errors import GateConfigError, InfraError
 from cascade.records import Issue, Task, Verdict
 from cascade.testing import make_repo
 from cascade.workspace.apply import canonical_patch
-from evaluators.mypy_gate import ARTIFACT, MypyConfig, MypyEvaluator
+from evaluators.mypy_gate import ARTIFACT, PACKAGE_BASES, MypyConfig, MypyEvaluator
 from sandboxes.local_sandbox import LocalSandbox
 from tests.system_python import SystemPythonSandbox, python_without
 
@@ -142,9 +142,10 @@ async def test_same_size_patch_in_the_same_second_is_not_judged_from_the_cache(
 
 @pytest.mark.anyio
 async def test_old_errors_moved_down_are_tolerated(repos: _Repo, config: MypyConfig) -> None:
-    # `already defined on line N` changes with the shift; the key drops that number.
+    # `already defined on line N` changes with the shift; the key drops that number. (With a
+    # mypy config: without one, `no-redef` is not counted at all.)
     redefined = CORE + "\n\ndef add(a: int, b: int) -> int:\n    return a\n"
-    box = await repos.open({**BASE_FILES, "calc/core.py": redefined})
+    box = await repos.open({**BASE_FILES, "calc/core.py": redefined, "mypy.ini": "[mypy]\n"})
     header = '"""Arithmetic."""\n\n# one\n# two\n'
     verdict, base = await _gate(box, config, {"calc/core.py": header + redefined})
     assert verdict.passed, verdict.feedback
@@ -226,11 +227,15 @@ async def test_a_patch_that_removes_a_target_fails(repos: _Repo) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_missing_target_at_baseline_is_an_infrastructure_error(repos: _Repo) -> None:
+async def test_a_missing_target_at_baseline_is_a_configuration_error(repos: _Repo) -> None:
     box = await repos.open(BASE_FILES)
     config = MypyConfig(targets=("nowhere.py",))
-    with pytest.raises(InfraError, match="mypy cannot check the base commit"):
+    with pytest.raises(GateConfigError) as caught:
         await MypyEvaluator(config).baseline(box, TASK)
+    said = str(caught.value)
+    assert said.startswith("mypy cannot check this repository as configured: fix `[gate.options")
+    assert "`[gate.options.mypy] targets` (nowhere.py)" in said
+    assert "nowhere.py: error: Cannot read file" in said and caught.value.exit_code == 2
 
 
 @pytest.mark.anyio
@@ -256,6 +261,18 @@ async def test_duplicate_modules_and_unparsable_files_at_baseline(
         OLD_ERROR,
     }
     assert _found(verdict) == [("calc/use.py", "assignment")]
+
+
+@pytest.mark.anyio
+async def test_new_modules_of_one_name_are_told_apart_by_their_paths(
+    repos: _Repo, config: MypyConfig
+) -> None:
+    # No duplicate at baseline, so no `--explicit-package-bases`; the patch adds two.
+    box = await repos.open(BASE_FILES)
+    added = {"checks/a/conftest.py": "v: int = 1\n", "checks/b/conftest.py": "v: int = ''\n"}
+    verdict, base = await _gate(box, config, added)
+    assert PACKAGE_BASES not in base["flags"]
+    assert _found(verdict) == [("checks/b/conftest.py", "assignment")]
 
 
 @pytest.mark.anyio

@@ -34,3 +34,17 @@ def test_only_under_dot_cascade_and_never_over_the_users_own(tmp_path: Path) -> 
     (ours / ".gitignore").write_text("!keep-me\n")
     ignore_in_git(ours)
     assert (ours / ".gitignore").read_text() == "!keep-me\n"
+
+
+def test_a_replay_batch_leaves_git_status_clean(tmp_path: Path) -> None:
+    from cascade.testing.demo import demo_backlog
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    b = demo_backlog(demo, tmp_path / "b", copies=1, gate='["diff_scope"]', issues=("DEMO-1",))
+    (b.repo / ".gitignore").write_text("__pycache__/\n")  # says nothing of .cascade/
+    git(b.repo, "commit", "-qam", "no ignore rules for cascade")
+    args = ["replay", str(b.backlog), "--repo", str(b.repo), "--config", str(b.config)]
+    result = runner.invoke(app, [*args, "--sandbox", "local"])
+    assert result.exit_code == 0, result.stderr
+    assert (b.repo / ".cascade" / "replay").is_dir()  # the default batch folder
+    assert git(b.repo, "status", "--porcelain", "--untracked-files=all") == ""

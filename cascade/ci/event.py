@@ -1,5 +1,6 @@
 """The GitHub Actions side of `cascade ci github`: the runner's environment, the event that
-started the job and whether it may start a run (who asked, and how), and the step's output files.
+started the job and whether it may start a run (who asked, and how: an issue to fix, or a review
+of cascade's own draft pull request), and the step's output files.
 """
 
 from __future__ import annotations
@@ -85,10 +86,24 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class ReviewRequest:
+    """Run cascade again on pull request `pull` (which must be cascade's own: checked against the
+    API before anything runs) with the reviewer's `request`: the comment's words after /fix."""
+
+    pull: int
+    actor: str
+    request: str
+    comment_id: int
+    default_branch: str
+
+
+@dataclass(frozen=True)
 class Refusal:
-    """Do nothing, and say why in the log (exit 0: not running is not a failure)."""
+    """Do nothing, and say why in the log (exit 0: not running is not a failure). `tell`: the
+    issue or pull request to say it on as well (0: the log only)."""
 
     reason: str
+    tell: int = 0
 
 
 def load_event(path: Path) -> dict[str, Any]:
@@ -101,18 +116,26 @@ def load_event(path: Path) -> dict[str, Any]:
     return data
 
 
-def decide(event_name: str, payload: Mapping[str, Any], label: str) -> Trigger | Refusal:
-    """`issues: labeled` with `label`, or an `issue_comment` that starts with /fix; from a person
-    the repository trusts (OWNER, MEMBER, COLLABORATOR), never from a bot."""
+def decide(
+    event_name: str, payload: Mapping[str, Any], label: str
+) -> Trigger | ReviewRequest | Refusal:
+    """`issues: labeled` with `label`, or an `issue_comment` that starts with /fix (on an issue: a
+    fix; on a pull request: a review of it); from a person the repository trusts (OWNER, MEMBER,
+    COLLABORATOR), never from a bot."""
     name = event_name or ("issue_comment" if "comment" in payload else "issues")
     issue = _obj(payload, "issue")
     sender = _obj(payload, "sender")
     actor = str(sender.get("login", "")) or "someone"
+    if name == "workflow_dispatch":
+        return _dispatched(payload, actor)
     if name not in ("issues", "issue_comment"):
-        return Refusal(f"event {name!r} is not handled (only issues: labeled and issue_comment)")
+        return Refusal(
+            f"event {name!r} is not handled (only issues: labeled, issue_comment and "
+            "workflow_dispatch with an `issue` input)"
+        )
     if not issue or not isinstance(issue.get("number"), int):
         return Refusal(f"the {name} event carries no issue")
-    if "pull_request" in issue:
+    if "pull_request" in issue and name != "issue_comment":
         return Refusal(f"#{issue['number']} is a pull request: cascade fixes issues")
     if sender.get("type") == "Bot":
         return Refusal(f"@{actor} is a bot: bots cannot start cascade")
@@ -123,9 +146,37 @@ def decide(event_name: str, payload: Mapping[str, Any], label: str) -> Trigger |
     if refusal is not None:
         return refusal
     repo = _obj(payload, "repository")
+    if "pull_request" in issue:
+        comment = _obj(payload, "comment")
+        words = str(comment.get("body", "")).lstrip()[len("/fix") :]  # _check_comment: it starts so
+        comment_id = comment.get("id")
+        return ReviewRequest(
+            pull=issue["number"],
+            actor=actor,
+            request=words.replace("\r\n", "\n").strip(),
+            comment_id=comment_id if isinstance(comment_id, int) else 0,
+            default_branch=str(repo.get("default_branch") or ""),
+        )
     return Trigger(
         number=issue["number"],
         event=name,
+        actor=actor,
+        default_branch=str(repo.get("default_branch") or ""),
+    )
+
+
+def _dispatched(payload: Mapping[str, Any], actor: str) -> Trigger | Refusal:
+    """A run started by hand (`workflow_dispatch`): only people with write access can, so the
+    person is trusted; the issue's number comes from the workflow's `issue` input."""
+    raw = str(_obj(payload, "inputs").get("issue", "")).strip().lstrip("#")
+    if not raw.isdigit() or int(raw) < 1:
+        return Refusal(
+            f"workflow_dispatch needs an `issue` input with an issue number, not {raw!r}"
+        )
+    repo = _obj(payload, "repository")
+    return Trigger(
+        number=int(raw),
+        event="workflow_dispatch",
         actor=actor,
         default_branch=str(repo.get("default_branch") or ""),
     )

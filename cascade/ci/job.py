@@ -1,32 +1,36 @@
 """`cascade ci github`, one GitHub Actions job: decide whether the event may start a run, run the
 same engine as `cascade fix` on the checkout, then publish — job summary and step outputs always,
-a draft pull request after a verified outcome, a comment on the issue otherwise."""
+a draft pull request after a verified outcome, a comment on the issue otherwise. A `/fix` on
+cascade's own draft pull request runs on its branch instead and adds one commit to it."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import anyio
 
+from cascade.ci.branch import Moved, PatchBranch, current_branch, fetch_branch
 from cascade.ci.event import (
     ActionsEnv,
     Refusal,
+    ReviewRequest,
     Trigger,
     append_summary,
     decide,
     load_event,
     write_outputs,
 )
+from cascade.ci.iterate import Review, check_pull, moved, reviewed, revised
 from cascade.ci.publish import (
-    PatchBranch,
     ReportLinks,
+    acknowledge,
     code,
     comment,
-    current_branch,
     forbidden,
     open_draft_pr,
     render_report,
@@ -47,6 +51,8 @@ class CIOptions:
     config_file: Path | None = None
     backend: str | None = None
     artifact_name: str = ""  # default: cascade-proof-<run id>-<run attempt>, as action.yml names it
+    max_cost_usd: float | None = None  # per run: no call that would take it past this
+    fail_on_no_patch: bool = True  # False: no verified patch exits 0 (the issue has the report)
 
 
 @dataclass
@@ -89,6 +95,34 @@ def run_ci(options: CIOptions, environ: Mapping[str, str], say: Say, stream: Tex
         write_outputs(env.output, outputs.as_dict())
 
 
+@dataclass(frozen=True)
+class _Ran:
+    """One finished run: what was asked, the task as the models read it, and the outcome."""
+
+    trigger: Trigger
+    issue: Issue
+    outcome: RunOutcome
+    attempts: list[Attempt]
+    review: Review | None = None  # a /fix on cascade's own pull request
+
+    @property
+    def where(self) -> int:
+        """The issue, or for a review the pull request, that hears of the outcome."""
+        return self.review.request.pull if self.review else self.trigger.number
+
+    @property
+    def patch(self) -> Path:
+        return Path(self.outcome.run_dir) / PATCH_FILE
+
+    def report(
+        self, links: ReportLinks, *, files: Sequence[str] = (), note: str = "", candidate: str = ""
+    ) -> str:
+        return render_report(
+            self.outcome, self.attempts, self.issue, links,
+            files=files, note=note, candidate=candidate,
+        )  # fmt: skip
+
+
 class _Job:
     def __init__(
         self,
@@ -113,9 +147,7 @@ class _Job:
             )
         decision = decide(self.env.event_name, load_event(self.env.event_path), label)
         if isinstance(decision, Refusal):
-            self.say(f"cascade: not running: {decision.reason}")
-            append_summary(self.env.step_summary, f"cascade did not run: {code(decision.reason)}")
-            return 0
+            return self._refused(decision)
         token = token_from_env(self.environ)
         if not token:
             raise UsageError(
@@ -124,11 +156,51 @@ class _Job:
             )
         api = GitHubAPI(self.env.api_url or DEFAULT_API_URL, token)
         try:
+            if isinstance(decision, ReviewRequest):
+                return self._review(decision, api)
             return self._run(decision, api)
         finally:
             api.close()
 
-    def _run(self, trigger: Trigger, api: GitHubAPI) -> int:
+    def _refused(self, refusal: Refusal, api: GitHubAPI | None = None) -> int:
+        self.say(f"cascade: not running: {refusal.reason}")
+        append_summary(self.env.step_summary, f"cascade did not run: {code(refusal.reason)}")
+        if refusal.tell and api is not None:
+            text = f"cascade did not run: {refusal.reason}"
+            comment(api, self.env.repository, refusal.tell, text)
+        return 0
+
+    def _review(self, request: ReviewRequest, api: GitHubAPI) -> int:
+        """A /fix on a pull request: only on cascade's own, and on its branch as it is now."""
+        review = check_pull(api, self.env.repository, request)
+        if isinstance(review, Refusal):
+            return self._refused(review, api)
+        head = fetch_branch(self.env.workspace.resolve(), review.branch)
+        self.say(f"cascade: pull request #{request.pull} is cascade's: {review.branch} at {head}")
+        trigger = Trigger(review.issue, "issue_comment", request.actor, request.default_branch)
+        return self._run(trigger, api, review, head)
+
+    def _run(
+        self, trigger: Trigger, api: GitHubAPI, review: Review | None = None, head: str = ""
+    ) -> int:
+        ran = self._execute(trigger, api, review, head)
+        outcome = ran.outcome
+        self.outputs.cost_usd = outcome.cost_usd
+        if outcome.status == "verified":
+            return self._propose(api, ran)
+        candidate = ""
+        best = outcome.best_unverified
+        if outcome.status == "unproven" and best is not None:
+            blob = RunFolder(Path(outcome.run_dir)).blob(best.patch_sha256)
+            candidate = blob.read_bytes().decode("utf-8", errors="replace")
+        self._not_proposed(api, ran.where, ran.report(self.links, candidate=candidate))
+        if outcome.exit_code == 1 and not self.options.fail_on_no_patch:
+            self.say("cascade: no verified patch; exit 0 as asked (fail-on-no-patch: false)")
+            return 0
+        return outcome.exit_code
+
+    def _execute(self, trigger: Trigger, api: GitHubAPI, review: Review | None, head: str) -> _Ran:
+        """The engine's run of the issue, at the checkout's HEAD or (a review) at `head`."""
         from cascade.cli.progress import Progress
         from cascade.wiring.registry import build_source
         from cascade.wiring.run_issue import IssueRunner, RunFlags, load_for_run
@@ -139,9 +211,10 @@ class _Job:
         config_file = self.options.config_file
         if config_file is not None and not config_file.is_absolute():
             config_file = workspace / config_file  # the action's input is relative to the repo
-        flags = RunFlags(config_file, self.options.backend or None)
+        flags = RunFlags(config_file, self.options.backend or None, self.options.max_cost_usd)
         loaded = load_for_run(workspace, flags, self.environ)
-        runner = IssueRunner.prepare(loaded, workspace)
+        runner = IssueRunner.prepare(loaded, workspace, commit=head or None)
+        where = review.request.pull if review else trigger.number
         source = build_source(
             loaded.config, workspace, name="github", repo=self.env.repository, api=api,
             trusted_comments_only=True,
@@ -150,9 +223,15 @@ class _Job:
             issue = source.get(f"{self.env.repository}#{trigger.number}")
         except IssueError as exc:
             # The person who asked is on the issue, not in the job log: tell them there.
-            comment(api, self.env.repository, trigger.number, _unreadable(exc))
+            comment(api, self.env.repository, where, _unreadable(exc))
             raise
-        self.say(f"cascade: @{trigger.actor} asked ({trigger.event}) for a fix of {issue.id}")
+        if review is not None:
+            issue = reviewed(issue, review, runner.commit)
+            self.say(f"cascade: @{trigger.actor} asked on #{where} for a change to {issue.id}")
+        else:
+            self.say(f"cascade: @{trigger.actor} asked ({trigger.event}) for a fix of {issue.id}")
+        asked = review.request.comment_id if review else 0
+        acknowledge(api, self.env.repository, where, self.say, comment_id=asked)
         attempts: list[Attempt] = []
         progress = Progress(self.stream)
 
@@ -169,52 +248,36 @@ class _Job:
             outcome = anyio.run(run, issue)
         finally:
             progress.close()
-        self.outputs.cost_usd = outcome.cost_usd
-        if outcome.status == "verified":
-            return self._propose(api, trigger, issue, outcome, attempts)
-        candidate = ""
-        best = outcome.best_unverified
-        if outcome.status == "unproven" and best is not None:
-            blob = RunFolder(Path(outcome.run_dir)).blob(best.patch_sha256)
-            candidate = blob.read_bytes().decode("utf-8", errors="replace")
-        report = render_report(outcome, attempts, issue, self.links, candidate=candidate)
-        self._not_proposed(api, trigger, report)
-        return outcome.exit_code
+        return _Ran(trigger, issue, outcome, attempts, review)
 
-    def _propose(
-        self,
-        api: GitHubAPI,
-        trigger: Trigger,
-        issue: Issue,
-        outcome: RunOutcome,
-        attempts: list[Attempt],
-    ) -> int:
+    def _propose(self, api: GitHubAPI, ran: _Ran) -> int:
         workspace = self.env.workspace.resolve()
-        patch_path = Path(outcome.run_dir) / PATCH_FILE
-        branch_name = f"cascade/{trigger.number}"
-        with PatchBranch(workspace, outcome.base_commit, patch_path) as branch:
+        trigger, issue, outcome, review = ran.trigger, ran.issue, ran.outcome, ran.review
+        branch_name = review.branch if review else f"cascade/{trigger.number}"
+        with PatchBranch(workspace, outcome.base_commit, ran.patch) as branch:
             bad = forbidden(branch.files)
             if bad:
                 note = (
                     f"The verified patch changes {', '.join(code(f) for f in bad)}: cascade never "
                     "proposes changes under `.github/`. Nothing was pushed."
                 )
-                report = render_report(
-                    outcome, attempts, issue, self.links, files=branch.files, note=note
-                )
-                self._not_proposed(api, trigger, report)
+                report = ran.report(self.links, files=branch.files, note=note)
+                self._not_proposed(api, ran.where, report)
                 return 1
-            if branch.sha256 != outcome.patch_sha256:
+            verified = ran.patch.read_bytes()  # what the receipt's sha256 names
+            same = hashlib.sha256(verified).hexdigest() == outcome.patch_sha256
+            if not same or not branch.holds(verified.decode("utf-8")):
                 raise InfraError(
-                    f"the patch staged for {branch_name} does not match the verified patch "
-                    f"({branch.sha256[:12]} != {outcome.patch_sha256[:12]}): nothing was pushed"
+                    f"the change staged for {branch_name} ({branch.sha256[:12]}) is not exactly "
+                    f"the verified patch ({outcome.patch_sha256[:12]}): nothing was pushed"
                 )
-            self.outputs.verified = True
-            self.outputs.patch_path = str(patch_path)
-            self._predicate(Path(outcome.run_dir))
-            report = render_report(outcome, attempts, issue, self.links, files=branch.files)
+            message = _commit_message(ran, self.links)
+            if review is not None:
+                return self._revise(api, ran, review, branch, message)
+            self._verified(ran)
+            report = ran.report(self.links, files=branch.files)
             append_summary(self.env.step_summary, report)
-            sha = branch.push(branch_name, _commit_message(trigger, issue, outcome, self.links))
+            sha = branch.push(branch_name, message)
         self.say(f"cascade: pushed {branch_name} ({sha[:12]}) with the verified patch")
         base = current_branch(workspace) or trigger.default_branch
         if not base:
@@ -225,7 +288,34 @@ class _Job:
             api, self.env.repository, head=branch_name, base=base, title=title, body=body
         )
         self.say(f"cascade: opened a draft pull request: {self.outputs.pr_url}")
+        comment(api, self.env.repository, trigger.number, self.links.done(self.outputs.pr_url))
         return 0
+
+    def _revise(
+        self, api: GitHubAPI, ran: _Ran, review: Review, branch: PatchBranch, message: str
+    ) -> int:
+        """One more commit on cascade's branch, a fast-forward, and the report on the pull
+        request; a branch that moved meanwhile is left as it is, and the pull request told."""
+        pushed = branch.push_onto(review.branch, message)
+        if isinstance(pushed, Moved):
+            self.say(f"cascade: {review.branch} moved while cascade worked: nothing was pushed")
+            note = moved(review, branch.base, pushed.found)
+            self._not_proposed(
+                api, ran.where, ran.report(self.links, files=branch.files, note=note)
+            )
+            return 1
+        self._verified(ran)
+        report = ran.report(self.links, files=branch.files)
+        append_summary(self.env.step_summary, report)
+        self.outputs.pr_url = review.url
+        self.say(f"cascade: pushed {pushed[:12]} onto {review.branch} with the verified patch")
+        comment(api, self.env.repository, ran.where, revised(report, review, pushed))
+        return 0
+
+    def _verified(self, ran: _Ran) -> None:
+        self.outputs.verified = True
+        self.outputs.patch_path = str(ran.patch)
+        self._predicate(Path(ran.outcome.run_dir))
 
     def _predicate(self, run_dir: Path) -> None:
         """The receipt's predicate in a file outside the proof folder (which must stay as sealed),
@@ -238,14 +328,17 @@ class _Job:
         self.outputs.predicate_type = str(statement["predicateType"])
         self.outputs.predicate_path = str(path)
 
-    def _not_proposed(self, api: GitHubAPI, trigger: Trigger, report: str) -> None:
+    def _not_proposed(self, api: GitHubAPI, number: int, report: str) -> None:
         append_summary(self.env.step_summary, report)
-        url = comment(api, self.env.repository, trigger.number, report)
-        self.say(f"cascade: no pull request; the summary is on the issue: {url}")
+        url = comment(api, self.env.repository, number, report)
+        self.say(f"cascade: nothing pushed; the summary is on #{number}: {url}")
 
 
-def _commit_message(trigger: Trigger, issue: Issue, outcome: RunOutcome, links: ReportLinks) -> str:
-    subject = " ".join(issue.title.split())[:60] or "issue"
+def _commit_message(ran: _Ran, links: ReportLinks) -> str:
+    trigger, outcome, review = ran.trigger, ran.outcome, ran.review
+    subject = " ".join(ran.issue.title.split())[:60] or "issue"
+    if review is not None:  # the reviewer's words stay out: they are in the proof's prompts
+        subject = f"review of #{review.request.pull} by @{review.request.actor}"
     proven = [
         "Proven by a withheld test"
         if p.source == "hidden"

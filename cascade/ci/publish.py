@@ -1,36 +1,20 @@
-"""What the Action leaves behind: a Markdown report (job summary, PR body, issue comment) built
-from structured fields only, a branch holding exactly the verified patch, a draft pull request,
-or a comment on the issue. Git runs with argv lists; issue text never reaches a shell."""
+"""What the Action says: a Markdown report (job summary, PR body, issue comment) built from
+structured fields only, the draft pull request, and comments and reactions on the issue or the
+pull request. The branch itself is made in `branch.py`."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 
-from cascade.errors import InfraError, SourceError
+from cascade.errors import CascadeError
 from cascade.proof.summary import cell, first_line, proof_lines
 from cascade.records import Attempt, Issue, RunOutcome
 from cascade.sources.github_api import GitHubAPI
 
-BOT_NAME = "github-actions[bot]"
-BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 FORBIDDEN_PREFIXES = (".github/",)  # workflows run with the repo's secrets: never proposed
 BODY_LIMIT = 60_000  # GitHub refuses PR bodies and comments over 65,536 characters
-# The sandbox's canonical diff (edit_apply.DIFF), with the user's diff settings pinned so that
-# the same change gives the same bytes here.
-STAGED_DIFF = (
-    "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "-c", "diff.algorithm=myers",
-    "-c", "diff.relative=false", "-c", "core.quotePath=true",
-    "diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames",
-)  # fmt: skip
 MARK = {
     "verified": "✓", "accepted": "✓", "unproven": "~",
     "rejected": "✗", "edit_error": "✗", "empty_patch": "✗",
@@ -47,6 +31,16 @@ def code(text: str) -> str:
 class ReportLinks:
     artifact: str  # the proof artifact's name
     run_url: str  # the workflow run that holds it ("" outside Actions)
+
+    def done(self, pr_url: str) -> str:
+        """The closing comment on the issue after a verified patch: where the pull request,
+        the run and its proof are."""
+        run = f" of [the run]({self.run_url})" if self.run_url else ""
+        return (
+            f"cascade verified a patch: draft pull request {pr_url} (review it before merging). "
+            f"The proof is the artifact {code(self.artifact)}{run}; check it with "
+            "`cascade proof verify`."
+        )
 
 
 def render_report(
@@ -85,10 +79,11 @@ def render_report(
                 "|---|---|---:|---:|",
                 *(
                     f"| {code(v.evaluator)} | {'✓ passed' if v.passed else '✗ failed'} | "
-                    f"{len(v.findings)} | {v.duration_s:.1f} |"
+                    f"{len(v.findings)}{_advised(len(v.advisories))} | {v.duration_s:.1f} |"
                     for v in last.verdicts
                 ),
                 "",
+                *_advice(last),
             ]
     else:
         lines += ["No attempt was made.", ""]
@@ -106,6 +101,25 @@ def render_report(
     ]
     text = "\n".join(lines) + "\n"
     return text if len(text) <= BODY_LIMIT else text[:BODY_LIMIT] + "\n\n(truncated)\n"
+
+
+def _advised(count: int) -> str:
+    return f" (+{count} advisory)" if count else ""
+
+
+def _advice(attempt: Attempt) -> list[str]:
+    """The rules the gate advised on without blocking, counted (messages may quote code)."""
+    counts: dict[tuple[str, str], int] = {}
+    for v in attempt.verdicts:
+        for f in v.advisories:
+            counts[v.evaluator, f.rule] = counts.get((v.evaluator, f.rule), 0) + 1
+    if not counts:
+        return []
+    shown = ", ".join(
+        f"{code(name)} {code(rule)}" + (f" ×{n}" if n > 1 else "")
+        for (name, rule), n in sorted(counts.items())
+    )
+    return [f"**Advisory, not blocking** (listed in the proof's summary.md): {shown}", ""]
 
 
 def _headline(outcome: RunOutcome) -> str:
@@ -160,70 +174,6 @@ def forbidden(files: Sequence[str]) -> list[str]:
     return [f for f in files if f.lower().startswith(FORBIDDEN_PREFIXES)]
 
 
-class PatchBranch:
-    """A temporary worktree of `workspace` at `base` with the verified patch staged, so the
-    checkout itself is never touched. `files` is what git staged; `push` commits and pushes."""
-
-    def __init__(self, workspace: Path, base: str, patch: Path) -> None:
-        self.workspace = workspace
-        self.base = base
-        self.patch = patch.resolve()
-        self.files: list[str] = []
-        self.diff = ""
-        self._tmp = Path(tempfile.mkdtemp(prefix="cascade-branch-"))
-        self.tree = self._tmp / "tree"
-
-    def __enter__(self) -> PatchBranch:
-        try:
-            _git(
-                self.workspace, "worktree", "add", "--detach", "--quiet", str(self.tree), self.base
-            )
-            _git(self.tree, "apply", "--index", "--whitespace=nowarn", str(self.patch))
-            staged = _git(self.tree, *STAGED_DIFF, "--name-only", "-z", "HEAD")
-            self.diff = _git(self.tree, *STAGED_DIFF, "--full-index", "--binary", "HEAD")
-        except BaseException:
-            self._cleanup()
-            raise
-        self.files = [name for name in staged.split("\0") if name]
-        return self
-
-    @property
-    def sha256(self) -> str:
-        """Of the staged change, diffed as the sandbox diffs: equal to the verified patch's."""
-        return hashlib.sha256(self.diff.encode()).hexdigest()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._cleanup()
-
-    def push(self, branch: str, message: str, remote: str = "origin") -> str:
-        """Commit the staged patch with the bot identity and push it as a new branch; an existing
-        branch is never overwritten. Returns the commit sha."""
-        identity = ("-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}")
-        _git(self.tree, *identity, "-c", "commit.gpgsign=false", "commit", "--quiet",
-             "--no-verify", "-m", message)  # fmt: skip
-        sha = _git(self.tree, "rev-parse", "HEAD").strip()
-        proc = _run(self.tree, "push", "--quiet", remote, f"HEAD:refs/heads/{branch}")
-        if proc.returncode != 0:
-            why = _redact(proc.stderr.strip())
-            if "rejected" in why or "already exists" in why:
-                raise SourceError(
-                    f"{remote} already has a branch {branch} (an earlier run's pull request?); "
-                    f"it is never overwritten: delete it, then ask again ({why})"
-                )
-            raise SourceError(f"git push of {branch} to {remote} failed: {why}")
-        return sha
-
-    def _cleanup(self) -> None:
-        _run(self.workspace, "worktree", "remove", "--force", str(self.tree))
-        shutil.rmtree(self._tmp, ignore_errors=True)
-        _run(self.workspace, "worktree", "prune")
-
-
 def open_draft_pr(api: GitHubAPI, repo: str, *, head: str, base: str, title: str, body: str) -> str:
     """The new draft pull request's URL."""
     data = api.post(
@@ -234,34 +184,23 @@ def open_draft_pr(api: GitHubAPI, repo: str, *, head: str, base: str, title: str
     return str(data.get("html_url", "")) if isinstance(data, dict) else ""
 
 
+def acknowledge(
+    api: GitHubAPI, repo: str, number: int, say: Callable[[str], None], comment_id: int = 0
+) -> None:
+    """An 👀 reaction on the issue (or on the comment `comment_id` that asked): the person who
+    asked sees at once that a run started. Not worth failing the run for: a refusal is only
+    logged."""
+    path = f"/repos/{repo}/issues/{number}/reactions"
+    if comment_id:
+        path = f"/repos/{repo}/issues/comments/{comment_id}/reactions"
+    try:
+        api.post(path, {"content": "eyes"}, what=f"reacting to #{number}")
+    except CascadeError as exc:
+        say(f"cascade: could not react to #{number} (the run goes on): {exc}")
+
+
 def comment(api: GitHubAPI, repo: str, number: int, body: str) -> str:
     data = api.post(
         f"/repos/{repo}/issues/{number}/comments", {"body": body}, what=f"commenting on #{number}"
     )
     return str(data.get("html_url", "")) if isinstance(data, dict) else ""
-
-
-def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # No prompt for credentials in CI: a push without them must fail, not hang.
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    return subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False, env=env
-    )
-
-
-def _git(cwd: Path, *args: str) -> str:
-    proc = _run(cwd, *args)
-    if proc.returncode != 0:
-        verb = next((a for a in args if not a.startswith("-") and "=" not in a), "")
-        raise InfraError(f"git {verb} failed in {cwd}: {_redact(proc.stderr.strip())}")
-    return proc.stdout
-
-
-def _redact(text: str) -> str:
-    return re.sub(r"//[^@/\s]+@", "//***@", text)
-
-
-def current_branch(workspace: Path) -> str:
-    """The branch the checkout is on ("" when detached): the pull request's base."""
-    proc = _run(workspace, "symbolic-ref", "--quiet", "--short", "HEAD")
-    return proc.stdout.strip() if proc.returncode == 0 else ""

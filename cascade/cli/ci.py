@@ -14,6 +14,7 @@ from cascade.cli.failures import reported
 from cascade.cli.options import SandboxOption
 
 ci_app = typer.Typer(
+    rich_markup_mode=None,
     name="ci",
     help="Run cascade inside a CI system.",
     no_args_is_help=True,
@@ -22,7 +23,7 @@ ci_app = typer.Typer(
 
 
 @ci_app.command("github")
-def github(
+def github(  # noqa: PLR0917 - typer maps each parameter to a flag
     label: Annotated[
         str, typer.Option(help="The issue label that asks for a fix (`issues: labeled`).")
     ] = "cascade",
@@ -34,19 +35,40 @@ def github(
     artifact_name: Annotated[
         str, typer.Option(help="The proof artifact's name, for the PR body and the comment.")
     ] = "",
+    max_cost_usd: Annotated[
+        float | None,
+        typer.Option(help="The most one run may spend on model calls, in US dollars (> 0)."),
+    ] = None,
+    fail_on_no_patch: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-no-patch/--no-fail-on-no-patch",
+            help="Exit 1 when no patch verifies (the default), or 0: the report is on the issue "
+            "either way.",
+        ),
+    ] = True,
 ) -> None:
     """Handle one GitHub Actions event (GITHUB_EVENT_PATH): an issue labelled LABEL, or an issue
     comment starting with /fix from an OWNER, MEMBER or COLLABORATOR. A verified patch becomes the
     branch cascade/<issue> and a draft pull request; otherwise the summary goes on the issue.
+    `/fix <what to change>` on cascade's own draft pull request runs again on its branch with
+    those words, and a verified patch becomes one more commit on it (never a force-push).
 
-    Outputs (GITHUB_OUTPUT): verified, patch-path, proof-path, cost-usd, pr-url.
-    Exit codes: 0 verified (or not asked to run), 1 no verified patch, 2 usage/config, 3 infra.
+    Outputs (GITHUB_OUTPUT): verified, patch-path, proof-path, cost-usd, pr-url, predicate-type,
+    predicate-path.
+    Exit codes: 0 verified (or not asked to run), 1 no verified patch (0 with
+    --no-fail-on-no-patch), 2 usage/config, 3 infra.
     """
     from cascade.ci.job import CIOptions, run_ci
 
     options = CIOptions(
-        label=label, config_file=config, backend=sandbox or None, artifact_name=artifact_name
-    )
+        label=label, config_file=config, backend=sandbox or None, artifact_name=artifact_name,
+        max_cost_usd=max_cost_usd, fail_on_no_patch=fail_on_no_patch,
+    )  # fmt: skip
     with reported():
+        if max_cost_usd is not None and max_cost_usd <= 0:
+            from cascade.errors import UsageError
+
+            raise UsageError(f"--max-cost-usd must be more than 0, not {max_cost_usd:g}")
         code = run_ci(options, os.environ, lambda line: typer.echo(line, err=True), sys.stderr)
     raise typer.Exit(code)

@@ -7,17 +7,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
 
 from cascade.cli.failures import reported
 from cascade.cli.options import SandboxOption
 from cascade.errors import UsageError
 from cascade.records import RunOutcome
+
+if TYPE_CHECKING:
+    from cascade.cli.progress import Progress
 
 
 def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
@@ -37,7 +41,8 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
         str | None, typer.Option(help="Start at this rung (logged as an override).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Runs folder (default: run.out, .cascade/runs).")
+        Path | None,
+        typer.Option(help="Where run folders go (default: .cascade/runs, or [run] out)."),
     ] = None,
     sandbox: SandboxOption = None,
     apply: Annotated[
@@ -65,6 +70,8 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
     error · 3 infrastructure (sandbox, provider auth, issue source).
     """
     with reported():
+        if max_cost_usd is not None and max_cost_usd <= 0:
+            raise UsageError(f"--max-cost-usd must be more than 0, not {max_cost_usd:g}")
         request = FixRequest(
             issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd
         )
@@ -90,10 +97,14 @@ def _fix(req: FixRequest) -> RunOutcome:
     from cascade.cli.progress import Progress
     from cascade.proof.run_folder import PATCH_FILE
     from cascade.wiring.run_issue import IssueRunner, RunFlags, load_for_run
+    from cascade.wiring.settings import repo_root
 
-    repo = req.repo.resolve()
+    # From a folder inside a repository, as git works: the repository is its root, and the
+    # config file the nearest one from the folder up.
+    start = req.repo.resolve()
+    repo = repo_root(start)
     flags = RunFlags(req.config_file, req.backend, req.max_cost_usd)
-    loaded = load_for_run(repo, flags)
+    loaded = load_for_run(repo, flags, start=start)
     runner = IssueRunner.prepare(loaded, repo, record=req.record, runs_dir=req.out)
     progress = Progress(sys.stderr)
     run = runner.new_run(start_at=req.start_at, on_event=progress)
@@ -106,7 +117,8 @@ def _fix(req: FixRequest) -> RunOutcome:
         f"sandbox {parts.backend}, gate {', '.join(parts.gate.names)}"
     )
     try:
-        outcome = anyio.run(run, issue)
+        run_dir, docker = runner.runs_dir / run.run_id, parts.backend == "docker"
+        outcome = _run_interruptibly(lambda: run(issue), run_dir, progress, docker)
     finally:
         progress.close()
     _report(outcome, req.as_json)
@@ -117,6 +129,26 @@ def _fix(req: FixRequest) -> RunOutcome:
             f"--apply: nothing applied: only a verified patch is ({outcome.status})", err=True
         )
     return outcome
+
+
+def _run_interruptibly(
+    work: Callable[[], Awaitable[RunOutcome]], run_dir: Path, progress: Progress, docker: bool
+) -> RunOutcome:
+    """Ctrl-C or SIGTERM: the run is cancelled (its sandboxes closed, a local one's folder
+    removed), its unsealed folder marked ABORTED, and the process exits 130 or 143."""
+    from cascade.cli.interrupt import Interrupted, docker_leftovers, run_interruptible
+    from cascade.proof.run_folder import ABORTED_FILE, RECEIPT_FILE
+
+    leftovers = docker_leftovers() if docker else None
+    try:
+        return run_interruptible(work, progress.note, leftovers)
+    except Interrupted as exc:
+        if run_dir.is_dir() and not (run_dir / RECEIPT_FILE).exists():
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            (run_dir / ABORTED_FILE).write_text(f"{stamp} interrupted: {exc}\n", encoding="utf-8")
+        typer.echo(str(exc), err=True)
+        typer.echo(f"the run folder {run_dir} is marked {ABORTED_FILE} (never sealed)", err=True)
+        raise typer.Exit(exc.exit_code) from None
 
 
 def _report(outcome: RunOutcome, as_json: bool) -> None:

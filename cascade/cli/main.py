@@ -21,12 +21,16 @@ from cascade.cli.verbosity import configure_logging, version_callback
 
 HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Turn an issue into a verified patch, cheapest model first, with proof.",
     no_args_is_help=True,
     context_settings=HELP,
 )
 config_app = typer.Typer(
-    help="Inspect the resolved configuration.", no_args_is_help=True, context_settings=HELP
+    rich_markup_mode=None,
+    help="Inspect the resolved configuration.",
+    no_args_is_help=True,
+    context_settings=HELP,
 )
 app.command("fix")(fix)
 app.command("replay")(replay)
@@ -65,14 +69,25 @@ def main_options(
 def config_show(
     repo: Path = typer.Option(Path("."), help="The repository whose config to read."),
     config: Path | None = typer.Option(None, help="A config file instead of cascade.toml."),
+    as_json: bool = typer.Option(
+        False, "--json", help='One object: {"<key>": {"value": …, "origin": "…"}}.'
+    ),
 ) -> None:
-    """Print every resolved value and where it came from."""
-    from cascade.wiring.settings import flatten, load_config
+    """Print every setting — each evaluator's and the sandbox backend's options included, with
+    their defaults — and where its value came from (default, a file, CASCADE_* or a flag)."""
+    from cascade.wiring.settings import load_config
+    from cascade.wiring.settings_view import all_settings
 
     with reported():
-        loaded = load_config(repo.resolve(), config)
-    for key, value in flatten(loaded.config.model_dump(mode="json")).items():
-        typer.echo(f"{key} = {json.dumps(value)}    # {loaded.origin(key)}")
+        settings = all_settings(load_config(repo.resolve(), config))
+    if as_json:
+        shown = {
+            key: {"value": value, "origin": origin} for key, (value, origin) in settings.items()
+        }
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    for key, (value, origin) in settings.items():
+        typer.echo(f"{key} = {json.dumps(value)}    # {origin}")
 
 
 def main() -> None:

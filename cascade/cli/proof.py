@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,9 @@ from cascade.cli.failures import reported
 from cascade.cli.options import SandboxOption
 
 proof_app = typer.Typer(
-    help="Check the proof of a run, and make the key that signs it.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Check the proof of a run, and make the key that signs it.",
+    no_args_is_help=True,
 )
 
 
@@ -42,6 +45,14 @@ def verify(  # noqa: PLR0917 - typer maps each parameter to a flag
     ] = Path(),
     config: Annotated[Path | None, typer.Option(help="With --reexecute: a config file.")] = None,
     sandbox: SandboxOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='One object on stdout: {"verify": {ok, problems, signing, …}, "reexecute": '
+            "{patches, changed, …} or null}; the exit code as without it.",
+        ),
+    ] = False,
 ) -> None:
     """Check the hash chain, every blob's digest, the receipt and what it seals; exit 0 only when
     intact. Without --key a signed receipt's signature is not checked (it says who signed);
@@ -59,18 +70,24 @@ def verify(  # noqa: PLR0917 - typer maps each parameter to a flag
     with reported():
         public = load_public_key(key) if key is not None else None
     report = verify_run(run_dir, public)
-    typer.echo(format_report(report))
+    if not as_json:
+        typer.echo(format_report(report))
     if not report.ok or not reexecute:
+        if as_json:
+            typer.echo(json.dumps({"verify": report.model_dump(mode="json"), "reexecute": None}))
         raise typer.Exit(0 if report.ok else 1)
     from cascade.cli.regate import regate_folder
     from cascade.replay.regate import render_regate
 
     with reported():
         result = regate_folder(run_dir, repo, config, sandbox, 1)
-    typer.echo(render_regate(result))
     data = result.to_json()
+    if as_json:
+        typer.echo(json.dumps({"verify": report.model_dump(mode="json"), "reexecute": data}))
+    else:
+        typer.echo(render_regate(result))
     if data["errors"] or data["skipped"]:
-        typer.echo("re-executed: some patches could not be judged again (see above)")
+        _say(as_json, "re-executed: some patches could not be judged again (see above)")
         raise typer.Exit(3)
     if data["changed"]:
         why = (
@@ -80,10 +97,15 @@ def verify(  # noqa: PLR0917 - typer maps each parameter to a flag
             if not data["gate_unrecorded"]
             else "see above"
         )
-        typer.echo(f"re-executed: the verdicts are not reproduced ({why})")
+        _say(as_json, f"re-executed: the verdicts are not reproduced ({why})")
         raise typer.Exit(1)
     said = "every verdict is the same" if data["patches"] else "no patch was gated in this run"
-    typer.echo(f"re-executed: {said}")
+    _say(as_json, f"re-executed: {said}")
+
+
+def _say(as_json: bool, line: str) -> None:
+    """The closing line: on stdout with the report, on stderr when stdout is JSON."""
+    typer.echo(line, err=as_json)
 
 
 @proof_app.command("keygen")

@@ -5,12 +5,12 @@ re-judges recorded patches with the current gate. Sync at the edge; the batch ru
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
 
 from cascade.cli.failures import reported
@@ -51,7 +51,10 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
         int | None, typer.Option(min=1, help="Sandboxes open at once (default: --concurrency).")
     ] = None,
     max_cost_usd: Annotated[
-        float | None, typer.Option(min=0.0, help="Start no new task once this much is spent.")
+        float | None,
+        typer.Option(
+            help="Start no new task once this much (US dollars, more than 0) is spent.",
+        ),
     ] = None,
     sandbox: SandboxOption = None,
     record: Annotated[
@@ -87,6 +90,22 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
             "its cause is fixed); the errored runs stay on record and their cost still counts.",
         ),
     ] = False,
+    skip_bad_issues: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-issues",
+            help="Run the issues that can be read and name each one that cannot (by default "
+            "every unreadable issue is listed and nothing runs: exit 2).",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='The batch\'s summary as one JSON object on stdout: {"out", "tasks": {total, '
+            'verified, …}, "cost": {…}, "report": [paths], "errored": {…}, "exit_code"}.',
+        ),
+    ] = False,
 ) -> None:
     """Replay a backlog: cheapest rung first for every issue, each run with its own proof.
 
@@ -100,12 +119,18 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
     with tasks not started (run again to go on); 2 usage or configuration error; 3 at least
     one task of this shard, or of its --shadow batch, ended in an infrastructure error
     (sandbox, provider auth, ...). 3 outranks 1: a stopped batch with an errored task exits 3.
+    130 or 143: stopped by Ctrl-C or SIGTERM, once the sandboxes of the tasks in flight are
+    removed.
     """
     request = ReplayRequest(
         backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
-        max_cost_usd, sandbox, record, cassette, shard, shadow, retry_errors,
+        max_cost_usd, sandbox, record, cassette, shard, shadow, retry_errors, skip_bad_issues,
+        as_json,
     )  # fmt: skip
-    with reported("interrupted: run the same command again to resume"):
+    with reported(f"interrupted: {RESUME}"):
+        if max_cost_usd is not None and max_cost_usd <= 0:
+            # As `fix` refuses it: a cap of $0 would start nothing and say nothing useful.
+            raise UsageError(f"--max-cost-usd must be more than 0, not {max_cost_usd:g}")
         if regate is not None:
             from cascade.cli.regate import run_regate
 
@@ -113,8 +138,17 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
                 raise UsageError("--regate RUN_DIR takes no BACKLOG: it re-judges that folder")
             code = run_regate(regate, repo, config, sandbox, concurrency)
         else:
-            code = _replay(request)
+            from cascade.cli.interrupt import Interrupted
+
+            try:
+                code = _replay(request)
+            except Interrupted as exc:  # its sandboxes are gone; the message says so
+                typer.echo(str(exc), err=True)
+                code = exc.exit_code
     raise typer.Exit(code)
+
+
+RESUME = "run the same command again to resume"
 
 
 @dataclass(frozen=True)
@@ -133,6 +167,8 @@ class ReplayRequest:
     shard: str
     shadow: str | None
     retry_errors: bool = False
+    skip_bad_issues: bool = False
+    as_json: bool = False
 
 
 def _replay(req: ReplayRequest) -> int:
@@ -156,7 +192,7 @@ def _replay(req: ReplayRequest) -> int:
         backlog = Path(safe_name(spec.removeprefix("github:")))
     else:
         backlog = req.backlog.resolve()
-        issues = shard.select(load_backlog(backlog, loaded.config))
+        issues = shard.select(load_backlog(backlog, loaded.config, skip_bad=req.skip_bad_issues))
     commit = resolve_commit(repo)
     shadow = shadow_config(loaded, req.shadow) if req.shadow else None
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
@@ -183,10 +219,13 @@ def _replay(req: ReplayRequest) -> int:
             )
     finally:
         progress.close()
-    return _finish(out, batches, {issue.id for issue in issues}, stopped=stopped)
+    ids = {issue.id for issue in issues}
+    return _finish(out, batches, ids, stopped=stopped, as_json=req.as_json)
 
 
-def _finish(out: Path, batches: dict[str, Path], ids: set[str], *, stopped: bool) -> int:
+def _finish(
+    out: Path, batches: dict[str, Path], ids: set[str], *, stopped: bool, as_json: bool = False
+) -> int:
     """Write the report, sum the batch up on stderr, and choose the exit code."""
     from cascade.report.data import load as load_report
     from cascade.report.numbers import build_report
@@ -209,10 +248,17 @@ def _finish(out: Path, batches: dict[str, Path], ids: set[str], *, stopped: bool
     # stays in the batch (a resume does not run it again), and a shadow the budget kept from
     # running this time still holds its own.
     errored = {label: _errored(path, ids) for label, path in batches.items()}
-    if any(errored.values()):
+    code = 3 if any(errored.values()) else 1 if stopped else 0  # 3 first: a re-run goes on
+    if any(errored.values()):  # after a budget stop, but does not mend these
         typer.echo(_errored_note(errored), err=True)
-        return 3  # before 1: a re-run goes on after a budget stop, but does not mend these
-    return 1 if stopped else 0
+    if as_json:
+        summary = {
+            "out": str(out), "tasks": t, "cost": report["cost"],
+            "report": [str(p) for p in written], "errored": errored,
+            "budget_stopped": stopped, "exit_code": code,
+        }  # fmt: skip
+        typer.echo(json.dumps(summary, indent=2))
+    return code
 
 
 def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) -> LoadedConfig:
@@ -268,6 +314,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     shadow_of: str,
 ) -> bool:
     """Run (or resume) one batch folder; True when the budget stopped it."""
+    from cascade.cli.interrupt import docker_leftovers, run_interruptible
     from cascade.replay.batch import BatchDir, BatchHeader
     from cascade.replay.runner import BatchPlan, BatchRunner
     from cascade.wiring.run_issue import IssueRunner
@@ -275,7 +322,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     cfg = loaded.config
     # A shadow's answers are not recorded: they share cassette keys with the main ladder's.
     record = req.record.resolve() if req.record and not shadow_of else None
-    runner = IssueRunner.prepare(loaded, repo, record=record, commit=commit)
+    runner = IssueRunner.prepare(loaded, repo, record=record, commit=commit, progress=progress.note)
     parts = runner.parts
     header = BatchHeader(
         backlog=_backlog_name(req.backlog),
@@ -310,7 +357,11 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
         at_batch = dataclasses.replace(
             runner, commit=batch.header.base_commit, runs_dir=batch.runs_dir
         )
-        result = anyio.run(BatchRunner(at_batch, batch, plan, progress).run)
+        # Ctrl-C or SIGTERM: the tasks in flight are cancelled, their sandboxes closed, and what
+        # this process still owns is removed before it exits (`Interrupted`).
+        leftovers = docker_leftovers() if parts.backend == "docker" else None
+        work = BatchRunner(at_batch, batch, plan, progress).run
+        result = run_interruptible(work, progress.note, leftovers, RESUME)
     finally:
         batch.close()
     return result.budget_stopped

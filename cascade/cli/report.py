@@ -1,6 +1,7 @@
-"""`cascade report DIR...` writes a report (Markdown, JSON, PNG charts when matplotlib is
-installed) of replay batches or runs; `cascade report merge DIR... --out M` joins shard batches
-into one batch folder first."""
+"""`cascade report DIR...` writes a report (JSON, Markdown, a self-contained HTML page, PNG charts
+when matplotlib is installed) of replay batches or runs; `cascade report merge DIR... --out M`
+joins shard batches into one batch folder first; `cascade report compare A B --out C` puts two
+batches side by side."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from cascade.cli.failures import reported
 from cascade.errors import UsageError
 
 DEFAULT_COMMAND = "build"
+CHARTS_HELP = "PNG charts (needs matplotlib: pip install 'cascade-engine[charts]')."
 
 
 class _ReportGroup(TyperGroup):
-    """`cascade report DIR...` means `cascade report build DIR...`; `merge` is a subcommand."""
+    """`cascade report DIR...` means `cascade report build DIR...`; `merge` and `compare` are
+    subcommands (a folder named like one: `cascade report build merge`)."""
 
     # `ctx` is typer's vendored click Context, whose module is private: typed loosely.
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -29,9 +32,14 @@ class _ReportGroup(TyperGroup):
 
 
 report_app = typer.Typer(
+    rich_markup_mode=None,
     cls=_ReportGroup,
     no_args_is_help=True,
-    help="Report on replay batches: cascade report DIR... | cascade report merge DIR... --out M",
+    help=(
+        "Report on replay batches: cascade report DIR... (report.md, report.html, report.json, "
+        "charts) | cascade report merge DIR... --out M | cascade report compare A B --out C "
+        "(two batches side by side)"
+    ),
 )
 
 
@@ -45,12 +53,13 @@ def build(
         Path | None,
         typer.Option(help="Where to write the report (default: the one folder given)."),
     ] = None,
-    charts: Annotated[bool, typer.Option(help="PNG charts, when matplotlib is installed.")] = True,
+    charts: Annotated[bool, typer.Option(help=CHARTS_HELP)] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON report instead of the Markdown.")
     ] = False,
 ) -> None:
-    """Write report.md and report.json; `cascade report DIR...` runs this."""
+    """Write report.md, report.html (one self-contained page) and report.json; `cascade report
+    DIR...` runs this."""
     with reported():
         if out is None and len(dirs) > 1:
             raise UsageError("several folders: say where the report goes with --out")
@@ -61,7 +70,7 @@ def build(
 def merge(
     dirs: Annotated[list[Path], typer.Argument(help="The shards' batch folders.")],
     out: Annotated[Path, typer.Option(help="A new (or empty) folder for the merged batch.")],
-    charts: Annotated[bool, typer.Option(help="PNG charts, when matplotlib is installed.")] = True,
+    charts: Annotated[bool, typer.Option(help=CHARTS_HELP)] = True,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON report instead of the Markdown.")
     ] = False,
@@ -79,16 +88,47 @@ def merge(
         _write([out], out, charts, as_json)
 
 
+@report_app.command("compare")
+def compare(
+    a: Annotated[
+        Path, typer.Argument(metavar="A", help="The first batch (or run, or runs folder).")
+    ],
+    b: Annotated[Path, typer.Argument(metavar="B", help="The second.")],
+    out: Annotated[Path, typer.Option(help="Where to write comparison.md/.html/.json.")],
+    charts: Annotated[bool, typer.Option(help=CHARTS_HELP)] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON comparison instead of the Markdown.")
+    ] = False,
+) -> None:
+    """Two batches side by side (two ladders, two gate settings, a batch and its shadow):
+    verified share with its 95% interval, cost, the metrics next to each other, and the tasks
+    whose outcome differs, with an exact McNemar test on the tasks both ran."""
+    from cascade.report.comparison import write_comparison
+    from cascade.report.data import load
+    from cascade.report.numbers import build_report
+
+    with reported():
+        if a.resolve() == b.resolve():
+            raise UsageError(f"{a} is given twice: compare two different batches")
+        reports = [build_report(load([d.resolve()])) for d in (a, b)]
+        written = write_comparison(reports[0], reports[1], out.resolve(), charts=charts)
+        if as_json:
+            sys.stdout.write(written[0].read_text(encoding="utf-8"))
+        else:
+            sys.stdout.write(written[1].read_text(encoding="utf-8") + "\n")
+        typer.echo(f"written: {', '.join(str(p) for p in written)}", err=True)
+
+
 def _write(dirs: list[Path], out: Path, charts: bool, as_json: bool) -> dict[str, Any]:
     from cascade.report.data import load
     from cascade.report.numbers import build_report
-    from cascade.report.render import render_markdown, write_report
+    from cascade.report.render import write_report
 
     report = build_report(load([d.resolve() for d in dirs]))
     written = write_report(report, out.resolve(), charts=charts)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        sys.stdout.write(render_markdown(report, [str(p) for p in written[2:]]) + "\n")
+        sys.stdout.write(written[1].read_text(encoding="utf-8") + "\n")
     typer.echo(f"written: {', '.join(str(p) for p in written)}", err=True)
     return report

@@ -18,6 +18,7 @@ from cascade.cli.failures import reported
 from cascade.config import SandboxConfig
 
 sandbox_app = typer.Typer(
+    rich_markup_mode=None,
     name="sandbox",
     help="Build, try out and clean up the Docker sandbox.",
     no_args_is_help=True,
@@ -53,8 +54,10 @@ def build(
         Path, typer.Option(help="Where to read the configuration; its HEAD's environment.")
     ] = Path(),
 ) -> None:
-    """Build the sandbox image (tools from host-fetched wheels; debootstrap base if needed), then
-    the repository's environment at HEAD when `[sandbox] setup` is set (reused if up to date)."""
+    """Build the sandbox image (tools from host-fetched wheels; debootstrap base if needed) with
+    the Python the repository at HEAD needs ([sandbox] python, or its requires-python), then its
+    environment when `[sandbox] setup` is set (each reused if up to date)."""
+    from cascade.errors import UsageError
     from cascade.workspace.checkout import resolve_commit
     from sandboxes.image import build_image
     from sandboxes.setup_layer import environment_image
@@ -66,10 +69,22 @@ def build(
 
     def work() -> list[str]:
         config = _sandbox_config(repo)
-        built = [build_image(config, base=base, base_rootfs=base_rootfs, progress=progress)]
+        root = repo.resolve()
+        try:
+            commit = resolve_commit(root)
+        except UsageError:
+            if config.setup:
+                raise
+            progress(f"{root} is not a git checkout: no requires-python to read there")
+            return [build_image(config, base=base, base_rootfs=base_rootfs, progress=progress)]
+        built = [
+            build_image(
+                config, base=base, base_rootfs=base_rootfs, progress=progress,
+                repo=root, commit=commit,
+            )
+        ]  # fmt: skip
         if config.setup:
-            root = repo.resolve()
-            env = environment_image(config, root, resolve_commit(root), progress=progress)
+            env = environment_image(config, root, commit, progress=progress)
             built.append(env.tag)
         return built
 

@@ -250,7 +250,10 @@ def _target_failure(test: str, outcomes: Mapping[str, Any], failures: Mapping[st
 
 
 def summarize(verdicts: Sequence[Verdict], limit: int) -> str:
-    """Feedback for the next model: each failed evaluator's own words, within `limit` chars."""
+    """Feedback for the next model: each failed evaluator's own words, then the advice of those
+    that passed with some (labelled as such by them), within `limit` chars."""
     parts = [f"[{v.evaluator}] {v.feedback.strip() or 'failed'}" for v in verdicts if not v.passed]
+    advised = [v for v in verdicts if v.passed and v.advisories and v.feedback.strip()]
+    parts += [f"[{v.evaluator}] {v.feedback.strip()}" for v in advised]
     text = "\n\n".join(parts)
     return text if len(text) <= limit else text[: limit - 20].rstrip() + "\n[… trimmed]"

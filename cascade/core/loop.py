@@ -34,7 +34,7 @@ from cascade.core.reproduce import ReproduceStage, reproduction_note
 from cascade.core.routing import TaskFacts, task_facts
 from cascade.core.samples import draw
 from cascade.core.taskgroups import task_group
-from cascade.errors import CascadeError, InfraError, ModelError, fault_kind
+from cascade.errors import CascadeError, InfraError, ModelError, UsageError, fault_kind
 from cascade.proof.log import ProofLog
 from cascade.proof.outcome import sealed_outcome
 from cascade.proof.run_folder import RunFolder
@@ -115,7 +115,7 @@ class _Run:
         self.spares = Spares(engine.open_sandbox, Path(task.repo), task.base_commit)
 
     async def go(self) -> RunOutcome:
-        stop = Stop("error", "")
+        stop, usage = Stop("error", ""), False
         try:
             sandbox = await self._open()
             try:
@@ -124,12 +124,13 @@ class _Run:
                 with anyio.CancelScope(shield=True):
                     await self.spares.close()
                     await sandbox.close()
-        except CascadeError as exc:
-            stop = Stop("error", str(exc))
+        except CascadeError as exc:  # a UsageError (a gate's tool as configured) exits 2
+            stop, usage = Stop("error", str(exc)), isinstance(exc, UsageError)
         duration = time.monotonic() - self.started
         outcome = sealed_outcome(
             RunFolder(self.proof.run_dir), self.task.issue.id, self.task.base_commit,
             stop.status, stop.reason, self.attempts, self.patch, duration_s=duration,
+            usage_error=usage,
         )  # fmt: skip
         ladder = [r.name for r in self.e.ladder]
         self.proof.seal(outcome, self.attempts, self.patch, self.task.issue.title, ladder)
@@ -137,7 +138,8 @@ class _Run:
         return outcome
 
     async def _open(self) -> Sandbox:
-        """A sandbox with the gate's baseline taken; a start or harness failure is retried."""
+        """A sandbox with the gate's baseline taken; a start or harness failure is retried (an
+        InfraError), never a tool that cannot run as configured (a GateConfigError)."""
         for n in range(self.e.policy.infra_retries + 1):
             self.e.on_event(Event("open", f"opening a sandbox at {self.task.base_commit[:12]}"))
             sandbox: Sandbox | None = None
@@ -362,4 +364,4 @@ class _Run:
 def _label(sandbox: Sandbox) -> str:
     image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
     kind = type(sandbox).__name__.removesuffix("Sandbox").lower() or "sandbox"
-    return f"{kind} {image}".strip()
+    return " ".join(filter(None, (kind, image, getattr(sandbox, "runtime", ""))))  # python 3.11.2

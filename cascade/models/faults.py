@@ -203,7 +203,7 @@ def to_model_error(exc: Exception, rung: RungConfig) -> ModelError:
         )
     if action == "escalate":
         return Refused(f"{where}: this rung cannot answer ({detail})", rung=rung.name)
-    message = f"{where}: {detail}. {_what_to_check(exc, rung)}"
+    message = f"{where}: {_what_to_check(exc, rung)} The provider said: {detail}"
     return make_fault(Misconfigured, message, rung=rung.name, fault=kind)
 
 

@@ -36,7 +36,7 @@ DEADLINE_GRACE_S: Final = 1.0
 MODEL_NAME_CHARS: Final = 200  # a longer model name in the answer is not kept: the rung's is
 
 
-def _litellm() -> ModuleType:
+def litellm_module() -> ModuleType:
     import litellm
 
     # litellm prints a "Give Feedback / Get Help" banner on every exception; library code
@@ -70,7 +70,7 @@ class LitellmModel:
         self._installed = False
 
     async def complete(self, messages: Sequence[Message], params: CompletionParams) -> Completion:
-        litellm = _litellm()
+        litellm = litellm_module()
         kwargs: dict[str, Any] = {
             **self._extra,
             "model": self.rung.model,

@@ -102,6 +102,8 @@ class ProofLog:
                 f"run id {run_id!r} is not a safe folder name (letters, digits, '.', '_', '-')"
             )
         run_dir = runs_dir / run_id
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise UsageError(f"{runs_dir} is a file: run folders go in a folder (--out, [run] out)")
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
             ignore_in_git(runs_dir)

@@ -21,9 +21,11 @@ def sealed_outcome(  # noqa: PLR0917 - one call site, every value is a field of 
     patch: Patch | None,
     *,
     duration_s: float,
+    usage_error: bool = False,
 ) -> RunOutcome:
     """The outcome of a run the engine finished: a verified one names what proves it and who
-    wrote the fix; one that verified nothing names its best candidate."""
+    wrote the fix; one that verified nothing names its best candidate. `usage_error`: the error
+    that stopped it is the configuration's (exit 2)."""
     won = next((a for a in attempts if a.status == "verified"), None)
     proven = won if won is not None and status == "verified" else None
     return RunOutcome(
@@ -42,6 +44,7 @@ def sealed_outcome(  # noqa: PLR0917 - one call site, every value is a field of 
         best_unverified=None if status == "verified" else best_unverified(attempts),
         proving=proven.proving if proven else (),
         fix_model=proven.model if proven else "",
+        usage_error=usage_error and status == "error",
     )
 
 

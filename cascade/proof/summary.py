@@ -13,6 +13,7 @@ TABLE_HEADER = (
     "|---:|---|---|---:|---|---|---:|---:|---:|"
 )
 WHY_MAX = 200  # characters of feedback or error quoted per failed attempt
+ADVICE_LISTED = 20  # advisory findings listed; the attempt record holds the rest
 
 
 def cell(text: str) -> str:
@@ -55,6 +56,7 @@ def render_summary(
         lines += ["## Why it climbed", "", *(_climb(attempts, a) for a in climbs), ""]
     if outcome.best_unverified is not None:
         lines += _best(outcome)
+    lines += advice_lines(attempts)
     lines += [
         "Proof: `attempts.jsonl` (hash chain), `blobs/`, `receipt.intoto.json`. "
         "Check with `cascade proof verify RUN_DIR`.",
@@ -166,6 +168,28 @@ def _climb(attempts: Sequence[Attempt], attempt: Attempt) -> str:
     if before is not None and not attempt.decision:
         why = f"{why} — {headline(before)}".strip(" —")
     return f"- {source}`{cell(attempt.rung)}` (#{attempt.seq}): {cell(why)}"
+
+
+def advice_lines(attempts: Sequence[Attempt]) -> list[str]:
+    """What the gate advised on the last judged fix without blocking it (a lint rule the
+    repository does not enforce): a reviewer may want to tidy it."""
+    last = next((a for a in reversed(attempts) if a.role == "fix" and a.verdicts), None)
+    advised = [(v.evaluator, f) for v in last.verdicts for f in v.advisories] if last else []
+    if last is None or not advised:
+        return []
+    lines = [
+        "## Advice (not blocking)",
+        "",
+        f"The gate's notes on attempt #{last.seq}, from rules it does not enforce:",
+        "",
+    ]
+    for evaluator, f in advised[:ADVICE_LISTED]:
+        path = cell(f.path).replace("`", "'")  # a code span a path cannot end early
+        where = f"`{path}:{f.line}` " if f.path else ""
+        lines.append(f"- {cell(evaluator)}: {where}{cell(f.rule)} {cell(f.message)}")
+    if len(advised) > ADVICE_LISTED:
+        lines.append(f"- … and {len(advised) - ADVICE_LISTED} more in the attempt's record")
+    return [*lines, ""]
 
 
 def _best(outcome: RunOutcome) -> list[str]:

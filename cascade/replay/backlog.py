@@ -4,6 +4,7 @@ issues, and `--shard i/n`, a stable slice of it chosen by hashing each issue id.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,11 @@ from pydantic import ValidationError
 from cascade.config import CascadeConfig
 from cascade.errors import IssueError, UsageError
 from cascade.records import Issue
+from cascade.sources.files import FileIssueSource, bad_files
 from cascade.validation import describe
 from cascade.wiring.registry import build_source
 
+log = logging.getLogger(__name__)
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
@@ -67,18 +70,32 @@ def github_backlog(spec: str, repo: Path, config: CascadeConfig) -> list[Issue]:
     return _unique(issues, spec)
 
 
-def load_backlog(path: Path, config: CascadeConfig | None = None) -> list[Issue]:
+def load_backlog(
+    path: Path, config: CascadeConfig | None = None, *, skip_bad: bool = False
+) -> list[Issue]:
     """Every issue of a backlog, in a stable order; ids must be unique. A folder is read by the
-    `files` source (its hidden tests beside it, in `../hidden`)."""
+    `files` source (its hidden tests beside it, in `../hidden`). Unreadable issues are all named
+    in one IssueError; with `skip_bad`, each is logged as a warning and the rest are returned."""
     if path.is_dir():
         config = config or CascadeConfig()
-        issues = build_source(config, path, name="files", directory=path).list()
-        if not issues:
+        source = build_source(config, path, name="files", directory=path)
+        if not isinstance(source, FileIssueSource):  # `name="files"` builds the built-in one
+            raise UsageError(f"backlog {path}: the files source is not the built-in one")
+        issues, bad = source.read_all()
+        if not issues and not bad:
             raise UsageError(f"backlog {path}: no issue files (*.md) in this folder")
     elif path.is_file():
-        issues = _read_jsonl(path)
+        issues, bad = _read_jsonl(path)
     else:
         raise UsageError(f"backlog {path}: no such folder or file")
+    if bad and not skip_bad:
+        raise IssueError(
+            f"{bad_files(bad)}\n(fix them, or pass --skip-bad-issues to run the others)"
+        )
+    for problem in bad:
+        log.warning("skipped (--skip-bad-issues): %s", problem)
+    if not issues:
+        raise UsageError(f"backlog {path}: no issue can be read")
     return _unique(issues, str(path))
 
 
@@ -91,12 +108,13 @@ def _unique(issues: list[Issue], where: str) -> list[Issue]:
     return issues
 
 
-def _read_jsonl(path: Path) -> list[Issue]:
+def _read_jsonl(path: Path) -> tuple[list[Issue], list[str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"backlog {path} cannot be read: {exc}") from exc
     issues: list[Issue] = []
+    bad: list[str] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -104,8 +122,9 @@ def _read_jsonl(path: Path) -> list[Issue]:
             issue = Issue.model_validate_json(line)
         except ValidationError as exc:
             problems = describe(exc, label="{}", unknown=None, top="line")
-            raise IssueError(f"backlog {path}, line {lineno}: {problems}") from exc
+            bad.append(f"backlog {path}, line {lineno}: {problems}")
+            continue
         issues.append(issue if issue.source else issue.model_copy(update={"source": str(path)}))
-    if not issues:
+    if not issues and not bad:
         raise UsageError(f"backlog {path}: no issues (expected one JSON Issue object a line)")
-    return issues
+    return issues, bad

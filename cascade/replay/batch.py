@@ -20,6 +20,7 @@ from cascade.errors import InfraError, UsageError
 from cascade.proof.run_folder import RunFolder
 from cascade.records import SCHEMA_VERSION, Issue, RunOutcome
 from cascade.replay.ledger import JsonlWriter, LedgerLine, LedgerState, now, read_ledger
+from cascade.workspace.untracked import ignore_in_git
 
 BATCH_FILE = "batch.json"
 LEDGER_FILE = "ledger.jsonl"
@@ -90,6 +91,7 @@ class BatchDir:
         """Create the folder, or resume it when `header` matches what it was started with."""
         try:
             (path / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+            ignore_in_git(path)  # under .cascade/ (the default place): never in `git status`
             (path / ISSUES_DIR).mkdir(exist_ok=True)
             lock = (path / LOCK_FILE).open("ab")
         except OSError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from anyio import CapacityLimiter
+from anyio import CapacityLimiter, Lock
 
 from cascade.protocols import Model, Sandbox, SandboxOpener
 from cascade.records import Completion, CompletionParams, Message
@@ -31,27 +31,36 @@ def limited_models(models: Mapping[str, Model], limiter: CapacityLimiter) -> dic
 
 class SandboxSlot:
     """One task's claim on the sandbox limiter: taken when its first sandbox is opened, given
-    back by `release` once the run is over. A task opens several (its base sandbox, and a fresh
-    one per answer, one of them ahead of time) but holds one slot: the limit counts tasks at
-    work in sandboxes. The sandbox object itself is not wrapped, so the proof names the real
-    backend."""
+    back by `release` once the run is over. A task opens several (its base sandbox, again when a
+    baseline fails and is retried, and a fresh one per answer, one of them ahead of time) but
+    holds one slot: the limit counts tasks at work in sandboxes. A failed open gives the slot
+    back only when nothing of the task is open or opening. The sandbox object itself is not
+    wrapped, so the proof names the real backend."""
 
     def __init__(self, limiter: CapacityLimiter) -> None:
         self.limiter = limiter
         self._held = False  # a borrower holds at most one token
+        self._taking = Lock()  # two opens at once must not both ask for the token
+        self._opening = 0  # opens in progress
+        self._opened = False  # an open has succeeded (its sandbox may still be open)
 
     def opener(self, inner: SandboxOpener) -> SandboxOpener:
         async def open_sandbox(repo: Path, commit: str) -> Sandbox:
-            first = not self._held
-            if first:
-                await self.limiter.acquire_on_behalf_of(self)
-                self._held = True
+            async with self._taking:
+                if not self._held:
+                    await self.limiter.acquire_on_behalf_of(self)
+                    self._held = True
+                self._opening += 1
             try:
-                return await inner(repo, commit)
+                box = await inner(repo, commit)
             except BaseException:
-                if first:
+                self._opening -= 1
+                if not self._opened and not self._opening:
                     self.release()
                 raise
+            self._opening -= 1
+            self._opened = True
+            return box
 
         return open_sandbox
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, get_args
 
+from cascade.proof.run_folder import PATCH_FILE, SUMMARY_FILE
 from cascade.records import SCHEMA_VERSION, RunStatus
 from cascade.report.data import ReportData, TaskResult
+from cascade.report.headline import build_headline
+from cascade.report.provenance import provenance
 
 NO_LABEL = "(no label)"
 
@@ -55,7 +59,7 @@ def build_report(data: ReportData) -> dict[str, Any]:
     per_task_attempts = [len(t.attempts) for t in tasks]
     started = [t for t in tasks if t.attempts]
     escalated = [t for t in started if len(_rungs_used(t)) > 1]
-    return {
+    report = {
         "schema_version": SCHEMA_VERSION,
         "sources": data.sources,
         "ladder": ladder,
@@ -102,7 +106,10 @@ def build_report(data: ReportData) -> dict[str, Any]:
         "baselines": _baselines(data),
         "task_rows": [_row(t) for t in tasks],
         "notes": data.notes,
+        "provenance": provenance(ladder, data.models, data.config_files),
     }
+    report["headline"] = build_headline(report)
+    return report
 
 
 def _rungs(tasks: Sequence[TaskResult], ladder: list[str]) -> dict[str, dict[str, Any]]:
@@ -130,10 +137,12 @@ def _labels(tasks: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:
     for label, members in sorted(groups.items()):
         outcomes = _outcomes(members)
         cost = sum(t.outcome.cost_usd for t in members)
+        by_rung = Counter(t.outcome.verified_rung for t in members if t.outcome.verified_rung)
         out[label] = {
             "tasks": len(members),
             **outcomes,
             "solve_rate": _ratio(outcomes["verified"], len(members)),
+            "verified_by_rung": dict(sorted(by_rung.items())),
             "cost_usd": _money(cost),
             "per_verified_usd": _ratio(cost, outcomes["verified"], 8),
         }
@@ -270,8 +279,10 @@ def _row(task: TaskResult) -> dict[str, Any]:
     o = task.outcome
     usage_in = sum(a.usage.prompt_tokens for a in task.attempts)
     usage_out = sum(a.usage.completion_tokens for a in task.attempts)
+    run = Path(task.run_dir) if task.run_dir else None
     return {
         "task": task.task_id,
+        "title": task.title,
         "labels": list(task.labels),
         "status": o.status,
         "verified_rung": o.verified_rung,
@@ -287,4 +298,9 @@ def _row(task: TaskResult) -> dict[str, Any]:
         "duration_s": o.duration_s,
         "run_id": o.run_id,
         "error": o.error.splitlines()[0][:300] if o.error else "",
+        # Absolute paths (the renderers link them relative to the report's folder); "" when absent.
+        "run_dir": str(run or ""),
+        "summary_md": str(run / SUMMARY_FILE) if run and (run / SUMMARY_FILE).is_file() else "",
+        "patch_diff": str(run / PATCH_FILE) if run and (run / PATCH_FILE).is_file() else "",
+        "proof": None if task.proof is None else {"ok": task.proof.ok, "status": task.proof.status},
     }

@@ -58,10 +58,24 @@ class FileIssueSource:
 
     def list(self, query: str = "") -> list[Issue]:
         """Every issue in the folder; `query` keeps those whose id, title or labels contain it."""
+        issues, bad = self.read_all()
+        if bad:
+            raise IssueError(bad_files(bad))
+        return [i for i in issues if i.matches(query)]
+
+    def read_all(self) -> tuple[builtins.list[Issue], builtins.list[str]]:
+        """Every issue file of the folder that reads, and what is wrong with each one that does
+        not (all of them, not only the first)."""
         if not self.directory.is_dir():
             raise IssueError(f"issue folder not found: {self.directory}")
-        issues = [self._read(p, p.stem) for p in sorted(self.directory.glob("*.md"))]
-        return [i for i in issues if i.matches(query)]
+        issues: builtins.list[Issue] = []
+        bad: builtins.list[str] = []
+        for path in sorted(self.directory.glob("*.md")):
+            try:
+                issues.append(self._read(path, path.stem))
+            except IssueError as exc:
+                bad.append(str(exc))
+        return issues, bad
 
     def _read(self, path: Path, issue_id: str) -> Issue:
         import frontmatter  # a leaf dependency, only needed here
@@ -107,3 +121,10 @@ class FileIssueSource:
                 )
             files[rel] = src.read_text(encoding="utf-8")
         return files
+
+
+def bad_files(problems: list[str]) -> str:
+    """One message for every unreadable issue file (or backlog line)."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} issues cannot be read:\n  - " + "\n  - ".join(problems)

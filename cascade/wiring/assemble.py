@@ -17,6 +17,7 @@ from cascade.core.gate import Gate
 from cascade.core.loop import Engine
 from cascade.core.reproduce import ReproduceStage
 from cascade.models import Recorder, build_model
+from cascade.models.preflight import check_rungs
 from cascade.protocols import Model
 from cascade.wiring.registry import (
     build_gate,
@@ -53,7 +54,7 @@ class Parts:
             ladder=cfg.ladder,
             models=self.models,
             gate=self.gate,
-            open_sandbox=sandbox_opener(cfg.sandbox, self.backend, run_id),
+            open_sandbox=sandbox_opener(cfg.sandbox, self.backend, run_id, _opening(on_event)),
             counter=lambda rung: litellm_counter(rung.model),
             feedback_chars=cfg.run.feedback_chars,
             on_event=on_event or (lambda _event: None),
@@ -66,10 +67,19 @@ class Parts:
         )
 
 
+def _opening(on_event: Callable[[Event], None] | None) -> Callable[[str], None] | None:
+    """Lines a sandbox shows while it opens (`[sandbox] setup`'s), as the run's `open` events."""
+    if on_event is None:
+        return None
+    return lambda line: on_event(Event("open", line))
+
+
 def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
     """Build the models (cassettes are read now, so a bad one fails before any work), the gate,
     the reproduce stage and the backend (`auto` asks the Docker engine once)."""
     cfg = loaded.config
+    # Credentials and model strings first: a wrong one costs nothing but this check.
+    check_rungs([*cfg.ladder, *cfg.reproduce.ladder])
     recorder = Recorder(record.resolve()) if record else None
 
     def models_for(ladder: tuple[RungConfig, ...]) -> dict[str, Model]:
@@ -92,7 +102,27 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
     backend = choose_backend(cfg.sandbox)
     if backend == "docker":
         from sandboxes.cleanup import collect_left_behind
+        from sandboxes.docker_api import DockerOptions
+
+        DockerOptions.from_config(cfg.sandbox)  # a misspelt option fails here, before any run
 
         for removed in collect_left_behind():
             log.info("removed %s, left by an earlier run", removed)
-    return Parts(loaded, models, build_gate(cfg.gate), backend, purse, stage)
+    gate = build_gate(cfg.gate)
+    if backend == "local":
+        # The project's own interpreter runs the gate: it must have the gate's tools.
+        from sandboxes.local_python import check_tools, find_interpreter
+
+        modules = [m for name in gate.names for m in TOOL_MODULES.get(name, ())]
+        modules += ["pytest"] if stage is not None else []
+        check_tools(find_interpreter(loaded.repo, cfg.sandbox), modules)
+    return Parts(loaded, models, gate, backend, purse, stage)
+
+
+# What each built-in evaluator runs with the sandbox's `python -m`.
+TOOL_MODULES: dict[str, tuple[str, ...]] = {
+    "pytest": ("pytest",),
+    "coverage": ("coverage", "pytest"),
+    "ruff": ("ruff",),
+    "mypy": ("mypy",),
+}

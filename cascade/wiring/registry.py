@@ -5,7 +5,9 @@ The engine never imports an evaluator or sandbox by name; this module does it fo
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from pydantic import ValidationError
 
 from cascade.config import CascadeConfig, GateConfig, SandboxConfig
 from cascade.core.gate import Gate
-from cascade.errors import ConfigError
+from cascade.errors import ConfigError, SandboxError
 from cascade.protocols import (
     ConfigurableEvaluatorType,
     ConfigurableSourceType,
@@ -83,12 +85,12 @@ def build_evaluator(
 
 
 REPRODUCTION = "reproduction"  # the evaluator that judges a reproduction test
-INHERITED = ("args", "timeout")  # pytest's options the reproduction runs with too
+INHERITED = ("args", "timeout", "test_timeout")  # pytest's, for the reproduction's runs too
 
 
 def build_reproduction_gate(config: CascadeConfig) -> Gate:
     """The reproduce stage's judge: the reproduction evaluator alone, running pytest with the
-    gate's `args` and `timeout`, then `[reproduce] options` on top."""
+    gate's `args`, `timeout` and `test_timeout`, then `[reproduce] options` on top."""
     pytest = config.gate.options.get("pytest", {})
     options = {k: pytest[k] for k in INHERITED if k in pytest} | dict(config.reproduce.options)
     where = "[reproduce] options"
@@ -96,25 +98,63 @@ def build_reproduction_gate(config: CascadeConfig) -> Gate:
 
 
 def choose_backend(config: SandboxConfig) -> str:
-    """`auto` is Docker whenever an engine answers, else the (unsafe, warned-about) local one."""
-    if config.backend != "auto":
+    """`docker` (the default) needs an engine that answers now: without one it is a
+    SandboxError (exit 3) saying what to do, before any run starts — never a quiet fall back to
+    running model-written code on the host. `auto`, chosen explicitly, is Docker whenever an
+    engine answers, else the (unsafe, warned-about) local one."""
+    if config.backend not in ("docker", "auto"):
         return config.backend
-    from sandboxes.docker_api import engine_available
+    from sandboxes.docker_api import connect
 
-    if engine_available():
-        return "docker"
-    log.warning("no Docker engine answers: falling back to the unsafe local sandbox")
-    return "local"
+    try:
+        connect(timeout=5).close()
+    except SandboxError:
+        if config.backend == "docker":
+            raise
+        log.warning("no Docker engine answers: falling back to the unsafe local sandbox")
+        return "local"
+    return "docker"
 
 
-def sandbox_opener(config: SandboxConfig, backend: str, run_id: str = "") -> SandboxOpener:
+def sandbox_opener(
+    config: SandboxConfig,
+    backend: str,
+    run_id: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> SandboxOpener:
+    """Opens the backend's sandboxes. A backend whose `open` takes `progress` is given it (the
+    docker one shows there each line of `[sandbox] setup` when it builds the environment)."""
     cls = load("sandbox", backend)
+    extra = {"progress": progress} if progress is not None and _takes(cls.open, "progress") else {}
 
     async def open_sandbox(repo: Path, commit: str) -> Sandbox:
-        box: Sandbox = await cls.open(repo, commit, config, run_id=run_id)
+        box: Sandbox = await cls.open(repo, commit, config, run_id=run_id, **extra)
         return box
 
     return open_sandbox
+
+
+def prepare_sandbox(
+    config: SandboxConfig,
+    backend: str,
+    repo: Path,
+    commit: str,
+    progress: Callable[[str], None] | None = None,
+) -> str:
+    """The backend's own check before any work, when its class has one (`prepare`: the docker
+    one refuses a Python it has no image for, and with `progress` builds the `[sandbox] setup`
+    environment in view); a line saying what it chose, or ""."""
+    hook = getattr(load("sandbox", backend), "prepare", None)
+    if hook is None:
+        return ""
+    return str(hook(repo, commit, config, progress=progress))
+
+
+def _takes(func: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):  # no signature to read: pass nothing it may not take
+        return False
 
 
 def build_source(

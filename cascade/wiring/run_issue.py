@@ -21,6 +21,7 @@ from cascade.proof.run_folder import RunFolder
 from cascade.proof.signing import Signer, load_signer
 from cascade.records import Issue, RunOutcome, Task
 from cascade.wiring.assemble import Parts, assemble
+from cascade.wiring.registry import prepare_sandbox
 from cascade.wiring.settings import LoadedConfig, load_config
 from cascade.wiring.sources import source_for
 from cascade.workspace.checkout import resolve_commit
@@ -42,17 +43,19 @@ class RunFlags:
 
 
 def load_for_run(
-    repo: Path, flags: RunFlags = RunFlags(), environ: Mapping[str, str] | None = None
+    repo: Path,
+    flags: RunFlags = RunFlags(),
+    environ: Mapping[str, str] | None = None,
+    start: Path | None = None,
 ) -> LoadedConfig:
-    """The configuration of `repo` (a folder, or a UsageError) with the flags on top."""
-    if not repo.is_dir():
-        raise UsageError(f"--repo {repo}: no such folder")
+    """The configuration of `repo` (a folder, or a UsageError) with the flags on top; its file
+    found from `start` (a folder inside the repository, default `repo`) upward."""
     overrides: dict[str, tuple[Any, str]] = {}
     if flags.backend is not None:
         overrides["sandbox.backend"] = (flags.backend, "--sandbox")
     if flags.max_cost_usd is not None:
         overrides["budget.max_cost_usd"] = (flags.max_cost_usd, "--max-cost-usd")
-    return load_config(repo, flags.config_file, overrides, environ)
+    return load_config(repo, flags.config_file, overrides, environ, start)
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,18 @@ class IssueRunner:
         record: Path | None = None,
         runs_dir: Path | None = None,
         commit: str | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> IssueRunner:
         """Load the signing key, resolve the base commit (HEAD unless given) and build the
-        parts; the key, cassettes and the sandbox backend are checked now, before any issue is
-        read."""
+        parts; the key, cassettes and the sandbox backend (its image, and the Python it runs)
+        are checked now, before any issue is read. With `progress`, a `[sandbox] setup`
+        environment is built now too, shown there (a batch's tasks then share it)."""
         signer = _signer(loaded)
         base = commit or resolve_commit(repo)
         parts = assemble(loaded, record=record)
+        line = prepare_sandbox(loaded.config.sandbox, parts.backend, repo, base, progress)
+        if line:
+            (progress or log.info)(line)
         out = runs_dir.resolve() if runs_dir else loaded.path(loaded.config.run.out)
         return cls(parts, repo, base, out, signer)
 

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from cascade.config import CascadeConfig
-from cascade.errors import ConfigError
+from cascade.errors import ConfigError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,15 @@ def load_config(
     config_file: Path | None = None,
     overrides: Mapping[str, tuple[Any, str]] | None = None,
     environ: Mapping[str, str] | None = None,
+    start: Path | None = None,
 ) -> LoadedConfig:
-    """`overrides` maps dotted keys to (value, origin), e.g. ("local", "--sandbox")."""
+    """`overrides` maps dotted keys to (value, origin), e.g. ("local", "--sandbox"). The config
+    file is looked for from `start` (default `repo`) up to the repository's root."""
+    if not repo.is_dir():
+        raise UsageError(f"--repo {repo}: no such folder")
     data: dict[str, Any] = {}
     origins: dict[str, str] = {}
-    chosen, file_data = _read_file(repo, config_file)
+    chosen, file_data = _read_file(start or repo, config_file)
     log.info("configuration: %s", chosen if chosen is not None else f"defaults (none in {repo})")
     if chosen is not None:
         _merge(data, file_data, origins, str(chosen), ())
@@ -72,6 +76,8 @@ def load_config(
             _set(data, keys, _env_value(env[name]), origins, f"env {name}")
         elif len(keys) > 1:
             log.warning("%s is not a cascade setting (no [%s] section): ignored", name, keys[0])
+        elif hint := _double_underscore_hint(keys[0]):
+            log.warning("%s is not a cascade setting: ignored; did you mean %s?", name, hint)
     for dotted, (value, origin) in (overrides or {}).items():
         _set(data, dotted.split("."), value, origins, origin)
     for key in [k for k in origins if k.startswith(OLD_PYTEST)]:
@@ -101,19 +107,47 @@ def _is_setting(keys: list[str]) -> bool:
     return len(keys) > 1 or not section
 
 
+def _double_underscore_hint(key: str) -> str | None:
+    """CASCADE_SANDBOX_BACKEND for CASCADE_SANDBOX__BACKEND: a section, one underscore, a key."""
+    for section, info in CascadeConfig.model_fields.items():
+        model = info.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        rest = key.removeprefix(f"{section}_")
+        if rest != key and rest in model.model_fields:
+            return f"{ENV_PREFIX}{section.upper()}__{rest.upper()}"
+    return None
+
+
+def repo_root(path: Path) -> Path:
+    """The repository `path` is in: the nearest folder, `path` or above it, that holds `.git`
+    (a folder, or the file of a worktree); `path` itself when there is none."""
+    for folder in (path, *path.parents):
+        if (folder / ".git").exists():
+            return folder
+    return path
+
+
 def _read_file(repo: Path, config_file: Path | None) -> tuple[Path | None, dict[str, Any]]:
+    """The config file given, else the nearest `cascade.toml` or `pyproject.toml` with a
+    `[tool.cascade]` table from `repo` up to its repository's root (as ruff and pytest find
+    theirs); in one folder, cascade.toml wins."""
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"config file not found: {config_file}")
         return config_file, _parse_toml(config_file, config_file.name == "pyproject.toml")
-    own = repo / "cascade.toml"
-    if own.is_file():
-        return own, _parse_toml(own, False)
-    pyproject = repo / "pyproject.toml"
-    if pyproject.is_file():
-        section = _parse_toml(pyproject, True)
-        if section:
-            return pyproject, section
+    root = repo_root(repo)
+    for folder in (repo, *repo.parents):
+        own = folder / "cascade.toml"
+        if own.is_file():
+            return own, _parse_toml(own, False)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            section = _parse_toml(pyproject, True)
+            if section:
+                return pyproject, section
+        if folder == root:
+            break
     return None, {}
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cascade.config import GateConfig
+from cascade.config import GateConfig, default_ladder
 from cascade.core.prices import map_info, unit_prices
 from cascade.errors import UsageError
 
@@ -105,10 +106,8 @@ def render(rungs: Sequence[RungChoice], available: Sequence[str] = ()) -> str:
             "# ladder: it needs OPENAI_API_KEY. Or start Ollama (ollama serve) and run init again.",
             "",
         ]
-        rungs = [
-            RungChoice("cheap", "openai/gpt-4o-mini", "needs OPENAI_API_KEY"),
-            RungChoice("strong", "openai/gpt-4o", "needs OPENAI_API_KEY"),
-        ]
+        # The same models as the built-in default ladder (cascade/config.py).
+        rungs = [RungChoice(r.name, r.model, "needs OPENAI_API_KEY") for r in default_ladder()]
     for rung in rungs:
         lines += [f"# {rung.why}", "[[ladder]]", f'name = "{rung.name}"']
         lines += [f'model = "{rung.model}"', "attempts = 2"]
@@ -147,11 +146,29 @@ def render(rungs: Sequence[RungChoice], available: Sequence[str] = ()) -> str:
 
 
 def write(repo: Path, text: str, *, force: bool = False) -> Path:
+    """Write `repo/cascade.toml`; refused when it exists, or when `[tool.cascade]` in the
+    repository's pyproject.toml already configures cascade (a new cascade.toml would silently
+    take its place), unless `force`."""
     path = repo / "cascade.toml"
     if path.exists() and not force:
         raise UsageError(f"{path} exists; pass --force to overwrite it")
+    pyproject = repo / "pyproject.toml"
+    if not force and pyproject.is_file() and _has_tool_cascade(pyproject):
+        raise UsageError(
+            f"{pyproject} already configures cascade ([tool.cascade]); a cascade.toml would "
+            "replace it, not add to it. Edit that table, or pass --force to write cascade.toml "
+            "anyway (or --stdout to see what it would hold)"
+        )
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _has_tool_cascade(pyproject: Path) -> bool:
+    try:
+        doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # not ours to judge here; loading the config reports it
+    return isinstance(doc.get("tool", {}).get("cascade"), dict)
 
 
 def _name(model: str) -> str:
