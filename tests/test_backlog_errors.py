@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -46,7 +49,12 @@ def test_a_folder_backlog_names_every_bad_file(tmp_path: Path) -> None:
     (folder / "A-1.md").write_text("---\nid: A-1\ntitle: fine\n---\nbody\n")
     (folder / "B-1.md").write_text("---\ntitle: [unclosed\n---\nbody\n")
     (folder / "C-1.md").write_text("---\ntitle: x\nnope: 1\n---\nbody\n")
-    result = runner.invoke(app, ["replay", str(folder), "--repo", str(tmp_path)])
-    assert result.exit_code == 2
-    assert "2 issues cannot be read:" in result.stderr
-    assert "B-1.md" in result.stderr and "C-1.md" in result.stderr
+    cascade = str(Path(sys.executable).parent / "cascade")  # the installed entry point
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    argv = [cascade, "replay", str(folder), "--repo", str(tmp_path)]
+    out = subprocess.run(
+        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 2, out.stderr
+    assert "2 issues cannot be read:" in out.stderr and "Traceback" not in out.stderr
+    assert "B-1.md" in out.stderr and "C-1.md" in out.stderr

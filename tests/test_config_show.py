@@ -4,6 +4,9 @@ defaults among them, says where each value came from, and refuses what a run wou
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -11,11 +14,17 @@ from typer.testing import CliRunner
 from cascade.cli.main import app
 
 runner = CliRunner()
+CASCADE = str(Path(sys.executable).parent / "cascade")
 
 
 def _show(repo: Path, *extra: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["config", "show", "--repo", str(repo), *extra])
-    return result.exit_code, result.stdout, result.stderr
+    """Through the installed entry point, from outside the repository."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    argv = [CASCADE, "config", "show", "--repo", str(repo), *extra]
+    out = subprocess.run(
+        argv, cwd=repo.parent, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    return out.returncode, out.stdout, out.stderr
 
 
 def test_options_are_listed_with_their_defaults_and_origins(tmp_path: Path) -> None:

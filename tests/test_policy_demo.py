@@ -5,6 +5,9 @@ climbed; `cascade ladder stats` reads the demo's history back."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -47,8 +50,19 @@ def test_demo_summary_says_why_each_rung_and_stats_read_the_history(demo: Path) 
 
 
 def test_ladder_stats_without_runs_says_so_and_exits_0(tmp_path: Path) -> None:
-    empty = runner.invoke(app, ["ladder", "stats", "--repo", str(tmp_path)])
-    assert empty.exit_code == 0, empty.stderr
+    cascade = str(Path(sys.executable).parent / "cascade")  # the installed entry point
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def stats(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [cascade, "ladder", "stats", "--repo", str(repo), *extra]
+        return subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    empty = stats()
+    assert empty.returncode == 0, empty.stderr
     assert "no runs with answered attempts" in empty.stdout and "yet" in empty.stdout
-    shown = runner.invoke(app, ["ladder", "stats", "--repo", str(tmp_path), "--json"])
-    assert shown.exit_code == 0 and json.loads(shown.stdout)["rows"] == []
+    shown = stats("--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["rows"] == []
