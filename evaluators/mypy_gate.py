@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.errors import GateConfigError, InfraError
@@ -70,6 +72,21 @@ class MypyConfig(BaseModel):
     args: tuple[str, ...] = ()  # extra mypy arguments
     timeout: float = Field(default=600.0, gt=0)
     feedback_chars: int = Field(default=2000, ge=200)
+
+
+@asynccontextmanager
+async def _without(sandbox: Sandbox, paths: Sequence[str]) -> AsyncIterator[None]:
+    """`paths` removed from the workspace for the span, and put back after, always."""
+    if not paths:
+        yield
+        return
+    saved = {p: await sandbox.read_file(p) for p in paths}
+    await sandbox.write_files(dict.fromkeys(paths))
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sandbox.write_files(saved)
 
 
 @dataclass(frozen=True)
@@ -180,18 +197,33 @@ class MypyEvaluator:
         relevant = changed or (mode != "files" and touched)
         if not relevant:
             return Verdict(evaluator=self.name, passed=True)
-        # A changed module's stub, when it has one, is what mypy reads for it.
-        stubs = [p + "i" for p in changed if p.endswith(".py")] if mode == "files" else []
+        # A changed module's stub, when it had one at the base commit, is what mypy reads for
+        # it. A stub the patch adds does not stand in for its module: a patch could otherwise
+        # hide a module's new errors behind a stub that says what it likes. It gets its own run.
+        added = {p for p, d in diffs.items() if d.status == "added" and p.endswith(".pyi")}
+        stubs = [p + "i" for p in changed if p.endswith(".py") and p + "i" not in added]
+        stubs = stubs if mode == "files" else []
+        modules = [p[:-1] for p in added]
         async with trusted_files(sandbox, patch, TOOLS, exclusive=True):
-            broken, absent = await prepare(sandbox, sorted({*changed, *stubs}), stamp=True)
+            listed = sorted({*changed, *stubs, *modules})
+            broken, absent = await prepare(sandbox, listed, stamp=True)
             # Changed-files mode leaves out what does not parse, as at baseline; a whole-project
             # run meets it in mypy itself, which stops there and reports it.
             present = [p for p in changed if p not in broken and p not in absent]
             there = [p for p in stubs if p not in broken and p not in absent]
-            targets = unstubbed(present, there) if mode == "files" else []
+            # New stubs beside a module that is there: out of the tree for the main run (else
+            # every importer, and the module itself, would be checked against them), then
+            # checked on their own.
+            own = [p for p in sorted(added) if p in present and p[:-1] not in absent]
+            targets = unstubbed([p for p in present if p not in own], there)
+            targets = targets if mode == "files" else []
             run = _Run([], 0)
-            if targets or mode != "files":
-                run = await self._run(sandbox, baseline.get("flags", []), mode, targets)
+            async with _without(sandbox, own):
+                if targets or mode != "files":
+                    run = await self._run(sandbox, baseline.get("flags", []), mode, targets)
+            if own and not run.problem:
+                stubs_run = await self._run(sandbox, baseline.get("flags", []), "files", own)
+                run = _Run([*run.errors, *stubs_run.errors], run.exit_code, stubs_run.problem)
         if run.problem:
             text = f"mypy could not check your change: {run.problem}"
             return tool_verdict(

@@ -98,7 +98,7 @@ class RuffEvaluator:
         """Which rules block in this file: the repository's ruff configuration at the base
         commit decides, unless `block` is set."""
         governed = governs(baseline.get("configs", []), path)
-        return policy_for(governed, self.config.block, self.config.advise)
+        return policy_for(governed, self.config.block, self.config.advise, self.config.args)
 
     async def evaluate(
         self, sandbox: Sandbox, task: Task, patch: Patch, baseline: Mapping[str, Any]

@@ -70,15 +70,32 @@ class LintPolicy:
 
 
 def policy_for(
-    governed: bool, block: Sequence[str] | None, advise: Sequence[str] = ()
+    governed: bool,
+    block: Sequence[str] | None,
+    advise: Sequence[str] = (),
+    args: Sequence[str] = (),
 ) -> LintPolicy:
     """The policy for a file: `block` as configured, else everything where the repository
-    configures ruff for the file (`governed`), else the correctness set."""
+    configures ruff for the file (`governed`), else the correctness set and every rule the
+    gate's own `args` select (`--select`/`--extend-select`: asked for, so they block)."""
     if block is not None:
         return LintPolicy(tuple(block), tuple(advise))
     if governed:
         return LintPolicy((ALL,), tuple(advise))
-    return LintPolicy(CORRECTNESS, (*UNTIDY, *advise))
+    return LintPolicy((*CORRECTNESS, *selected(args)), (*UNTIDY, *advise))
+
+
+def selected(args: Sequence[str]) -> tuple[str, ...]:
+    """The rule selectors of `--select X,Y` / `--extend-select=X` among ruff arguments."""
+    found: list[str] = []
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name not in ("--select", "--extend-select"):
+            continue
+        if not eq:
+            value = args[i + 1] if i + 1 < len(args) else ""
+        found += [v.strip().upper() for v in value.split(",") if v.strip()]
+    return tuple(found)
 
 
 def governs(config_dirs: Sequence[str], path: str) -> bool:

@@ -65,8 +65,10 @@ class DockerOptions(BaseModel):
 
     @classmethod
     def from_config(cls, config: SandboxConfig) -> DockerOptions:
+        # `python` is the local backend's (its interpreter): one table serves both backends.
+        options = {k: v for k, v in config.options.items() if k != "python"}
         try:
-            return cls.model_validate(config.options)
+            return cls.model_validate(options)
         except ValidationError as exc:
             problems = describe(exc, label="{}", unknown=None, top="")
             raise ConfigError(

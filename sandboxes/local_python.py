@@ -30,8 +30,15 @@ class LocalOptions(BaseModel):
 
     @classmethod
     def from_config(cls, config: SandboxConfig | None) -> LocalOptions:
+        """The local backend's options; the Docker backend's are left to it (one
+        `[sandbox.options]` table serves both, so `--sandbox local` on a repository configured
+        for Docker still runs)."""
+        from sandboxes.docker_api import DockerOptions
+
+        options = dict(config.options) if config else {}
+        theirs = set(DockerOptions.model_fields) - set(cls.model_fields)
         try:
-            return cls.model_validate(config.options if config else {})
+            return cls.model_validate({k: v for k, v in options.items() if k not in theirs})
         except ValidationError as exc:
             keys = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
             raise ConfigError(

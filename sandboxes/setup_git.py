@@ -27,14 +27,23 @@ OPT_OUT = "set [sandbox] setup_git = false to run setup without it"
 
 
 def git_facts(repo: Path, commit: str) -> dict[str, Any]:
-    """What the metadata gives setup, for the environment's key: the full commit id, and each
-    tag reachable from it with the object it names."""
+    """What the metadata gives setup: the full commit id, each tag reachable from it with the
+    object it names, and the nearest of them (`git describe --tags --abbrev=0`), which is what
+    the environment's key holds: a new commit reuses the environment until a new tag is
+    reachable (a version derived from git then reads as of the commit setup ran at, e.g.
+    1.2.1.dev3 instead of .dev5), so `[sandbox] setup` does not run again on every commit."""
     sha = _git(repo, "rev-parse", "--verify", f"{commit}^{{commit}}").strip()
     listing = _git(
         repo, "for-each-ref", f"--merged={sha}", "--format=%(refname) %(objectname)", "refs/tags"
     )
     tags = dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
-    return {"commit": sha, "tags": tags}
+    described = subprocess.run(
+        ["git", "-C", str(repo), "describe", "--tags", "--abbrev=0", sha],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    name = f"refs/tags/{described.stdout.strip()}" if described.returncode == 0 else ""
+    nearest = f"{name} {tags.get(name, '')}" if name else ""
+    return {"commit": sha, "tags": tags, "nearest": nearest}
 
 
 @contextmanager

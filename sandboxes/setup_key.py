@@ -45,7 +45,8 @@ def environment_key(
         "files": files,
     }
     if git is not None:  # absent, not null: keys of environments without it stay as they were
-        payload["git"] = dict(git)
+        # The nearest reachable tag, not the commit: one environment per release, not per commit.
+        payload["git"] = {"nearest": git["nearest"]} if "nearest" in git else dict(git)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 

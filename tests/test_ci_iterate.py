@@ -240,6 +240,8 @@ def _refused(world: World, payload: dict[str, Any], why: str) -> None:
         ("cascade/8-x", None, None, "its branch 'cascade/8-x' is not cascade/<issue>"),
         ("--upload-pack=touch x", None, None, "its branch '--upload-pack=touch x' is not"),
         ("cascade/8", None, {"login": "dev", "type": "User"}, "opened by @dev, not by cascade"),
+        # Another app with write access is not cascade, whatever branch name it picks.
+        ("cascade/8", None, {"login": "other-app[bot]", "type": "Bot"}, "opened by @other-app"),
     ],
 )
 def test_a_pull_request_that_is_not_cascades_is_refused(

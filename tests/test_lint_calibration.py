@@ -333,3 +333,12 @@ async def test_advice_reaches_the_model_the_summary_and_the_pr_body(
     body = render_report(_outcome(log), attempts, issue, ReportLinks("proof", ""))
     assert "| `ruff` | ✓ passed | 0 (+1 advisory) |" in body
     assert "**Advisory, not blocking** (listed in the proof's summary.md): `ruff` `UP031`" in body
+
+
+def test_rules_the_gates_own_args_select_block() -> None:
+    # `args = ["--extend-select", "B"]` asks for bugbear: its rules block, not only advise.
+    asked = policy_for(False, None, (), ("--extend-select", "B", "--select=UP,SIM"))
+    for code in ("B006", "UP031", "SIM103", "F821"):
+        assert asked.blocks(code), code
+    plain = policy_for(False, None)
+    assert not plain.blocks("B006") and not plain.blocks("UP031")

@@ -68,3 +68,16 @@ def test_the_configured_python_wins_and_a_wrong_one_is_said(
     out = _fix(demo, tmp_path, path)
     assert out.returncode == 2
     assert "[sandbox.options] python = '/nowhere/python': not an interpreter here" in out.stderr
+
+
+def test_one_options_table_serves_both_backends() -> None:
+    from cascade.config import SandboxConfig
+    from cascade.errors import ConfigError
+    from sandboxes.docker_api import DockerOptions
+    from sandboxes.local_python import LocalOptions
+
+    both = SandboxConfig(options={"setup_timeout": 900, "python": "/usr/bin/python3"})
+    assert LocalOptions.from_config(both).python == "/usr/bin/python3"
+    assert DockerOptions.from_config(both).setup_timeout == 900
+    with pytest.raises(ConfigError, match="invalid for the local backend: pyhton"):
+        LocalOptions.from_config(SandboxConfig(options={"pyhton": "x"}))

@@ -114,6 +114,39 @@ async def test_stubs_beside_their_modules_without_a_mypy_config(boxes: Opener) -
     assert verdict.passed, verdict.feedback
 
 
+TYPED = {
+    "calc/__init__.py": "",
+    "calc/ops.py": "def double(n: int) -> int:\n    return n * 2\n",
+    "calc/use.py": "from calc.ops import double\n\n\ndef run() -> int:\n    return double(2)\n",
+}
+
+
+@pytest.mark.anyio
+async def test_a_stub_the_patch_adds_hides_no_error(local: Opener) -> None:
+    """A stub added by the patch does not stand in for its module: neither the module's own new
+    error nor an importer's may hide behind a stub that says what the patch likes."""
+    box = await local(TYPED)
+    config = MypyConfig()
+    base = await MypyEvaluator(config).baseline(box, TASK)
+    loose = "from typing import Any\n\ndef double(n: Any) -> Any: ...\n"
+    # The module breaks its own annotation; the new stub would have covered it.
+    own = {"calc/ops.py": "def double(n: int) -> int:\n    return 'two'\n", "calc/ops.pyi": loose}
+    verdict = await _gate(box, base, own, config)
+    assert ("calc/ops.py", "return-value") in _found(verdict), verdict.feedback
+    # An importer calls it wrongly; the new stub would have accepted anything.
+    caller = {"calc/use.py": TYPED["calc/use.py"].replace("double(2)", "double('2')"),
+              "calc/ops.pyi": loose}  # fmt: skip
+    verdict = await _gate(box, base, caller, config)
+    assert ("calc/use.py", "arg-type") in _found(verdict), verdict.feedback
+    # A correct stub added with a correct change passes, and is itself checked.
+    good = {"calc/ops.pyi": "def double(n: int) -> int: ...\n"}
+    assert (await _gate(box, base, good, config)).passed
+    bad_stub = {"calc/ops.pyi": "def double(n: int) -> Undefined: ...\n"}
+    verdict = await _gate(box, base, bad_stub, config)
+    assert ("calc/ops.pyi", "name-defined") in _found(verdict), verdict.feedback
+    assert await box.read_file("calc/ops.pyi") is not None  # put back after its absence
+
+
 def test_targets_are_top_level_packages_and_modules() -> None:
     tracked = [
         "app.py", "app.pyi", "conftest.py", "pkg/__init__.py", "pkg/a.py", "pkg/a.pyi",

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cascade.ci.branch import BOT_NAME
 from cascade.ci.event import Refusal, ReviewRequest
 from cascade.ci.publish import code
 from cascade.errors import SourceError
@@ -33,9 +34,13 @@ class Review:
     url: str  # the pull request's html_url
 
 
-def check_pull(api: GitHubAPI, repo: str, request: ReviewRequest) -> Review | Refusal:
+def check_pull(
+    api: GitHubAPI, repo: str, request: ReviewRequest, bot: str = BOT_NAME
+) -> Review | Refusal:
     """The pull request, read from the API (the event's copy says too little), if cascade may
-    revise it; else why not. A refusal about a pull request that is cascade's tells it there."""
+    revise it; else why not. A refusal about a pull request that is cascade's tells it there.
+    `bot`: the login cascade's pull requests are opened as (the job token's,
+    github-actions[bot]; an App token's `<app>[bot]`) — any other bot's is not cascade's."""
     n = request.pull
     data = api.get(f"/repos/{repo}/pulls/{n}", what=f"pull request #{n} of {repo}")
     if not isinstance(data, dict):
@@ -56,11 +61,11 @@ def check_pull(api: GitHubAPI, repo: str, request: ReviewRequest) -> Review | Re
         return Refusal(
             f"pull request #{n} is not cascade's: its branch {ref!r} is not cascade/<issue>"
         )
-    if author.get("type") != "Bot":
-        login = str(author.get("login", "")) or "someone"
+    login = str(author.get("login", "")) or "someone"
+    if author.get("type") != "Bot" or login != bot:
         return Refusal(
-            f"pull request #{n} was opened by @{login}, not by cascade (a bot): cascade revises "
-            "only its own pull requests"
+            f"pull request #{n} was opened by @{login}, not by cascade (@{bot}): cascade "
+            "revises only its own pull requests"
         )
     state = "merged" if data.get("merged") else str(data.get("state", ""))
     if state != "open":

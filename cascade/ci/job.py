@@ -14,7 +14,7 @@ from typing import TextIO
 
 import anyio
 
-from cascade.ci.branch import Moved, PatchBranch, current_branch, fetch_branch
+from cascade.ci.branch import BOT_NAME, Moved, PatchBranch, current_branch, fetch_branch
 from cascade.ci.event import (
     ActionsEnv,
     Refusal,
@@ -53,6 +53,7 @@ class CIOptions:
     artifact_name: str = ""  # default: cascade-proof-<run id>-<run attempt>, as action.yml names it
     max_cost_usd: float | None = None  # per run: no call that would take it past this
     fail_on_no_patch: bool = True  # False: no verified patch exits 0 (the issue has the report)
+    bot: str = BOT_NAME  # who cascade's pull requests are opened as (an App token: `<app>[bot]`)
 
 
 @dataclass
@@ -172,7 +173,7 @@ class _Job:
 
     def _review(self, request: ReviewRequest, api: GitHubAPI) -> int:
         """A /fix on a pull request: only on cascade's own, and on its branch as it is now."""
-        review = check_pull(api, self.env.repository, request)
+        review = check_pull(api, self.env.repository, request, self.options.bot)
         if isinstance(review, Refusal):
             return self._refused(review, api)
         head = fetch_branch(self.env.workspace.resolve(), review.branch)

@@ -47,6 +47,14 @@ def github(  # noqa: PLR0917 - typer maps each parameter to a flag
             "either way.",
         ),
     ] = True,
+    bot: Annotated[
+        str,
+        typer.Option(
+            help="The login cascade's pull requests are opened as: github-actions[bot] with the "
+            "job's token, `<app>[bot]` with a GitHub App's. A /fix on a pull request opened by "
+            "anyone else is refused.",
+        ),
+    ] = "github-actions[bot]",
 ) -> None:
     """Handle one GitHub Actions event (GITHUB_EVENT_PATH): an issue labelled LABEL, or an issue
     comment starting with /fix from an OWNER, MEMBER or COLLABORATOR. A verified patch becomes the
@@ -63,7 +71,7 @@ def github(  # noqa: PLR0917 - typer maps each parameter to a flag
 
     options = CIOptions(
         label=label, config_file=config, backend=sandbox or None, artifact_name=artifact_name,
-        max_cost_usd=max_cost_usd, fail_on_no_patch=fail_on_no_patch,
+        max_cost_usd=max_cost_usd, fail_on_no_patch=fail_on_no_patch, bot=bot,
     )  # fmt: skip
     with reported():
         if max_cost_usd is not None and max_cost_usd <= 0:
