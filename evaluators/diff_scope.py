@@ -1,7 +1,8 @@
 """The scope gate: the first and cheapest check, on the patch text alone, before anything runs.
 It refuses paths outside the repository or into git's own files, links, mode changes, binaries,
 denied or protected paths, oversized patches, patches that delete, skip or weaken tests, and
-changes to the test and tool configuration that judges a patch (evaluators/infrastructure.py)."""
+changes to the test and tool configuration that judges a patch (evaluators/infrastructure.py),
+and suppression comments that switch a gate off (evaluators/suppressions.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Patch, Task, Verdict
-from evaluators.patch_files import DiffError, FileDiff, parse_diff
+from evaluators.patch_files import PYTHON_SUFFIXES, DiffError, FileDiff, parse_diff
 from evaluators.path_globs import first_match
 from evaluators.scope_rules import (
     cascade_config_changed,
@@ -22,6 +23,9 @@ from evaluators.scope_rules import (
     kind_problem,
     path_problem,
 )
+from evaluators.suppressions import FIX as SUPPRESSION_FIX
+from evaluators.suppressions import RULE as SUPPRESSION
+from evaluators.suppressions import suppression_findings
 from evaluators.weakening import weakening
 
 CI_FILES = (
@@ -58,6 +62,9 @@ class DiffScopeConfig(BaseModel):
     allow_test_changes: bool = False  # lets a patch delete, skip or rewrite tests
     test_paths: tuple[str, ...] = TEST_PATHS
     protected: tuple[str, ...] = PROTECTED  # test scaffolding: no change at all by default
+    # Lets a patch write suppression comments (noqa, type: ignore, pragma: no cover and the
+    # like) outside the test paths, which have their own rules.
+    allow_suppressions: bool = False
 
 
 class DiffScopeEvaluator:
@@ -106,6 +113,9 @@ class DiffScopeEvaluator:
         if not tests_free:  # what judges the patch; with the label, the base's judges it anyway
             rest = [f for f in safe if not any(p.path == f.path for p in found)]
             found.extend(await infrastructure_problems(sandbox, rest, self.config.test_paths))
+        if not self.config.allow_suppressions:
+            rest = [f for f in safe if not any(p.path == f.path for p in found)]
+            found.extend(await self._suppressions(rest, sandbox))
         return self._verdict(found, started)
 
     def _inventory(self, files: list[FileDiff], patch: Patch) -> list[Finding]:
@@ -152,6 +162,19 @@ class DiffScopeEvaluator:
             return [_finding("test_deleted", path, "deletes a test file")]
         return await weakening(diff, sandbox)
 
+    async def _suppressions(self, files: list[FileDiff], sandbox: Sandbox) -> list[Finding]:
+        """Suppression comments the patch writes into Python files outside the test paths."""
+        found: list[Finding] = []
+        for diff in files:
+            if diff.status == "deleted" or not diff.path.endswith(PYTHON_SUFFIXES):
+                continue
+            if first_match(diff.path, self.config.test_paths):
+                continue
+            data = await sandbox.read_file(diff.path)
+            new_text = None if data is None else data.decode("utf-8", "replace")
+            found.extend(suppression_findings(diff, new_text))
+        return found
+
     def _limits(self, files: list[FileDiff]) -> list[Finding]:
         found: list[Finding] = []
         if len(files) > self.config.max_files:
@@ -192,7 +215,10 @@ def _feedback(found: list[Finding]) -> str:
         return ""
     lines = [
         "Your patch was rejected before any test ran, because of what it changes:",
-        *(f"- {f.path}: {f.message}" if f.path else f"- the patch {f.message}" for f in found[:20]),
+        *(
+            f"- {_where(f)}: {f.message}" if f.path else f"- the patch {f.message}"
+            for f in found[:20]
+        ),
     ]
     if len(found) > 20:
         lines.append(f"- … and {len(found) - 20} more")
@@ -201,7 +227,13 @@ def _feedback(found: list[Finding]) -> str:
         lines.append("Fix the code under test; leave existing tests, their asserts and fixtures.")
     if "test_infrastructure" in rules:
         lines.append("Leave test and tool configuration as it is: fix the code itself.")
+    if SUPPRESSION in rules:
+        lines.append(SUPPRESSION_FIX)
     if rules & {"too_many_files", "too_many_lines"}:
         lines.append("Make the smallest change that resolves the issue.")
     lines.append("Send your edits again without these changes.")
     return "\n".join(lines)
+
+
+def _where(finding: Finding) -> str:
+    return f"{finding.path}:{finding.line}" if finding.line else finding.path
