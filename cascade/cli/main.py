@@ -16,6 +16,7 @@ from cascade.cli.ladder import ladder_app
 from cascade.cli.proof import proof_app
 from cascade.cli.replay import replay
 from cascade.cli.report import report_app
+from cascade.cli.route import route_cmd
 from cascade.cli.sandbox import sandbox_app
 from cascade.cli.verbosity import configure_logging, version_callback
 
@@ -39,6 +40,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(proof_app, name="proof")
 app.add_typer(config_app, name="config")
 app.command("init")(init)
+app.command("route")(route_cmd)
 app.add_typer(ladder_app, name="ladder")
 app.add_typer(ci_app, name="ci")
 

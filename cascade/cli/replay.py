@@ -98,6 +98,14 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
             "every unreadable issue is listed and nothing runs: exit 2).",
         ),
     ] = False,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Run nothing: say each task's path (start rung, ceiling, proof) and the split "
+            "by start rung, with the most the first calls can cost. No model, no sandbox.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -125,7 +133,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
     request = ReplayRequest(
         backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
         max_cost_usd, sandbox, record, cassette, shard, shadow, retry_errors, skip_bad_issues,
-        as_json,
+        as_json, plan,
     )  # fmt: skip
     with reported(f"interrupted: {RESUME}"):
         if max_cost_usd is not None and max_cost_usd <= 0:
@@ -169,6 +177,7 @@ class ReplayRequest:
     retry_errors: bool = False
     skip_bad_issues: bool = False
     as_json: bool = False
+    plan: bool = False
 
 
 def _replay(req: ReplayRequest) -> int:
@@ -193,6 +202,8 @@ def _replay(req: ReplayRequest) -> int:
     else:
         backlog = req.backlog.resolve()
         issues = shard.select(load_backlog(backlog, loaded.config, skip_bad=req.skip_bad_issues))
+    if req.plan:
+        return _plan(loaded, repo, issues, req.as_json)
     commit = resolve_commit(repo)
     shadow = shadow_config(loaded, req.shadow) if req.shadow else None
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
@@ -221,6 +232,34 @@ def _replay(req: ReplayRequest) -> int:
         progress.close()
     ids = {issue.id for issue in issues}
     return _finish(out, batches, ids, stopped=stopped, as_json=req.as_json)
+
+
+def _plan(loaded: LoadedConfig, repo: Path, issues: list[Issue], as_json: bool) -> int:
+    """`--plan`: each task's path and the traffic split, before trusting the router."""
+    from collections import Counter
+
+    from cascade.wiring.route_plan import plan, render, tracked_files
+
+    tracked = set(tracked_files(repo))
+    plans = [plan(loaded, issue, tracked) for issue in issues]
+    split = Counter(p.start for p in plans)
+    ceilings = Counter(p.ceiling for p in plans)
+    first_usd = sum(p.first_call_usd for p in plans)
+    if as_json:
+        doc = {
+            "tasks": len(plans), "by_start": dict(split), "by_ceiling": dict(ceilings),
+            "first_calls_usd_at_most": round(first_usd, 6), "plans": [p.doc for p in plans],
+        }  # fmt: skip
+        typer.echo(json.dumps(doc, indent=2))
+        return 0
+    for p in plans:
+        typer.echo(render(p))
+    by = ", ".join(f"{n} start on {rung}" for rung, n in split.most_common())
+    typer.echo(
+        f"\n{len(plans)} task(s): {by}; first calls at most ${first_usd:.4f} in all "
+        "(nothing was run)"
+    )
+    return 0
 
 
 def _finish(

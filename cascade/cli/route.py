@@ -1,0 +1,45 @@
+"""`cascade route ISSUE-ID`: the path a task would take, said before anything is spent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cascade.cli.failures import reported
+
+
+def route_cmd(
+    issue_id: Annotated[str, typer.Argument(help="ISSUE-7, owner/repo#123, '#123' or a URL.")],
+    repo: Annotated[Path, typer.Option(help="The repository checkout.")] = Path(),
+    config: Annotated[
+        Path | None, typer.Option(help="A config file instead of cascade.toml.")
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='One object: {"issue", "facts", "route": {start, ceiling, because, '
+            'passed_over}, "gate", "proof", "budget", "first_call_usd_at_most", "problems"}.',
+        ),
+    ] = False,
+) -> None:
+    """Say the path a task would take — its start rung and ceiling (the routing rules), the
+    gate that would judge it, what must prove a patch, the budget and the most its first model
+    call can cost — without calling a model, reading a cassette or opening a sandbox.
+
+    Exit codes: 0 said, 2 usage or configuration error, 3 the issue source cannot be reached."""
+    from cascade.wiring.route_plan import plan, render, tracked_files
+    from cascade.wiring.run_issue import RunFlags, load_for_run
+    from cascade.wiring.settings import repo_root
+    from cascade.wiring.sources import source_for
+
+    with reported():
+        start = repo.resolve()
+        root = repo_root(start)
+        loaded = load_for_run(root, RunFlags(config), start=start)
+        source, ref = source_for(issue_id, loaded.config, root)
+        chosen = plan(loaded, source.get(ref), set(tracked_files(root)))
+    typer.echo(json.dumps(chosen.doc, indent=2) if as_json else render(chosen))
