@@ -203,7 +203,9 @@ def _replay(req: ReplayRequest) -> int:
         backlog = req.backlog.resolve()
         issues = shard.select(load_backlog(backlog, loaded.config, skip_bad=req.skip_bad_issues))
     if req.plan:
-        return _plan(loaded, repo, issues, req.as_json)
+        from cascade.cli.route import plan_backlog
+
+        return plan_backlog(loaded, repo, issues, req.as_json)
     commit = resolve_commit(repo)
     shadow = shadow_config(loaded, req.shadow) if req.shadow else None
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
@@ -232,34 +234,6 @@ def _replay(req: ReplayRequest) -> int:
         progress.close()
     ids = {issue.id for issue in issues}
     return _finish(out, batches, ids, stopped=stopped, as_json=req.as_json)
-
-
-def _plan(loaded: LoadedConfig, repo: Path, issues: list[Issue], as_json: bool) -> int:
-    """`--plan`: each task's path and the traffic split, before trusting the router."""
-    from collections import Counter
-
-    from cascade.wiring.route_plan import plan, render, tracked_files
-
-    tracked = set(tracked_files(repo))
-    plans = [plan(loaded, issue, tracked) for issue in issues]
-    split = Counter(p.start for p in plans)
-    ceilings = Counter(p.ceiling for p in plans)
-    first_usd = sum(p.first_call_usd for p in plans)
-    if as_json:
-        doc = {
-            "tasks": len(plans), "by_start": dict(split), "by_ceiling": dict(ceilings),
-            "first_calls_usd_at_most": round(first_usd, 6), "plans": [p.doc for p in plans],
-        }  # fmt: skip
-        typer.echo(json.dumps(doc, indent=2))
-        return 0
-    for p in plans:
-        typer.echo(render(p))
-    by = ", ".join(f"{n} start on {rung}" for rung, n in split.most_common())
-    typer.echo(
-        f"\n{len(plans)} task(s): {by}; first calls at most ${first_usd:.4f} in all "
-        "(nothing was run)"
-    )
-    return 0
 
 
 def _finish(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cascade.cli.failures import reported
+
+if TYPE_CHECKING:
+    from cascade.records import Issue
+    from cascade.wiring.settings import LoadedConfig
 
 
 def route_cmd(
@@ -43,3 +47,31 @@ def route_cmd(
         source, ref = source_for(issue_id, loaded.config, root)
         chosen = plan(loaded, source.get(ref), set(tracked_files(root)))
     typer.echo(json.dumps(chosen.doc, indent=2) if as_json else render(chosen))
+
+
+def plan_backlog(loaded: LoadedConfig, repo: Path, issues: list[Issue], as_json: bool) -> int:
+    """`--plan`: each task's path and the traffic split, before trusting the router."""
+    from collections import Counter
+
+    from cascade.wiring.route_plan import plan, render, tracked_files
+
+    tracked = set(tracked_files(repo))
+    plans = [plan(loaded, issue, tracked) for issue in issues]
+    split = Counter(p.start for p in plans)
+    ceilings = Counter(p.ceiling for p in plans)
+    first_usd = sum(p.first_call_usd for p in plans)
+    if as_json:
+        doc = {
+            "tasks": len(plans), "by_start": dict(split), "by_ceiling": dict(ceilings),
+            "first_calls_usd_at_most": round(first_usd, 6), "plans": [p.doc for p in plans],
+        }  # fmt: skip
+        typer.echo(json.dumps(doc, indent=2))
+        return 0
+    for p in plans:
+        typer.echo(render(p))
+    by = ", ".join(f"{n} start on {rung}" for rung, n in split.most_common())
+    typer.echo(
+        f"\n{len(plans)} task(s): {by}; first calls at most ${first_usd:.4f} in all "
+        "(nothing was run)"
+    )
+    return 0
