@@ -1,4 +1,5 @@
-"""`cascade route ISSUE-ID`: the path a task would take, said before anything is spent."""
+"""`cascade route ISSUE-ID` and `cascade replay --plan`: the path a task would take, said before
+anything is spent."""
 
 from __future__ import annotations
 
