@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from cascade.cli.failures import reported
-from cascade.cli.options import SandboxOption
+from cascade.cli.options import SandboxOption, check_cost_cap
 
 ci_app = typer.Typer(
     rich_markup_mode=None,
@@ -74,9 +74,6 @@ def github(  # noqa: PLR0917 - typer maps each parameter to a flag
         max_cost_usd=max_cost_usd, fail_on_no_patch=fail_on_no_patch, bot=bot,
     )  # fmt: skip
     with reported():
-        if max_cost_usd is not None and max_cost_usd <= 0:
-            from cascade.errors import UsageError
-
-            raise UsageError(f"--max-cost-usd must be more than 0, not {max_cost_usd:g}")
+        check_cost_cap(max_cost_usd)
         code = run_ci(options, os.environ, lambda line: typer.echo(line, err=True), sys.stderr)
     raise typer.Exit(code)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cascade.cli.failures import reported
-from cascade.cli.options import SandboxOption
+from cascade.cli.options import SandboxOption, check_cost_cap
 from cascade.errors import UsageError
 from cascade.records import RunOutcome
 
@@ -70,8 +70,7 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
     error · 3 infrastructure (sandbox, provider auth, issue source).
     """
     with reported():
-        if max_cost_usd is not None and max_cost_usd <= 0:
-            raise UsageError(f"--max-cost-usd must be more than 0, not {max_cost_usd:g}")
+        check_cost_cap(max_cost_usd)
         request = FixRequest(
             issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd
         )
@@ -137,13 +136,13 @@ def _run_interruptibly(
     """Ctrl-C or SIGTERM: the run is cancelled (its sandboxes closed, a local one's folder
     removed), its unsealed folder marked ABORTED, and the process exits 130 or 143."""
     from cascade.cli.interrupt import Interrupted, docker_leftovers, run_interruptible
-    from cascade.proof.run_folder import ABORTED_FILE, RECEIPT_FILE
+    from cascade.proof.run_folder import ABORTED_FILE, RunFolder
 
     leftovers = docker_leftovers() if docker else None
     try:
         return run_interruptible(work, progress.note, leftovers)
     except Interrupted as exc:
-        if run_dir.is_dir() and not (run_dir / RECEIPT_FILE).exists():
+        if run_dir.is_dir() and not RunFolder(run_dir).sealed:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             (run_dir / ABORTED_FILE).write_text(f"{stamp} interrupted: {exc}\n", encoding="utf-8")
         typer.echo(str(exc), err=True)

@@ -13,3 +13,12 @@ SandboxOption = Annotated[
         "cascade.sandboxes or a module:Class path)."
     ),
 ]
+
+
+def check_cost_cap(value: float | None) -> None:
+    """`--max-cost-usd`, refused alike by every command that takes it: a cap of $0 (or less)
+    would start nothing and say nothing useful."""
+    if value is not None and value <= 0:
+        from cascade.errors import UsageError
+
+        raise UsageError(f"--max-cost-usd must be more than 0, not {value:g}")

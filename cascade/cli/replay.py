@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cascade.cli.failures import reported
-from cascade.cli.options import SandboxOption
+from cascade.cli.options import SandboxOption, check_cost_cap
 from cascade.errors import UsageError
 
 if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
@@ -136,9 +136,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
         as_json, plan,
     )  # fmt: skip
     with reported(f"interrupted: {RESUME}"):
-        if max_cost_usd is not None and max_cost_usd <= 0:
-            # As `fix` refuses it: a cap of $0 would start nothing and say nothing useful.
-            raise UsageError(f"--max-cost-usd must be more than 0, not {max_cost_usd:g}")
+        check_cost_cap(max_cost_usd)
         if regate is not None:
             from cascade.cli.regate import run_regate
 

@@ -7,7 +7,6 @@ adds the files of the target tests' tracebacks at the base commit)."""
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from cascade.core.routing import TaskFacts, route
 from cascade.models.preflight import rung_problem
 from cascade.records import Issue
 from cascade.wiring.settings import LoadedConfig
+from cascade.workspace.checkout import git
 
 _PATHISH = re.compile(r"[\w./-]+\.\w+")
 CHARS_PER_TOKEN = 4  # a rough, generous ratio: the estimate is an upper bound anyway
@@ -35,11 +35,8 @@ class Plan:
 
 
 def tracked_files(repo: Path) -> list[str]:
-    """The files of HEAD, as git lists them (no sandbox)."""
-    done = subprocess.run(
-        ["git", "-C", str(repo), "ls-files", "-z"], capture_output=True, check=False
-    )
-    return [p for p in done.stdout.decode("utf-8", "replace").split("\0") if p]
+    """The files of HEAD, as git lists them (no sandbox); none outside a repository."""
+    return [p for p in git(repo, "ls-files", "-z", check=False).split("\0") if p]
 
 
 def issue_facts(issue: Issue, tracked: set[str]) -> TaskFacts:
