@@ -7,11 +7,16 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-
-class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from cascade.workflow_config import (
+    DEFAULT_WORKFLOW,
+    Section,
+    WorkflowConfig,
+    WorkflowLadder,
+    WorkflowMatch,
+    check_lane,
+)
 
 
 class RungConfig(Section):
@@ -175,7 +180,27 @@ class RouteRule(Section):
 
 
 class RoutingConfig(Section):
+    """`[[routing.rules]]`, the older form of `[[workflows]]`: each rule is read as a workflow
+    that only moves the ladder (`CascadeConfig.lanes`), after the `[[workflows]]` given."""
+
     rules: tuple[RouteRule, ...] = ()  # the first rule that matches wins
+
+
+def rule_as_workflow(rule: RouteRule, index: int) -> WorkflowConfig:
+    """The `[[workflows]]` entry a `[[routing.rules]]` rule means: every condition must hold, and
+    only the ladder moves."""
+    return WorkflowConfig(
+        name=rule.name or f"routing rule {index + 1}",
+        match=WorkflowMatch(
+            labels=rule.labels,
+            paths=rule.paths,
+            touches=rule.touches,
+            min_size=rule.min_size,
+            max_size=rule.max_size,
+            mode="all",
+        ),
+        ladder=WorkflowLadder(start=rule.start_at, max=rule.max_rung),
+    )
 
 
 class ReproduceConfig(Section):
@@ -220,6 +245,7 @@ class CascadeConfig(Section):
     routing: RoutingConfig = RoutingConfig()
     reproduce: ReproduceConfig = ReproduceConfig()
     proof: ProofConfig = ProofConfig()
+    workflows: tuple[WorkflowConfig, ...] = ()  # the first whose `match` holds is a task's
 
     @model_validator(mode="after")
     def _unique_rungs(self) -> CascadeConfig:
@@ -241,7 +267,23 @@ class CascadeConfig(Section):
                         f"routing rule {rule.label!r} names rung {rung!r}, not in the ladder "
                         f"({', '.join(names)})"
                     )
+        seen: set[str] = {DEFAULT_WORKFLOW}
+        for flow in self.lanes:
+            if flow.name in seen:
+                raise ValueError(
+                    f"workflow {flow.name!r}: `name` must be unique (and not {DEFAULT_WORKFLOW!r},"
+                    " the workflow of every task no other matches)"
+                )
+            seen.add(flow.name)
+            check_lane(flow, names, [r.name for r in self.reproduce.ladder])
         return self
+
+    @property
+    def lanes(self) -> tuple[WorkflowConfig, ...]:
+        """The workflows in matching order: `[[workflows]]`, then `[[routing.rules]]` as
+        workflows."""
+        rules = tuple(rule_as_workflow(r, i) for i, r in enumerate(self.routing.rules))
+        return self.workflows + rules
 
     def rung(self, name: str) -> RungConfig:
         for r in (*self.ladder, *self.reproduce.ladder):

@@ -50,6 +50,8 @@ class Issue(Record):
 
 
 Role = Literal["fix", "reproduce"]  # whom an attempt works for: the fix or the test proving it
+# Whom one model call works for: an attempt's role, or the review of a patch that passed the gate.
+CallRole = Literal["fix", "reproduce", "review"]
 
 
 class Reproduction(Record):
@@ -101,7 +103,7 @@ class CompletionParams(Record):
     task_id: str = ""  # lets a cassette find its answer
     attempt: int = 1
     sample: int = 1  # which of a rung's `samples` answers this call is (a cassette's key too)
-    role: Role = "fix"  # the reproduce stage's calls are keyed apart from the fix's
+    role: CallRole = "fix"  # the reproduce stage's and the review's calls are keyed apart
 
 
 class Completion(Record):
@@ -208,6 +210,44 @@ class Alternative(Record):
     why: str
 
 
+class PassedOver(Record):
+    """A workflow a task did not match, and which of its conditions failed."""
+
+    workflow: str
+    why: str
+
+
+class WorkflowChoice(Record):
+    """The task's path, decided before any model call and in the order it is decided: which
+    workflow and why (and which were passed over), then context, scope, gate and proof,
+    review, and last the model's ladder."""
+
+    name: str
+    matched: tuple[str, ...] = ()  # the conditions that held; none for the default workflow
+    passed_over: tuple[PassedOver, ...] = ()
+    context_tokens: int | None = None  # the workflow's; None: each rung's own
+    paths: tuple[str, ...] = ()  # the task's paths the choice saw (what the issue names)
+    gate: tuple[str, ...] = ()
+    proof: str = ""  # e.g. "reproduce missing", "reproduce always, independent"
+    review: str = "none"
+    ladder: str = ""  # "start cheap, ceiling strong" (and the rungs a lane allows)
+    budget_usd: float | None = None  # the per-task cap
+    apply: str = "draft_pr"
+    reviewers: tuple[str, ...] = ()
+
+
+class AppliedPolicy(Record):
+    """What a fix attempt was held to: the task's workflow, raised (never lowered) by stricter
+    workflows whose paths the target tests' tracebacks or this patch touch."""
+
+    workflow: str
+    raised_by: tuple[str, ...] = ()
+    why: tuple[str, ...] = ()  # for each raise: which paths matched which workflow
+    review: str = "none"
+    apply: str = "draft_pr"
+    reviewers: tuple[str, ...] = ()
+
+
 class Decision(Record):
     """Why the ladder made this attempt, as the pure policy decided it before the call."""
 
@@ -223,6 +263,8 @@ class Decision(Record):
     local: bool = False  # the rung has no price (a local model): its calls count as $0
     wait_s: float = 0.0  # slept before the call (Retry-After, backoff)
     notes: tuple[str, ...] = ()  # what happened before it that was not the model's doing
+    # The first attempt of a run: the workflow that set its path, and why.
+    workflow: WorkflowChoice | None = None
 
 
 class Attempt(Record):
@@ -265,6 +307,7 @@ class Attempt(Record):
     # the sandbox image is in `sandbox`. Re-judging a run needs nothing an unchained file says.
     base_commit: str = ""
     gate_sha256: str = ""
+    policy: AppliedPolicy | None = None  # a gated fix: the workflow's policy it was held to
 
 
 RunStatus = Literal["verified", "unproven", "exhausted", "budget_exhausted", "error"]
@@ -300,6 +343,14 @@ class RunOutcome(Record):
     # An error the configuration causes (a gate's tool that cannot run on the repository as set
     # up): exit 2, as for any usage error, not the machinery's 3.
     usage_error: bool = False
+    # The workflow that set the task's path; a verified patch its policy (raised by what the
+    # patch touched) says a person must approve, and why, and who is asked.
+    workflow: str = ""
+    route: WorkflowChoice | None = None  # the first attempt's decision: why this workflow
+    needs_review: bool = False
+    review_why: str = ""
+    reviewers: tuple[str, ...] = ()
+    apply: str = ""  # auto | draft_pr | comment, as the policy of the verified patch says
 
     @property
     def exit_code(self) -> int:

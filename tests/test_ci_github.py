@@ -52,6 +52,26 @@ class World:
     def branches(self) -> list[str]:
         return git(self.origin, "branch", "--format=%(refname:short)").split()
 
+    def workflows(self, workflows: str = "") -> None:
+        """The repository's `[[workflows]]` replaced by `workflows`, committed and pushed to
+        main, where the job reads its configuration: the checkout stays clean and at main."""
+        set_workflows(self.workspace / "cascade.toml", workflows)
+        git(self.workspace, "commit", "-q", "-am", "workflows")
+        git(self.workspace, "push", "-q", "origin", "HEAD:main")
+
+
+def set_workflows(config: Path, workflows: str = "") -> None:
+    """Replace the `[[workflows]]` tables of the cascade.toml at `config` with `workflows` (none:
+    every task runs the default workflow), whatever the demo's own config holds today."""
+    kept: list[str] = []
+    skipping = False
+    for line in config.read_text().splitlines():
+        if line.startswith("["):
+            skipping = line.strip() == "[[workflows]]"
+        if not skipping:
+            kept.append(line)
+    config.write_text("\n".join(kept).rstrip("\n") + "\n\n" + workflows)
+
 
 def _answers() -> dict[tuple[str, str], str]:
     lines = (DEMO / "cassettes" / "demo.jsonl").read_text().splitlines()
@@ -154,6 +174,7 @@ def test_a_labelled_issue_becomes_a_draft_pr_with_exactly_the_verified_patch(
         REPO, 2, title="CSV import breaks on quoted descriptions", body=demo2.strip()
     )
     world.github.add_comment(REPO, 2, "Seen on 1.4 as well.", author_association="MEMBER")
+    world.workflows()  # the default workflow for every task: a draft, as ever
     code, err = world.run("issues", labeled(2))
     assert code == 0, err
     out = world.outputs()
@@ -175,7 +196,8 @@ def test_a_labelled_issue_becomes_a_draft_pr_with_exactly_the_verified_patch(
     assert len(git(world.workspace, "worktree", "list").splitlines()) == 1
     # The draft PR, and nothing posted on the issue.
     (pr,) = world.github.posted("/pulls")
-    assert pr.body["draft"] is True
+    assert pr.body["draft"] is True and world.github.pulls[REPO, 100]["draft"] is True
+    assert world.github.posted("/requested_reviewers") == []  # its workflow names nobody
     assert (pr.body["head"], pr.body["base"]) == ("cascade/2", "main")
     assert pr.body["title"].startswith("cascade: CSV import breaks") and "(#2)" in pr.body["title"]
     body = pr.body["body"]
@@ -237,9 +259,11 @@ def test_an_exhausted_ladder_comments_on_the_issue_and_pushes_nothing(world: Wor
 def test_a_verified_patch_under_dot_github_is_never_proposed(world: World) -> None:
     body = f"Fix `format_money`.\n\n{MONEY_BLOCK}\n"
     world.github.add_issue(REPO, 4, title="Negative amounts", body=body)
-    # The scope gate (diff_scope) would already refuse `.github/`; with only the tests gating,
-    # this shows the publishing step refuses it on its own too.
+    # The scope gate (diff_scope) would already refuse `.github/`; with only the tests gating
+    # (and no workflow of the demo's adding its own gate), this shows the publishing step
+    # refuses it on its own too.
     world.env["CASCADE_GATE__EVALUATORS"] = '["pytest"]'
+    world.workflows()
     code, err = world.run("issues", labeled(4))
     assert code == 1, err
     assert world.outputs()["verified"] == "false"
@@ -280,6 +304,8 @@ def test_untrusted_or_unrelated_events_do_nothing(
         "pr-url": "",
         "predicate-type": "",
         "predicate-path": "",
+        "workflow": "",
+        "needs-review": "false",
     }
     assert "cascade did not run" in world.summary()
 

@@ -106,6 +106,7 @@ def review(body: str, association: str = "MEMBER", sender_type: str = "User") ->
 
 
 def test_a_review_on_the_draft_pr_adds_one_verified_commit_to_its_branch(world: World) -> None:
+    world.workflows()  # every task the default workflow's: nothing held for review
     first = _first_run(world)
     main = git(world.origin, "rev-parse", "main").strip()
     # The follow-up's answers: a test for the reviewer's request (reproduce), then the fix.
@@ -371,3 +372,46 @@ def test_the_reviewers_words_are_text_for_the_models_only(tmp_path: Path) -> Non
     assert got.body.endswith(f"{words}\n")  # kept as text: the block is not read as settings
     assert (got.labels, got.scope, got.tests) == (issue.labels, issue.scope, issue.tests)
     assert got.notes[-1].startswith("a review of draft pull request #100: @reviewer asked")
+
+
+HELD = """[[workflows]]
+name = "money"
+match = { touches = ["invoicekit/money.py"] }
+review = "human"
+reviewers = ["alice"]
+"""
+
+
+def _held_revision(world: World, *, ready: bool) -> tuple[str, int, str]:
+    """A first run under a workflow that holds patches to money.py for a person (its draft
+    pull request #100, reviewers asked), the pull request then marked ready or left a draft, and
+    a `/fix` whose verified patch edits money.py again."""
+    world.workflows(HELD)
+    first = _first_run(world)
+    world.github.pulls[REPO, 100]["draft"] = not ready
+    _tape(world, 8, "replay/demo-cheap", REPRODUCTION, role="reproduce")
+    _tape(world, 8, "replay/demo-cheap", _answers()["DEMO-4", "replay/demo-cheap"])
+    code, err = world.run("issue_comment", review(ASK))
+    return first, code, err
+
+
+def test_a_held_revision_is_never_pushed_onto_a_ready_pull_request(world: World) -> None:
+    first, code, err = _held_revision(world, ready=True)
+    assert code == 0, err
+    assert world.outputs()["verified"] == "true"
+    # Nothing moved: the ready pull request does not get a patch a person must review first.
+    assert git(world.origin, "rev-parse", "cascade/8").strip() == first
+    (note,) = world.github.posted("/issues/100/comments")
+    text = note.body["body"]
+    assert "Not pushed" in text and "#100 is ready for review" in text
+    assert "code = currency.strip().upper()" in text  # the patch, for a person to apply
+    assert world.github.posted("/requested_reviewers") == []
+
+
+def test_a_held_revision_onto_a_draft_asks_its_reviewers_again(world: World) -> None:
+    first, code, err = _held_revision(world, ready=False)
+    assert code == 0, err
+    assert git(world.origin, "rev-parse", "cascade/8~1").strip() == first
+    (asked,) = world.github.posted("/pulls/100/requested_reviewers")
+    assert asked.body == {"reviewers": ["alice"]}
+    assert world.github.pulls[REPO, 100]["draft"] is True

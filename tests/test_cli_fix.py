@@ -93,7 +93,8 @@ def test_prices_come_from_the_installed_map_without_a_fetch(demo: Path) -> None:
 
 
 def test_proof_verify_reexecute_reproduces_the_verdicts(demo: Path, tmp_path: Path) -> None:
-    code, out, err = _fix(demo, "DEMO-1", "--json")
+    # DEMO-3 runs the default workflow: the `[gate]` the loose config below rewrites.
+    code, out, err = _fix(demo, "DEMO-3", "--json")
     assert code == 0, err
     run_dir = json.loads(out)["run_dir"]
     local = ["--repo", str(demo), "--sandbox", "local"]

@@ -7,16 +7,12 @@ from collections.abc import Mapping
 
 import pytest
 
-from cascade.config import (
-    BudgetConfig,
-    LearnedSkipConfig,
-    PolicyConfig,
-    RouteRule,
-    RungConfig,
-)
+from cascade.config import BudgetConfig, LearnedSkipConfig, PolicyConfig, RungConfig
 from cascade.core.ladder import Plan, SkipStats, Step, Stop, Tried, next_step
-from cascade.core.routing import TaskFacts
+from cascade.core.routing import Lane, TaskFacts
+from cascade.core.workflows import choose
 from cascade.errors import UsageError
+from cascade.workflow_config import WorkflowConfig, WorkflowLadder, WorkflowMatch
 
 LADDER = (
     RungConfig(name="local", model="ollama_chat/q", attempts=2),
@@ -159,53 +155,73 @@ def test_context_window_climbs_to_a_larger_window_only() -> None:
     assert short(decide([top], plan)) == "exhausted"
 
 
-# --- start rules -------------------------------------------------------------------------
+# --- where a workflow starts a task --------------------------------------------------------
 
-RULES = (
-    RouteRule(name="security", labels=("security",), start_at="strong"),
-    RouteRule(name="docs", paths=("docs/**", "*.md"), max_rung="local"),
-    RouteRule(name="big", min_size=4, start_at="cheap"),
-)
+WORKFLOWS = (
+    WorkflowConfig(
+        name="security", match=WorkflowMatch(labels=("security",)),
+        ladder=WorkflowLadder(start="strong"),
+    ),
+    WorkflowConfig(
+        name="docs", match=WorkflowMatch(paths=("docs/**", "*.md")),
+        ladder=WorkflowLadder(max="local"),
+    ),
+    WorkflowConfig(
+        name="big", match=WorkflowMatch(min_size=4), ladder=WorkflowLadder(start="cheap")
+    ),
+)  # fmt: skip
+
+
+def lane_for(facts: TaskFacts) -> Lane | None:
+    """The lane the engine gives a task: its workflow's start and ceiling, and what matched."""
+    flow, chosen = choose(WORKFLOWS, facts)
+    if flow is None:
+        return None
+    return Lane(flow.name, flow.ladder.start, flow.ladder.max, "; ".join(chosen.matched))
 
 
 @pytest.mark.parametrize(
     ("facts", "start_at", "expected", "route"),
     [
-        (TaskFacts(labels=("security", "bug")), None, ("strong", 1), "rule 'security'"),
-        (TaskFacts(paths=("docs/a.md", "README.md")), None, ("local", 1), "rule 'docs'"),
+        (TaskFacts(labels=("security", "bug")), None, ("strong", 1), "workflow 'security'"),
+        (TaskFacts(paths=("docs/a.md", "README.md")), None, ("local", 1), "workflow 'docs'"),
         (TaskFacts(paths=("docs/a.md", "src/x.py")), None, ("local", 1), "default"),
-        (TaskFacts(size=5), None, ("cheap", 1), "rule 'big'"),
+        (TaskFacts(size=5), None, ("cheap", 1), "workflow 'big'"),
         (TaskFacts(size=3), None, ("local", 1), "default"),
         (TaskFacts(labels=("security",)), "local", ("local", 1), "--start-at"),
     ],
+    ids=["label", "every-path-docs", "one-path-outside", "big", "small", "start-at-overrides"],
 )
-def test_start_rules(
+def test_workflow_lanes_start_and_cap(
     facts: TaskFacts, start_at: str | None, expected: tuple[str, int], route: str
 ) -> None:
-    step = decide([], Plan(LADDER, rules=RULES, start_at=start_at), facts)
+    step = decide([], Plan(LADDER, lane=lane_for(facts), start_at=start_at), facts)
     assert short(step) == expected
     assert isinstance(step, Step) and step.route == route
 
 
-def test_override_says_which_rule_it_overrode() -> None:
-    plan = Plan(LADDER, rules=RULES, start_at="local")
-    step = decide([], plan, TaskFacts(labels=("security",)))
+def test_override_says_which_workflow_it_overrode() -> None:
+    facts = TaskFacts(labels=("security",))
+    step = decide([], Plan(LADDER, lane=lane_for(facts), start_at="local"), facts)
     assert isinstance(step, Step)
     assert step.reason == (
         "start at 'local': --start-at, a human override "
-        "(routing rule 'security' would have applied)"
+        "(workflow 'security' would have started at 'strong')"
     )
+    first = decide([], Plan(LADDER, lane=lane_for(facts)), facts)
+    assert isinstance(first, Step)
+    assert first.reason == "start at 'strong': workflow 'security' (label security)"
 
 
 def test_docs_never_leave_the_cheap_rung() -> None:
-    plan = Plan(LADDER, rules=RULES)
     facts = TaskFacts(paths=("docs/guide.md",))
+    plan = Plan(LADDER, lane=lane_for(facts))
     first = decide([], plan, facts)
     assert isinstance(first, Step)
     assert {a.rung for a in first.rejected} == {"cheap", "strong"}
     stop = decide([Tried("local", R), Tried("local", R, attempt=2)], plan, facts)
     assert isinstance(stop, Stop) and stop.status == "exhausted"
-    assert "rule 'docs' caps it at 'local'" in stop.reason
+    assert "workflow 'docs' caps it at 'local'" in stop.reason
 
 
 # --- learned skip ------------------------------------------------------------------------

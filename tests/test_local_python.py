@@ -38,10 +38,10 @@ def test_a_python_without_the_gates_tools_is_exit_2_naming_them(
     out = _fix(demo, tmp_path, f"{bare_python}:/usr/bin:/bin")
     assert out.returncode == 2, out.stderr
     python = bare_python / "python3"
-    assert f"runs the project with {python} (python3 on PATH), which has no mypy, pytest, ruff" in (
-        out.stderr
-    )
-    assert f"`{python} -m pip install mypy pytest ruff`" in out.stderr
+    # The demo's `money` workflow runs coverage too: the tools of every workflow's gate count.
+    said = f"runs the project with {python} (python3 on PATH), which has no coverage, mypy, "
+    assert said + "pytest, ruff" in out.stderr
+    assert f"`{python} -m pip install coverage mypy pytest ruff`" in out.stderr
     assert "baseline" not in out.stderr and not (demo / ".cascade" / "runs").exists()
 
 

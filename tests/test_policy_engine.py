@@ -16,18 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cascade.cli.main import app
-from cascade.config import (
-    BudgetConfig,
-    LearnedSkipConfig,
-    PolicyConfig,
-    RouteRule,
-    RoutingConfig,
-    RungConfig,
-    SandboxConfig,
-)
+from cascade.config import BudgetConfig, LearnedSkipConfig, PolicyConfig, RungConfig, SandboxConfig
 from cascade.core.budget import Purse, override_price
 from cascade.core.gate import Gate
 from cascade.core.loop import Engine
+from cascade.core.routing import Lane
+from cascade.core.workflows import Judging, Workflow
 from cascade.errors import SandboxError
 from cascade.proof.log import ATTEMPTS_FILE, ProofLog
 from cascade.proof.run_folder import RunFolder
@@ -36,6 +30,7 @@ from cascade.protocols import Sandbox
 from cascade.records import Attempt, Issue, Patch, RunOutcome, Task, Verdict
 from cascade.testing import ScriptedModel, git, make_repo
 from cascade.wiring.registry import sandbox_opener
+from cascade.workflow_config import WorkflowConfig, WorkflowLadder, WorkflowMatch
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 
@@ -221,20 +216,40 @@ async def test_a_sandbox_that_fails_to_start_is_retried_and_noted(
 
 
 @pytest.mark.anyio
-async def test_a_routing_rule_starts_strong_and_the_summary_says_why(
+async def test_a_workflow_starts_strong_and_the_summary_says_why(
     repo: Path, tmp_path: Path
 ) -> None:
     cheap, strong = ScriptedModel("cheap"), ScriptedModel("strong", sequence=[RIGHT])
-    rules = RoutingConfig(rules=(RouteRule(name="sec", labels=("security",), start_at="strong"),))
-    eng = engine({"cheap": cheap, "strong": strong}, routing=rules)
+    config = WorkflowConfig(
+        name="sec", match=WorkflowMatch(labels=("security",)),
+        ladder=WorkflowLadder(start="strong"), review="human",
+    )  # fmt: skip
+    sec = Workflow(
+        "sec", Gate([Adds()]), LADDER, BudgetConfig(), None,
+        Judging(workflow="sec", review="human", reproduce="never"),
+        Lane("sec", start="strong"), config,
+    )  # fmt: skip
+    eng = engine({"cheap": cheap, "strong": strong}, workflows=(sec,))
     outcome = await run(eng, task(repo, labels=("security",)), tmp_path / "runs")
     assert outcome.verified_rung == "strong" and not cheap.prompts
     decision = records(outcome)[0].decision
-    assert decision is not None and decision.route == "rule 'sec'"
+    assert decision is not None and decision.route == "workflow 'sec'"
     assert decision.labels == ("security",)
+    chosen = decision.workflow
+    assert chosen is not None and chosen.name == "sec"
+    assert chosen.matched == ("label security",) and chosen.review == "human"
     summary = (Path(outcome.run_dir) / "summary.md").read_text()
-    assert "chosen: start at 'strong': routing rule 'sec' (label security)" in summary
-    assert "passed over: `cheap` (below 'strong', where routing rule 'sec' starts)" in summary
+    assert "chosen: start at 'strong': workflow 'sec' (label security)" in summary
+    assert "passed over: `cheap` (below 'strong', where workflow 'sec' starts)" in summary
+    plain = ScriptedModel("cheap", sequence=[RIGHT])
+    eng = engine({"cheap": plain, "strong": ScriptedModel("strong")}, workflows=(sec,))
+    other = await run(eng, task(repo, labels=("bug",), issue_id="CALC-2"), tmp_path / "runs")
+    assert other.verified_rung == "cheap"  # not labelled security: the default workflow
+    said = records(other)[0].decision
+    assert said is not None and said.workflow is not None and said.workflow.name == "default"
+    assert [(p.workflow, p.why) for p in said.workflow.passed_over] == [
+        ("sec", "no label security")
+    ]
 
 
 @pytest.mark.anyio

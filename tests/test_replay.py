@@ -27,7 +27,7 @@ from cascade.replay.backlog import Shard, load_backlog
 from cascade.replay.batch import LEDGER_FILE, RUNS_DIR, BatchDir, BatchHeader
 from cascade.replay.ledger import JsonlWriter, read_jsonl, read_ledger
 from cascade.replay.runner import BatchPlan, BatchRunner
-from cascade.testing.demo import DemoBacklog, demo_backlog, demo_repo
+from cascade.testing.demo import DemoBacklog, demo_backlog, demo_repo, without_workflows
 from cascade.wiring.assemble import assemble
 from cascade.wiring.run_issue import IssueRunner
 from cascade.wiring.settings import load_config
@@ -149,8 +149,10 @@ def _report(out: Path) -> dict[str, Any]:
 
 
 def _with_gate(repo: Path, dest: Path, gate: str) -> Path:
-    """The demo's config with another `[gate]` evaluators line (cassette paths made absolute)."""
+    """The demo's config with another `[gate]` evaluators line for every task (its workflows
+    dropped; cassette paths made absolute)."""
     text = (repo / "cascade.toml").read_text().replace('"cassettes/', f'"{repo}/cassettes/')
+    text = without_workflows(text)
     text, found = re.subn(r"(?m)^evaluators = \[.*\]$", f"evaluators = {gate}", text, count=1)
     assert found, "the demo's cascade.toml has no evaluators line"
     dest.write_text(text)

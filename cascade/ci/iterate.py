@@ -32,6 +32,7 @@ class Review:
     issue: int
     branch: str
     url: str  # the pull request's html_url
+    draft: bool = True  # whether the pull request is a draft now
 
 
 def check_pull(
@@ -81,7 +82,8 @@ def check_pull(
             tell=n,
         )
     url = str(data.get("html_url", ""))
-    return Review(request=request, issue=int(found.group(1)), branch=ref, url=url)
+    draft = bool(data.get("draft", False))
+    return Review(request=request, issue=int(found.group(1)), branch=ref, url=url, draft=draft)
 
 
 def reviewed(issue: Issue, review: Review, head: str) -> Issue:

@@ -1,7 +1,9 @@
 """`cascade ci github`, one GitHub Actions job: decide whether the event may start a run, run the
 same engine as `cascade fix` on the checkout, then publish — job summary and step outputs always,
-a draft pull request after a verified outcome, a comment on the issue otherwise. A `/fix` on
-cascade's own draft pull request runs on its branch instead and adds one commit to it."""
+a pull request after a verified outcome (a draft unless its workflow says `apply = "auto"`, and
+always a draft with its reviewers requested when a person must review it; a comment with the patch
+when it says `"comment"`), a comment on the issue otherwise. A `/fix` on cascade's own pull
+request runs on its branch instead and adds one commit to it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import TextIO
 import anyio
 
 from cascade.ci.branch import BOT_NAME, Moved, PatchBranch, current_branch, fetch_branch
+from cascade.ci.deliver import ask_reviewers, closing, delivery
 from cascade.ci.event import (
     ActionsEnv,
     Refusal,
@@ -26,13 +29,14 @@ from cascade.ci.event import (
     write_outputs,
 )
 from cascade.ci.iterate import Review, check_pull, moved, reviewed, revised
+from cascade.ci.outputs import StepOutputs
 from cascade.ci.publish import (
     ReportLinks,
     acknowledge,
     code,
     comment,
     forbidden,
-    open_draft_pr,
+    open_pull,
     render_report,
 )
 from cascade.core.events import Event
@@ -56,35 +60,11 @@ class CIOptions:
     bot: str = BOT_NAME  # who cascade's pull requests are opened as (an App token: `<app>[bot]`)
 
 
-@dataclass
-class _Outputs:
-    """The step outputs; written whatever happens, so a later step can always read them."""
-
-    verified: bool = False
-    patch_path: str = ""
-    proof_path: str = ""
-    cost_usd: float = 0.0
-    pr_url: str = ""
-    predicate_type: str = ""
-    predicate_path: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "verified": "true" if self.verified else "false",
-            "patch-path": self.patch_path,
-            "proof-path": self.proof_path,
-            "cost-usd": f"{self.cost_usd:.6f}",
-            "pr-url": self.pr_url,
-            "predicate-type": self.predicate_type,
-            "predicate-path": self.predicate_path,
-        }
-
-
 def run_ci(options: CIOptions, environ: Mapping[str, str], say: Say, stream: TextIO) -> int:
     """The exit code: 0 verified and proposed, or refused to run; 1 no verified patch; 2 usage;
     3 infrastructure. `say` writes one log line; `stream` takes the run's progress."""
     env = ActionsEnv.from_environ(environ)
-    outputs = _Outputs()
+    outputs = StepOutputs()
     try:
         return _Job(
             options=options, env=env, environ=environ, outputs=outputs, say=say, stream=stream
@@ -116,11 +96,11 @@ class _Ran:
         return Path(self.outcome.run_dir) / PATCH_FILE
 
     def report(
-        self, links: ReportLinks, *, files: Sequence[str] = (), note: str = "", candidate: str = ""
+        self, links: ReportLinks, *, files: Sequence[str] = (), note: str = "", patch: str = ""
     ) -> str:
         return render_report(
             self.outcome, self.attempts, self.issue, links,
-            files=files, note=note, candidate=candidate,
+            files=files, note=note, patch_text=patch,
         )  # fmt: skip
 
 
@@ -131,7 +111,7 @@ class _Job:
         options: CIOptions,
         env: ActionsEnv,
         environ: Mapping[str, str],
-        outputs: _Outputs,
+        outputs: StepOutputs,
         say: Say,
         stream: TextIO,
     ) -> None:
@@ -187,6 +167,8 @@ class _Job:
         ran = self._execute(trigger, api, review, head)
         outcome = ran.outcome
         self.outputs.cost_usd = outcome.cost_usd
+        self.outputs.workflow = outcome.workflow
+        self.outputs.needs_review = outcome.needs_review and outcome.status == "verified"
         if outcome.status == "verified":
             return self._propose(api, ran)
         candidate = ""
@@ -194,7 +176,7 @@ class _Job:
         if outcome.status == "unproven" and best is not None:
             blob = RunFolder(Path(outcome.run_dir)).blob(best.patch_sha256)
             candidate = blob.read_bytes().decode("utf-8", errors="replace")
-        self._not_proposed(api, ran.where, ran.report(self.links, candidate=candidate))
+        self._not_proposed(api, ran.where, ran.report(self.links, patch=candidate))
         if outcome.exit_code == 1 and not self.options.fail_on_no_patch:
             self.say("cascade: no verified patch; exit 0 as asked (fail-on-no-patch: false)")
             return 0
@@ -275,6 +257,9 @@ class _Job:
             message = _commit_message(ran, self.links)
             if review is not None:
                 return self._revise(api, ran, review, branch, message)
+            how = delivery(outcome)
+            if how == "comment":
+                return self._propose_in_comment(api, ran, branch.files)
             self._verified(ran)
             report = ran.report(self.links, files=branch.files)
             append_summary(self.env.step_summary, report)
@@ -284,19 +269,56 @@ class _Job:
         if not base:
             raise UsageError("cannot tell the base branch: the checkout is detached")
         title = f"cascade: {issue.title}"[:200] + f" (#{trigger.number})"
-        body = f"{report}\nCloses #{trigger.number}. This pull request is a draft: review it."
-        self.outputs.pr_url = open_draft_pr(
-            api, self.env.repository, head=branch_name, base=base, title=title, body=body
+        body = f"{report}\n{closing(outcome, trigger.number)}"
+        draft = how == "draft"
+        url, number = open_pull(
+            api, self.env.repository,
+            head=branch_name, base=base, title=title, body=body, draft=draft,
+        )  # fmt: skip
+        self.outputs.pr_url = url
+        self.say(f"cascade: opened a {'draft ' if draft else ''}pull request: {url}")
+        if outcome.reviewers and number:
+            warned = ask_reviewers(api, self.env.repository, number, outcome.reviewers, self.say)
+            if warned:
+                append_summary(self.env.step_summary, warned)
+        held = (outcome.review_why or "its workflow asks for it") if outcome.needs_review else ""
+        comment(
+            api, self.env.repository, trigger.number, self.links.done(url, draft=draft, held=held)
         )
-        self.say(f"cascade: opened a draft pull request: {self.outputs.pr_url}")
-        comment(api, self.env.repository, trigger.number, self.links.done(self.outputs.pr_url))
+        return 0
+
+    def _propose_in_comment(
+        self, api: GitHubAPI, ran: _Ran, files: Sequence[str], why: str = ""
+    ) -> int:
+        """`apply = "comment"` (or `why` a patch may not be pushed): the verified patch and its
+        proof summary on the issue or pull request, for a person to apply; nothing pushed."""
+        self._verified(ran)
+        diff = ran.patch.read_bytes().decode("utf-8", errors="replace")
+        why = why or f"workflow {ran.outcome.workflow!r} proposes its patches as a comment"
+        report = ran.report(self.links, files=files, patch=diff, note=f"Not pushed: {why}.")
+        append_summary(self.env.step_summary, report)
+        url = comment(api, self.env.repository, ran.where, report)
+        self.say(f"cascade: verified; nothing was pushed ({why}): {url}")
         return 0
 
     def _revise(
         self, api: GitHubAPI, ran: _Ran, review: Review, branch: PatchBranch, message: str
     ) -> int:
         """One more commit on cascade's branch, a fast-forward, and the report on the pull
-        request; a branch that moved meanwhile is left as it is, and the pull request told."""
+        request; a branch that moved meanwhile is left as it is, and the pull request told. The
+        workflow's policy holds for a revision too: a patch proposed only as a comment, or held
+        for a person's review while the pull request is ready for review, is commented on the
+        pull request and never pushed; a held one pushed onto a draft asks its reviewers."""
+        outcome = ran.outcome
+        if delivery(outcome) == "comment":
+            return self._propose_in_comment(api, ran, branch.files)
+        if outcome.needs_review and not review.draft:
+            why = (
+                f"{outcome.review_why or 'its workflow holds it for a person'}, and pull request "
+                f"#{review.request.pull} is ready for review: a held patch is never pushed onto "
+                "it. Mark the pull request a draft and ask again, or apply the patch below by hand"
+            )
+            return self._propose_in_comment(api, ran, branch.files, why=why)
         pushed = branch.push_onto(review.branch, message)
         if isinstance(pushed, Moved):
             self.say(f"cascade: {review.branch} moved while cascade worked: nothing was pushed")
@@ -311,6 +333,11 @@ class _Job:
         self.outputs.pr_url = review.url
         self.say(f"cascade: pushed {pushed[:12]} onto {review.branch} with the verified patch")
         comment(api, self.env.repository, ran.where, revised(report, review, pushed))
+        if outcome.needs_review and outcome.reviewers:
+            number, repo = review.request.pull, self.env.repository
+            warned = ask_reviewers(api, repo, number, outcome.reviewers, self.say)
+            if warned:
+                append_summary(self.env.step_summary, warned)
         return 0
 
     def _verified(self, ran: _Ran) -> None:

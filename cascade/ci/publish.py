@@ -1,6 +1,7 @@
 """What the Action says: a Markdown report (job summary, PR body, issue comment) built from
-structured fields only, the draft pull request, and comments and reactions on the issue or the
-pull request. The branch itself is made in `branch.py`."""
+structured fields only, the pull request, and comments and reactions on the issue or the pull
+request. The branch itself is made in `branch.py`; how a verified patch is delivered (draft,
+ready, a comment) and whose review is requested, in `deliver.py`."""
 
 from __future__ import annotations
 
@@ -32,14 +33,22 @@ class ReportLinks:
     artifact: str  # the proof artifact's name
     run_url: str  # the workflow run that holds it ("" outside Actions)
 
-    def done(self, pr_url: str) -> str:
+    def done(self, pr_url: str, *, draft: bool = True, held: str = "") -> str:
         """The closing comment on the issue after a verified patch: where the pull request,
-        the run and its proof are."""
+        the run and its proof are, and (`held`) why it waits for a person's review."""
         run = f" of [the run]({self.run_url})" if self.run_url else ""
+        if held:
+            what = (
+                f"draft pull request {pr_url}, held for a person's review ({code(held)}): it "
+                "stays a draft until a reviewer marks it ready."
+            )
+        elif draft:
+            what = f"draft pull request {pr_url} (review it before merging)."
+        else:
+            what = f"pull request {pr_url}, ready for review (its workflow says `apply = auto`)."
         return (
-            f"cascade verified a patch: draft pull request {pr_url} (review it before merging). "
-            f"The proof is the artifact {code(self.artifact)}{run}; check it with "
-            "`cascade proof verify`."
+            f"cascade verified a patch: {what} The proof is the artifact {code(self.artifact)}"
+            f"{run}; check it with `cascade proof verify`."
         )
 
 
@@ -51,18 +60,20 @@ def render_report(
     *,
     files: Sequence[str] = (),
     note: str = "",
-    candidate: str = "",
+    patch_text: str = "",
 ) -> str:
-    """The ladder table, the gate's verdicts and what proves the patch (or why nothing does).
-    Model answers, evaluator feedback and findings are left out (they may quote model text);
-    the proof holds them. An unproven run's `candidate` patch is shown, fenced, for a human."""
+    """The ladder table, the gate's verdicts and what proves the patch (or why nothing does),
+    and who must review a verified one. Model answers, evaluator feedback and findings are left
+    out (they may quote model text); the proof holds them. `patch_text` is shown, fenced: an
+    unproven run's candidate, or a verified patch its workflow proposes as a comment."""
     lines = [f"## cascade: {code(issue.id)} {cell(issue.title)}", "", _headline(outcome), ""]
     if note:
         lines += [note, ""]
+    lines += _review(outcome)
     lines += [f"> {cell(n)}" for n in issue.notes] + ([""] if issue.notes else [])
     lines += proof_lines(outcome, attempts)
-    if candidate:
-        lines += _candidate(candidate)
+    if patch_text:
+        lines += _fenced(patch_text, _patch_head(outcome))
     if attempts:
         lines += [
             "| # | rung | model | status | gate | tokens in/out | cost | seconds |",
@@ -138,21 +149,34 @@ def _headline(outcome: RunOutcome) -> str:
     return f"{head} · {money} · base commit {base}"
 
 
+def _review(outcome: RunOutcome) -> list[str]:
+    """Why a verified patch waits for a person, and who is asked. The reason may name the
+    patch's paths (a model chose them): code-spanned."""
+    if outcome.status != "verified" or not outcome.needs_review:
+        return []
+    who = ", ".join(code(r) for r in outcome.reviewers) or "none named (the workflow's `reviewers`)"
+    why = outcome.review_why or f"workflow {outcome.workflow!r} asks for a person's review"
+    return [f"**Needs a person's review**: {code(why)}. Reviewers: {who}.", ""]
+
+
 CANDIDATE_CHARS = 20_000
 
 
-def _candidate(diff: str) -> list[str]:
-    """The unproven patch in a fence no line of it can close."""
+def _patch_head(outcome: RunOutcome) -> str:
+    if outcome.status == "verified":
+        return (
+            f"**Verified patch** (workflow {code(outcome.workflow)} proposes its patches as a "
+            "comment: no branch was pushed and no pull request opened; the proof artifact holds "
+            "`patch.diff` for `git apply`):"
+        )
+    return "**Candidate patch** (unproven: no branch was pushed and no pull request opened):"
+
+
+def _fenced(diff: str, head: str) -> list[str]:
+    """The patch in a fence no line of it can close."""
     fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", diff)), default=0))
     shown = diff if len(diff) <= CANDIDATE_CHARS else diff[:CANDIDATE_CHARS] + "\n[… trimmed]"
-    return [
-        "**Candidate patch** (unproven: no branch was pushed and no pull request opened):",
-        "",
-        f"{fence}diff",
-        shown.rstrip("\n"),
-        fence,
-        "",
-    ]
+    return [head, "", f"{fence}diff", shown.rstrip("\n"), fence, ""]
 
 
 def _row(a: Attempt) -> str:
@@ -174,14 +198,19 @@ def forbidden(files: Sequence[str]) -> list[str]:
     return [f for f in files if f.lower().startswith(FORBIDDEN_PREFIXES)]
 
 
-def open_draft_pr(api: GitHubAPI, repo: str, *, head: str, base: str, title: str, body: str) -> str:
-    """The new draft pull request's URL."""
+def open_pull(
+    api: GitHubAPI, repo: str, *, head: str, base: str, title: str, body: str, draft: bool
+) -> tuple[str, int]:
+    """The new pull request's URL and number; `draft`: opened as a draft."""
+    kind = "a draft pull request" if draft else "a pull request"
     data = api.post(
         f"/repos/{repo}/pulls",
-        {"title": title, "head": head, "base": base, "body": body, "draft": True},
-        what=f"opening a draft pull request from {head} into {base}",
+        {"title": title, "head": head, "base": base, "body": body, "draft": draft},
+        what=f"opening {kind} from {head} into {base}",
     )
-    return str(data.get("html_url", "")) if isinstance(data, dict) else ""
+    if not isinstance(data, dict):
+        return "", 0
+    return str(data.get("html_url", "")), int(data.get("number") or 0)
 
 
 def acknowledge(

@@ -1,6 +1,7 @@
 """`cascade fix ISSUE-ID`: read the issue, climb the ladder in a sandbox, write the proof, and
-optionally apply the verified patch to the user's working tree. Sync at the edge; the run
-itself goes through anyio.run."""
+optionally apply the verified patch to the user's working tree — unless its workflow holds it
+for a person's review (or only proposes it) and `--reviewed` does not say a person has looked.
+Sync at the edge; the run itself goes through anyio.run."""
 
 from __future__ import annotations
 
@@ -52,6 +53,16 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
             help="Apply a verified patch to the working tree (refused when it has changes).",
         ),
     ] = False,
+    reviewed: Annotated[
+        bool,
+        typer.Option(
+            "--reviewed",
+            help=(
+                "A person has reviewed the patch: with --apply, apply a patch its workflow "
+                'holds for review (review = "human", or apply = "comment").'
+            ),
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the outcome as JSON on stdout.")
     ] = False,
@@ -67,15 +78,22 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
 
     The proof goes to .cascade/runs/<run-id>/ (check it with `cascade proof verify`).
     Exit codes: 0 verified patch · 1 none (exhausted or budget spent) · 2 usage or config
-    error · 3 infrastructure (sandbox, provider auth, issue source).
+    error · 3 infrastructure (sandbox, provider auth, issue source) · 4 verified, held for
+    review: not applied (--apply without --reviewed).
     """
     with reported():
         check_cost_cap(max_cost_usd)
+        if reviewed and not apply:
+            raise UsageError("--reviewed says a held patch may be applied: give it with --apply")
         request = FixRequest(
-            issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd
-        )
-        outcome = _fix(request)
-    raise typer.Exit(outcome.exit_code)
+            issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd,
+            reviewed,
+        )  # fmt: skip
+        code = _fix(request)
+    raise typer.Exit(code)
+
+
+HELD_FOR_REVIEW = 4  # the exit code of a verified patch --apply did not apply: see `held`
 
 
 @dataclass(frozen=True)
@@ -90,9 +108,11 @@ class FixRequest:
     as_json: bool
     record: Path | None
     max_cost_usd: float | None = None
+    reviewed: bool = False
 
 
-def _fix(req: FixRequest) -> RunOutcome:
+def _fix(req: FixRequest) -> int:
+    """The exit code: the outcome's, or HELD_FOR_REVIEW when --apply left a held patch alone."""
     from cascade.cli.progress import Progress
     from cascade.proof.run_folder import PATCH_FILE
     from cascade.wiring.run_issue import IssueRunner, RunFlags, load_for_run
@@ -111,23 +131,50 @@ def _fix(req: FixRequest) -> RunOutcome:
         _require_clean(repo)
     issue = runner.read_issue(req.issue_id)
     parts = runner.parts
-    progress.note(
-        f"{issue.id}: {issue.title} — ladder {' → '.join(runner.ladder)}, "
-        f"sandbox {parts.backend}, gate {', '.join(parts.gate.names)}"
-    )
+    path = f"ladder {' → '.join(runner.ladder)}, sandbox {parts.backend}, gate "
+    path += ", ".join(parts.gate.names)
+    if parts.workflows:  # the task's workflow sets them: said on the next line
+        path = f"sandbox {parts.backend}"
+    progress.note(f"{issue.id}: {issue.title} — {path}")
     try:
         run_dir, docker = runner.runs_dir / run.run_id, parts.backend == "docker"
         outcome = _run_interruptibly(lambda: run(issue), run_dir, progress, docker)
     finally:
         progress.close()
-    _report(outcome, req.as_json)
-    if req.apply and outcome.status == "verified":
-        _apply_patch(repo, Path(outcome.run_dir) / PATCH_FILE)
-    elif req.apply:
+    _report(outcome, req.as_json, applying=req.apply)
+    if not req.apply:
+        return outcome.exit_code
+    if outcome.status != "verified":
         typer.echo(
             f"--apply: nothing applied: only a verified patch is ({outcome.status})", err=True
         )
-    return outcome
+        return outcome.exit_code
+    why = held(outcome)
+    if why and not req.reviewed:
+        patch = f"{_shown(outcome)}/{PATCH_FILE}"
+        typer.echo(f"--apply: verified, held for review: not applied: {why}", err=True)
+        typer.echo(
+            f"next: read {patch}; once a person has reviewed it, `git apply {patch}` applies "
+            f"exactly that patch (`cascade fix {outcome.task_id} --apply --reviewed` runs again "
+            "and applies the new run's patch)",
+            err=True,
+        )
+        return HELD_FOR_REVIEW
+    _apply_patch(repo, Path(outcome.run_dir) / PATCH_FILE)
+    return outcome.exit_code
+
+
+def held(outcome: RunOutcome) -> str:
+    """Why `--apply` leaves a verified patch alone without `--reviewed` ("" when it does not):
+    its workflow asks for a person's review, or proposes its patches and never applies them."""
+    if outcome.needs_review:
+        return outcome.review_why or f"workflow {outcome.workflow!r} asks for a person's review"
+    if outcome.apply == "comment":
+        return (
+            f'workflow {outcome.workflow!r} proposes its patches (apply = "comment"): a person '
+            "applies them"
+        )
+    return ""
 
 
 def _run_interruptibly(
@@ -150,9 +197,14 @@ def _run_interruptibly(
         raise typer.Exit(exc.exit_code) from None
 
 
-def _report(outcome: RunOutcome, as_json: bool) -> None:
+def _shown(outcome: RunOutcome) -> Path:
+    """The run folder as the user will type it: relative to here when it is below here."""
     run_dir, here = Path(outcome.run_dir), Path.cwd()
-    shown = run_dir.relative_to(here) if run_dir.is_relative_to(here) else run_dir
+    return run_dir.relative_to(here) if run_dir.is_relative_to(here) else run_dir
+
+
+def _report(outcome: RunOutcome, as_json: bool, *, applying: bool = False) -> None:
+    shown = _shown(outcome)
     if outcome.status == "verified":
         proof = ", ".join(
             p.test if p.source != "hidden" else "a withheld test" for p in outcome.proving
@@ -178,6 +230,14 @@ def _report(outcome: RunOutcome, as_json: bool) -> None:
     )
     if outcome.status == "verified":
         typer.echo(f"patch: {shown}/patch.diff", err=True)
+        why = held(outcome)
+        if outcome.needs_review:
+            who = ", ".join(outcome.reviewers) or "none named"
+            typer.echo(f"needs a person's review: {why} (reviewers: {who})", err=True)
+        elif why:
+            typer.echo(f"proposed, not applied: {why}", err=True)
+        if why and not applying:  # --apply says what it did with it
+            typer.echo("--apply applies it only with --reviewed", err=True)
     typer.echo(f"proof: {shown}  (check: cascade proof verify {shown})", err=True)
     if outcome.best_unverified:
         best = outcome.best_unverified

@@ -36,6 +36,8 @@ class Progress:
                 + f" attempt {a.attempt}: {a.status}"
                 f"  ${a.cost_usd:.4f}  {a.duration_s:.1f}s" + (f"  — {detail}" if detail else "")
             )
+        elif event.kind == "workflow":  # the task's path: it stays on screen
+            self._line(event.message)
         elif event.kind == "done":
             self._stop()
         else:

@@ -3,6 +3,7 @@ the gate as it is configured now, without calling a model, and say which verdict
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ def regate_folder(
     from cascade.wiring.registry import build_gate, choose_backend, sandbox_opener
     from cascade.wiring.run_issue import RunFlags, load_for_run
     from cascade.wiring.sources import source_for
+    from cascade.wiring.workflows import policy_gates, workflows_of
 
     run_dir, flags = run_dir.resolve(), RunFlags(config_file, backend)
     tasks: list[RegateTask] = []
@@ -81,8 +83,11 @@ def regate_folder(
         return sandbox_opener(cfg.sandbox, backend_name, run_id)
 
     typer.echo(
-        f"re-gating {len(tasks)} run(s) of {run_dir} with gate {', '.join(gate.names)} "
+        f"re-gating {len(tasks)} run(s) of {run_dir} with gate {', '.join(gate.names)} (each "
+        "patch's workflow's, raised as it was, where its record names one) "
         f"(sandbox {backend_name}); no model is called",
         err=True,
     )
-    return anyio.run(regate, tasks, gate, opener_for, repo, concurrency)
+    gate_for = policy_gates(workflows_of(loaded))
+    judge = functools.partial(regate, concurrency=concurrency, gate_for=gate_for)
+    return anyio.run(judge, tasks, gate, opener_for, repo)

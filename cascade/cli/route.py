@@ -26,14 +26,18 @@ def route_cmd(
         bool,
         typer.Option(
             "--json",
-            help='One object: {"issue", "facts", "route": {start, ceiling, because, '
-            'passed_over}, "gate", "proof", "budget", "first_call_usd_at_most", "problems"}.',
+            help='One object: {"issue", "workflow": {name, matched, passed_over}, '
+            '"context_tokens", "facts", "gate", "proof", "review", "reviewers", "apply", '
+            '"route": {start, ceiling, rungs, because, passed_over}, "budget", '
+            '"first_call_usd_at_most", "problems"}.',
         ),
     ] = False,
 ) -> None:
-    """Say the path a task would take — its start rung and ceiling (the routing rules), the
-    gate that would judge it, what must prove a patch, the budget and the most its first model
-    call can cost — without calling a model, reading a cassette or opening a sandbox.
+    """Say the path a task would take, in the order it is decided — its workflow (the first
+    `[[workflows]]` entry it matches, and why the others were passed over), context, scope, the
+    gate that would judge it, what must prove a patch, review and delivery, then the model's
+    start rung and ceiling, the budget and the most its first model call can cost — without
+    calling a model, reading a cassette or opening a sandbox.
 
     Exit codes: 0 said, 2 usage or configuration error, 3 the issue source cannot be reached."""
     from cascade.wiring.route_plan import plan, render, tracked_files
@@ -55,24 +59,29 @@ def plan_backlog(loaded: LoadedConfig, repo: Path, issues: list[Issue], as_json:
     from collections import Counter
 
     from cascade.wiring.route_plan import plan, render, tracked_files
+    from cascade.wiring.workflows import workflows_of
 
     tracked = set(tracked_files(repo))
-    plans = [plan(loaded, issue, tracked) for issue in issues]
+    flows = workflows_of(loaded)
+    plans = [plan(loaded, issue, tracked, flows) for issue in issues]
+    by_workflow = Counter(p.workflow for p in plans)
     split = Counter(p.start for p in plans)
     ceilings = Counter(p.ceiling for p in plans)
     first_usd = sum(p.first_call_usd for p in plans)
     if as_json:
         doc = {
-            "tasks": len(plans), "by_start": dict(split), "by_ceiling": dict(ceilings),
+            "tasks": len(plans), "by_workflow": dict(by_workflow), "by_start": dict(split),
+            "by_ceiling": dict(ceilings),
             "first_calls_usd_at_most": round(first_usd, 6), "plans": [p.doc for p in plans],
         }  # fmt: skip
         typer.echo(json.dumps(doc, indent=2))
         return 0
     for p in plans:
         typer.echo(render(p))
+    lanes = ", ".join(f"{n} {name}" for name, n in by_workflow.most_common())
     by = ", ".join(f"{n} start on {rung}" for rung, n in split.most_common())
     typer.echo(
-        f"\n{len(plans)} task(s): {by}; first calls at most ${first_usd:.4f} in all "
-        "(nothing was run)"
+        f"\n{len(plans)} task(s): workflows {lanes}; {by}; first calls at most "
+        f"${first_usd:.4f} in all (nothing was run)"
     )
     return 0

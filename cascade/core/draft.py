@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cascade.records import (
+    AppliedPolicy,
     Attempt,
     AttemptStatus,
     Completion,
@@ -49,6 +50,7 @@ class Draft:
     baseline_sha256: str = ""
     base_commit: str = ""
     gate_sha256: str = ""
+    policy: AppliedPolicy | None = None
 
     def for_sample(self, sample: int, *, timed: bool = True) -> Draft:
         """A copy for one sample of the round, timed from now (or from the round's start)."""
@@ -89,5 +91,5 @@ class Draft:
             patch_sha256=self.patch_sha256, verdicts=self.verdicts, feedback=self.feedback,
             error=self.error, role=self.role, proving=self.proving,
             baseline_sha256=self.baseline_sha256, base_commit=self.base_commit,
-            gate_sha256=self.gate_sha256,
+            gate_sha256=self.gate_sha256, policy=self.policy,
         )  # fmt: skip

@@ -1,5 +1,6 @@
-"""What a run reports while it runs, for a display: the sandbox opening, the baseline, each
-attempt starting and ending, the sealed outcome. The proof log, not these, is the record."""
+"""What a run reports while it runs, for a display: the workflow chosen, the sandbox opening, the
+baseline, each attempt starting and ending, the sealed outcome. The proof log, not these, is the
+record."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal
 
 from cascade.records import Attempt, RunOutcome
 
-EventKind = Literal["open", "baseline", "attempt", "attempt_done", "done"]
+EventKind = Literal["workflow", "open", "baseline", "attempt", "attempt_done", "done"]
 
 
 @dataclass(frozen=True)

@@ -40,14 +40,24 @@ class Gate:
     commit, evaluator, its config, what of the task it depends on), so a second task on the
     same commit pays nothing."""
 
-    def __init__(self, evaluators: Sequence[Evaluator], *, check_tamper: bool = True) -> None:
+    def __init__(
+        self,
+        evaluators: Sequence[Evaluator],
+        *,
+        check_tamper: bool = True,
+        shared: Gate | None = None,
+    ) -> None:
+        """`shared`: a gate whose baseline cache this one uses too (a workflow's gate raised by
+        a stricter one's evaluators: what both run is taken once)."""
         names = [e.name for e in evaluators]
         if len(set(names)) != len(names):
             raise InfraError(f"the gate lists an evaluator twice: {names}")
-        self.evaluators = sorted(evaluators, key=lambda e: STAGE.get(e.name, UNKNOWN_STAGE))
+        self.evaluators = sorted(
+            evaluators, key=lambda e: STAGE.get(base_name(e.name), UNKNOWN_STAGE)
+        )
         self.check_tamper = check_tamper
-        self._cache: dict[str, Mapping[str, Any]] = {}
-        self._locks: dict[str, anyio.Lock] = {}
+        self._cache: dict[str, Mapping[str, Any]] = shared._cache if shared else {}
+        self._locks: dict[str, anyio.Lock] = shared._locks if shared else {}
         self.cache_hits = 0
 
     @property
@@ -57,7 +67,7 @@ class Gate:
     @property
     def digest(self) -> str:
         """sha256 of what judges: each evaluator's name and settings, in the order they run."""
-        parts = [[e.name, _settings(e)] for e in self.evaluators]
+        parts = [[e.name, settings_text(e)] for e in self.evaluators]
         raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -84,9 +94,13 @@ class Gate:
         return outcomes
 
     def stages(self) -> list[list[Evaluator]]:
-        stages: dict[int, list[Evaluator]] = {}
+        """Evaluators of one stage run together; a second run of an evaluator a stricter
+        workflow configures otherwise (`pytest[security]`) runs alone, after its stage, so the
+        two never share a sandbox's swapped-in files at once."""
+        stages: dict[tuple[int, str], list[Evaluator]] = {}
         for evaluator in self.evaluators:
-            stages.setdefault(STAGE.get(evaluator.name, UNKNOWN_STAGE), []).append(evaluator)
+            twin = evaluator.name if base_name(evaluator.name) != evaluator.name else ""
+            stages.setdefault((_stage(evaluator), twin), []).append(evaluator)
         return [stages[key] for key in sorted(stages)]
 
     async def baseline(self, sandbox: Sandbox, task: Task) -> dict[str, Mapping[str, Any]]:
@@ -188,11 +202,23 @@ def baseline_key(evaluator: Evaluator, task: Task) -> str:
         if isinstance(evaluator, ScopedBaselineEvaluator)
         else repr((issue.tests, issue.hidden_tests, sorted(issue.hidden_files.items())))
     )
-    raw = "\0".join((task.repo, task.base_commit, evaluator.name, _settings(evaluator), str(scope)))
+    raw = "\0".join(
+        (task.repo, task.base_commit, evaluator.name, settings_text(evaluator), str(scope))
+    )
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _settings(evaluator: Evaluator) -> str:
+def _stage(evaluator: Evaluator) -> int:
+    return STAGE.get(base_name(evaluator.name), UNKNOWN_STAGE)
+
+
+def base_name(name: str) -> str:
+    """`coverage` of `coverage[security]`: an evaluator a stricter workflow's gate runs a second
+    time, with its own options, beside the task's."""
+    return name.split("[", 1)[0]
+
+
+def settings_text(evaluator: Evaluator) -> str:
     """An evaluator's settings as text. The attribute's presence is all `isinstance` sees: a
     config that is not a pydantic model is known by its repr."""
     config = evaluator.config if isinstance(evaluator, ConfiguredEvaluator) else None

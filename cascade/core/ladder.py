@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cascade.config import BudgetConfig, PolicyConfig, RouteRule, RungConfig
+from cascade.config import BudgetConfig, PolicyConfig, RungConfig
 from cascade.core.budget import Money, over_rung, over_task
-from cascade.core.routing import Route, TaskFacts, route, start_index
+from cascade.core.routing import Lane, Route, TaskFacts, route, start_index
 from cascade.errors import ModelAction
 from cascade.records import Alternative, Decision, DecisionKind, RunStatus
 
@@ -42,7 +42,7 @@ class Plan:
     ladder: tuple[RungConfig, ...]
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
-    rules: tuple[RouteRule, ...] = ()
+    lane: Lane | None = None  # where the task's workflow starts it, and its ceiling
     start_at: str | None = None
     windows: Mapping[str, int | None] = field(default_factory=dict)  # rung -> context window
     skips: Mapping[str, SkipStats] = field(default_factory=dict)  # rung -> learned stats
@@ -96,7 +96,7 @@ def next_step(
     """The next attempt, or why the run is over. `estimates` maps a rung to the upper-bound
     cost of one call with the prompt it would get now; `batch_committed` is what the batch's
     shared purse has spent or reserved (None: this task alone)."""
-    way = route(plan.ladder, plan.rules, facts, plan.start_at)
+    way = route(plan.ladder, plan.lane, plan.start_at)
     go = _Chooser(plan, way, history, estimates or {}, batch_committed)
     if not history:
         return go.enter(way.start, "start", way.because, rejected=way.rejected)

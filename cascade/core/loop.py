@@ -11,14 +11,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from cascade.config import BudgetConfig, PolicyConfig, RoutingConfig, RungConfig
-from cascade.core.attempt import AnswerJudge, Spares
+from cascade.config import BudgetConfig, PolicyConfig, RungConfig
+from cascade.core.attempt import AnswerJudge, Held, Reviewer, Spares
 from cascade.core.budget import Price, Purse, estimate_cost, with_purse
 from cascade.core.context import Context, TokenCounter, build_context, tracked_files
 from cascade.core.draft import Draft
@@ -27,6 +27,8 @@ from cascade.core.feedback import carried, tried
 from cascade.core.gate import Baselines, Gate, target_failures
 from cascade.core.history import learned_stats
 from cascade.core.ladder import Plan, Step, Stop, Tried, decision, next_step, start_index
+from cascade.core.opening import open_with_baseline, sandbox_label
+from cascade.core.policy import PolicyRaiser, choose_workflow, said
 from cascade.core.prices import rung_price
 from cascade.core.prompt import build_messages, render
 from cascade.core.proving import NOTHING_PROVES, combined, excluded_models, proving_tests
@@ -34,11 +36,12 @@ from cascade.core.reproduce import ReproduceStage, reproduction_note
 from cascade.core.routing import TaskFacts, task_facts
 from cascade.core.samples import draw
 from cascade.core.taskgroups import task_group
-from cascade.errors import CascadeError, InfraError, ModelError, UsageError, fault_kind
+from cascade.core.workflows import Workflow, default_workflow
+from cascade.errors import CascadeError, ModelError, UsageError, fault_kind
 from cascade.proof.log import ProofLog
 from cascade.proof.outcome import sealed_outcome
 from cascade.proof.run_folder import RunFolder
-from cascade.protocols import ImageSandbox, Model, Sandbox, SandboxOpener
+from cascade.protocols import Model, Sandbox, SandboxOpener
 from cascade.records import (
     Attempt,
     AttemptStatus,
@@ -50,6 +53,7 @@ from cascade.records import (
     Role,
     RunOutcome,
     Task,
+    WorkflowChoice,
 )
 
 log = logging.getLogger(__name__)
@@ -69,7 +73,9 @@ class Engine:
     sleep: Callable[[float], Any] = field(default=anyio.sleep)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
-    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    # `[[workflows]]`, built, in matching order; a task none matches runs as the default
+    # workflow: this engine's own ladder, gate, budget and reproduce stage.
+    workflows: tuple[Workflow, ...] = ()
     prices: Callable[[RungConfig], Price] = rung_price  # price and context window of a rung
     purse: Purse | None = None  # money shared by the tasks of a batch
     runs_dir: Path | None = None  # past runs for learned skip (default: beside this run)
@@ -85,6 +91,13 @@ class Engine:
         """Climb the ladder for `task`, appending every attempt to `proof`; sealed whatever
         happens (an infrastructure error is an outcome, not an exception)."""
         return await _Run(self, task, proof, self.start_at).go()
+
+    def for_workflow(self, flow: Workflow) -> Engine:
+        """This engine with the workflow's ladder, gate, budget and reproduce stage (a bad
+        `--start-at` for its ladder is a UsageError here)."""
+        return replace(
+            self, ladder=flow.ladder, gate=flow.gate, budget=flow.budget, reproduce=flow.reproduce
+        )
 
 
 class _Run:
@@ -102,21 +115,27 @@ class _Run:
         self.patch: Patch | None = None
         self.started = time.monotonic()
         self.sandbox_label = ""
+        self.sandbox: Sandbox | None = None  # the untouched one: baselines, context
         self.baselines: Baselines = {}
         self.failures: Mapping[str, str] = {}
         self.paths: list[str] = []
         self.facts = TaskFacts()
         self.role: Role = "fix"
         self.stage_start = 0  # index into `attempts` where the current stage began
-        self.base: dict[str, str] = {}  # the task's named tests at the base commit
-        self.base_sha256 = ""  # ... as a blob, which fix attempts name
+        self.base_sha256 = ""  # the task's named tests at the base commit, as a blob
         self.proving: tuple[ProvingTest, ...] = ()
         self.winner: tuple[Patch, Task] | None = None  # the accepted reproduction, the task with it
         self.spares = Spares(engine.open_sandbox, Path(task.repo), task.base_commit)
+        self.flow = default_workflow(
+            engine.gate, tuple(engine.ladder), engine.budget, engine.reproduce
+        )  # until `_choose` says which workflow is the task's
+        self.choice: WorkflowChoice | None = None  # said on the run's first attempt
+        self.raiser = PolicyRaiser(engine.workflows, self.flow)
 
     async def go(self) -> RunOutcome:
         stop, usage = Stop("error", ""), False
         try:
+            await self._choose()
             sandbox = await self._open()
             try:
                 stop = await self._stages(sandbox)
@@ -130,46 +149,49 @@ class _Run:
         outcome = sealed_outcome(
             RunFolder(self.proof.run_dir), self.task.issue.id, self.task.base_commit,
             stop.status, stop.reason, self.attempts, self.patch, duration_s=duration,
-            usage_error=usage,
+            usage_error=usage, workflow=self.flow.name,
         )  # fmt: skip
         ladder = [r.name for r in self.e.ladder]
         self.proof.seal(outcome, self.attempts, self.patch, self.task.issue.title, ladder)
         self.e.on_event(Event("done", stop.status, outcome=outcome))
         return outcome
 
+    async def _choose(self) -> None:
+        """The task's workflow, from what the issue says and names, before any sandbox or model:
+        the rest of the run uses its ladder, gate, budget and reproduce stage."""
+        flow, self.choice = await choose_workflow(
+            self.e.workflows, self.flow, self.task, self.start_at
+        )
+        self.raiser = PolicyRaiser(self.e.workflows, flow, default=self.flow)
+        if flow is not self.flow:
+            self.flow, self.e = flow, self.e.for_workflow(flow)
+        self.e.on_event(Event("workflow", said(self.choice)))
+
     async def _open(self) -> Sandbox:
-        """A sandbox with the gate's baseline taken; a start or harness failure is retried (an
-        InfraError), never a tool that cannot run as configured (a GateConfigError)."""
-        for n in range(self.e.policy.infra_retries + 1):
-            self.e.on_event(Event("open", f"opening a sandbox at {self.task.base_commit[:12]}"))
-            sandbox: Sandbox | None = None
-            try:
-                sandbox = await self.e.open_sandbox(Path(self.task.repo), self.task.base_commit)
-                self.e.on_event(Event("baseline", f"baseline: {', '.join(self.e.gate.names)}"))
-                self.baselines = await self.e.gate.baseline(sandbox, self.task)
-                return sandbox
-            except BaseException as exc:  # a cancel or any error must not leak the sandbox
-                if sandbox is not None:
-                    with anyio.CancelScope(shield=True):
-                        await sandbox.close()
-                if not isinstance(exc, InfraError):
-                    raise
-                self.notes.append(f"infrastructure fault before any attempt: {exc}")
-                if n == self.e.policy.infra_retries:
-                    raise InfraError(f"{exc} (tried {n + 1} time(s))") from exc
-                log.warning("sandbox or baseline failed, retrying: %s", exc)
-                await self.e.sleep(self.e.policy.backoff_s)
-        raise AssertionError("unreachable")
+        e = self.e
+        sandbox, self.baselines = await open_with_baseline(
+            self.task, open_sandbox=e.open_sandbox, gate=e.gate, policy=e.policy, sleep=e.sleep,
+            on_event=e.on_event, notes=self.notes,
+        )  # fmt: skip
+        return sandbox
 
     async def _stages(self, sandbox: Sandbox) -> Stop:
         """The reproduce stage when the task needs a proving test, then the fix stage."""
         for note in self.task.issue.notes:  # what the source set aside (an untrusted block)
             self.notes.append(note)
             self.e.on_event(Event("baseline", note))
-        self.sandbox_label = _label(sandbox)
+        self.sandbox_label = sandbox_label(sandbox)
         self.failures = target_failures(self.baselines, self.task.issue.tests)
         self.paths = await tracked_files(sandbox)
         self.facts = task_facts(self.task, self.failures, self.paths)
+        self.sandbox = sandbox
+        raised = self.raiser.raise_run(self.facts.paths, "the target tests' tracebacks touch")
+        if raised:
+            self.flow = self.raiser.raised_flow(self.flow)
+            self.e = self.e.for_workflow(self.flow)
+            self.baselines = await self.e.gate.baseline(sandbox, self.task)
+            self.notes.append(raised)
+            self.e.on_event(Event("baseline", raised))
         await self._prove(sandbox)
         stage = self.e.reproduce
         if stage is not None and stage.wanted(self.proving, self.e.gate.can_prove):
@@ -192,9 +214,9 @@ class _Run:
 
     async def _prove(self, sandbox: Sandbox) -> None:
         """The task's named tests at the base commit, and which of them prove a fix."""
-        self.base = await self.e.gate.base_outcomes(sandbox, self.task)
-        self.base_sha256 = self.proof.put_blob(json.dumps(self.base, sort_keys=True, indent=1))
-        self.proving = proving_tests(self.task, self.base)
+        base = await self.e.gate.base_outcomes(sandbox, self.task)
+        self.base_sha256 = self.proof.put_blob(json.dumps(base, sort_keys=True, indent=1))
+        self.proving = proving_tests(self.task, base)
 
     async def _accept(self, sandbox: Sandbox) -> None:
         """The accepted reproduction joins the task: the gate's baselines are asked for again (an
@@ -217,7 +239,7 @@ class _Run:
         independent = self.e.reproduce is not None and self.e.reproduce.independent
         plan = Plan(
             ladder, self.e.policy, with_purse(self.e.budget, self.e.purse),
-            self.e.routing.rules if fix else (), self.start_at if fix else None,
+            self.flow.lane if fix else None, self.start_at if fix else None,
             {n: p.max_input_tokens for n, p in prices.items()}, skips,
             spent_before=sum(a.cost_usd for a in self.attempts[: self.stage_start]),
             exclude_models=excluded_models(self.proving, independent) if fix else frozenset(),
@@ -242,11 +264,14 @@ class _Run:
         """Carry out one step: wait if asked, draw the rung's samples (or reuse the answers an
         infrastructure fault interrupted), then gate them one by one."""
         rung = step.rung
+        said = decision(step, self.facts, tokens, self.notes, local=local)
+        if not self.attempts and self.choice is not None:
+            said = said.model_copy(update={"workflow": self.choice})
         base = Draft(
             rung=rung.name, model=rung.model, attempt=step.attempt, retry=step.retry,
             reason=step.reason, prompt_sha256=self.proof.put_blob(render(messages)),
             context_files=tuple(f.path for f in self.contexts[rung.context_tokens].files),
-            decision=decision(step, self.facts, tokens, self.notes, local=local),
+            decision=said,
             role=self.role, baseline_sha256=self.base_sha256 if self.role == "fix" else "",
             base_commit=self.task.base_commit, gate_sha256=self._judging_gate().digest,
         )  # fmt: skip
@@ -326,7 +351,16 @@ class _Run:
         return AnswerJudge(
             self.task, self.role, self.e.gate, self.baselines, self.proving, self.spares.take,
             self.proof.put_blob, self.e.feedback_chars, self.e.reproduce,
+            policy=self._policy_for, reproduced=self.stage_start > 0,
+            reviewer=Reviewer(self.e.models, tuple(self.e.ladder), self.e.purse),
         )  # fmt: skip
+
+    async def _policy_for(self, paths: Sequence[str]) -> Held:
+        """What a fix patch touching `paths` is held to (the run's gate and policy, or raised by
+        a stricter workflow's, whose baselines are taken on the untouched sandbox)."""
+        assert self.sandbox is not None
+        own = Held(self.e.gate, self.baselines, self.raiser.judging, self.proving, self.base_sha256)
+        return await self.raiser.hold(paths, own, self.sandbox, self.task, self.proof.put_blob)
 
     def _record(
         self, status: AttemptStatus, draft: Draft, fault: ModelError | None = None
@@ -359,9 +393,3 @@ class _Run:
         )
         count = self.e.counter(rung)
         return messages, sum(count(m.content) + 4 for m in messages)  # +4: role and framing
-
-
-def _label(sandbox: Sandbox) -> str:
-    image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
-    kind = type(sandbox).__name__.removesuffix("Sandbox").lower() or "sandbox"
-    return " ".join(filter(None, (kind, image, getattr(sandbox, "runtime", ""))))  # python 3.11.2

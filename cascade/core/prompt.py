@@ -53,7 +53,7 @@ def build_messages(
     if shown:
         parts += ["", "## How the target tests fail now", ""]
         for test, text in shown.items():
-            parts += [f"`{test}`:", "```", _trim(text, FAILURE_CHARS), "```"]
+            parts += [f"`{test}`:", "```", trim(text, FAILURE_CHARS), "```"]
     parts += _context(context) + _rejected(feedback, "attempt")
     return [
         Message(role="system", content=SYSTEM),
@@ -75,9 +75,9 @@ def _reproduction(task: Task) -> list[str]:
         "",
     ]
     for path, text in sorted(repro.files.items()):
-        parts += [path, "```", _trim(text, REPRODUCTION_CHARS), "```", ""]
+        parts += [path, "```", trim(text, REPRODUCTION_CHARS), "```", ""]
     for test, why in repro.failures.items():
-        parts += [f"`{test}` fails now: {_trim(why, FAILURE_CHARS)}"]
+        parts += [f"`{test}` fails now: {trim(why, FAILURE_CHARS)}"]
     return parts
 
 
@@ -130,6 +130,7 @@ def render(messages: Sequence[Message]) -> str:
     return json.dumps([m.model_dump() for m in messages], indent=1, ensure_ascii=False)
 
 
-def _trim(text: str, limit: int) -> str:
+def trim(text: str, limit: int) -> str:
+    """`text` stripped, cut to `limit` characters (an ellipsis says where)."""
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,15 +1,15 @@
-"""Start-rung routing: the facts a task offers before any model sees it (labels, the paths it
-touches or is allowed, its size) and the config's rules that map them to a start rung and a
-ceiling. Pure functions, table-tested; `--start-at` overrides every rule and says so."""
+"""Start-rung routing: the facts a task offers (labels, the paths it touches or is allowed, its
+size), and where the task's workflow (`cascade.core.workflows`) puts it on the ladder: a start
+rung and a ceiling. Pure functions, table-tested; `--start-at` overrides the workflow and says
+so."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
-from cascade.config import RouteRule, RungConfig
+from cascade.config import RungConfig
 from cascade.errors import UsageError
 from cascade.records import Alternative, Task
 
@@ -47,50 +47,48 @@ def task_facts(task: Task, failures: Mapping[str, str], tracked: Sequence[str]) 
     return TaskFacts(labels=task.issue.labels, paths=paths, size=len(traced))
 
 
-def matches(rule: RouteRule, facts: TaskFacts) -> bool:
-    """Every condition the rule gives must hold; a rule on paths never matches a task with none."""
-    if rule.labels and not set(rule.labels) & set(facts.labels):
-        return False
-    if rule.paths and not (facts.paths and all(_inside(p, rule.paths) for p in facts.paths)):
-        return False
-    if rule.touches and not any(_inside(p, rule.touches) for p in facts.paths):
-        return False
-    if rule.min_size is not None and facts.size < rule.min_size:
-        return False
-    return rule.max_size is None or facts.size <= rule.max_size
+@dataclass(frozen=True)
+class Lane:
+    """Where a workflow puts a task on the ladder: its start rung and ceiling (None: the
+    cheapest rung, the top), and what of the task chose the workflow."""
+
+    workflow: str
+    start: str | None = None
+    ceiling: str | None = None
+    because: str = ""
 
 
 def route(
     ladder: Sequence[RungConfig],
-    rules: Sequence[RouteRule],
-    facts: TaskFacts,
+    lane: Lane | None = None,
     start_at: str | None = None,
 ) -> Route:
-    """Where the task starts and how high it may climb: `--start-at`, else the first matching
-    rule, else the cheapest rung with no ceiling."""
+    """Where the task starts and how high it may climb: `--start-at`, else the workflow's lane,
+    else the cheapest rung with no ceiling. `ladder` is the workflow's (a lane of `rungs` has
+    only those)."""
     names = [r.name for r in ladder]
     top = len(ladder) - 1
-    rule = next((r for r in rules if matches(r, facts)), None)
+    moves = lane is not None and (lane.start is not None or lane.ceiling is not None)
+    ceiling = top if lane is None or lane.ceiling is None else names.index(lane.ceiling)
     if start_at is not None:
         start = start_index(ladder, start_at)
         why = "--start-at, a human override"
-        if rule is not None:
-            why += f" (routing rule {rule.label!r} would have applied)"
-        ceiling = top if rule is None or rule.max_rung is None else names.index(rule.max_rung)
+        if moves and lane is not None and lane.start is not None:
+            why += f" (workflow {lane.workflow!r} would have started at {lane.start!r})"
         below = f"below {start_at!r}, where --start-at starts"
         return Route(start, max(ceiling, start), why, "--start-at", _passed(ladder, start, below))
-    if rule is None:
+    if not moves or lane is None:
         return Route(0, top, "the cheapest rung", "default")
-    start = names.index(rule.start_at) if rule.start_at else 0
-    ceiling = names.index(rule.max_rung) if rule.max_rung else top
+    start = names.index(lane.start) if lane.start else 0
     start = min(start, ceiling)
-    source = f"rule {rule.label!r}"
-    why = f"routing rule {rule.label!r} ({_describe(rule, facts)})"
+    named = f"workflow {lane.workflow!r}"
+    source = named
+    why = f"{named} ({lane.because})" if lane.because else named
     if ceiling < top:
         why += f"; it never climbs above {names[ceiling]!r}"
-    below = f"below {names[start]!r}, where routing rule {rule.label!r} starts"
+    below = f"below {names[start]!r}, where {named} starts"
     rejected = _passed(ladder, start, below)
-    above = f"above {names[ceiling]!r}, the ceiling of routing rule {rule.label!r}"
+    above = f"above {names[ceiling]!r}, the ceiling of {named}"
     rejected += tuple(Alternative(rung=n, why=above) for n in names[ceiling + 1 :])
     return Route(start, ceiling, why, source, rejected)
 
@@ -109,21 +107,3 @@ def start_index(ladder: Sequence[RungConfig], start_at: str | None) -> int:
 
 def _passed(ladder: Sequence[RungConfig], start: int, why: str) -> tuple[Alternative, ...]:
     return tuple(Alternative(rung=r.name, why=why) for r in ladder[:start])
-
-
-def _inside(path: str, globs: Sequence[str]) -> bool:
-    # fnmatch's `*` crosses `/`, so `docs/**` and `docs/*` both cover a whole tree.
-    return any(fnmatchcase(path, g) for g in globs)
-
-
-def _describe(rule: RouteRule, facts: TaskFacts) -> str:
-    said = []
-    if rule.labels:
-        said.append(f"label {', '.join(sorted(set(rule.labels) & set(facts.labels)))}")
-    if rule.paths:
-        said.append(f"every path inside {', '.join(rule.paths)}")
-    if rule.touches:
-        said.append(f"touches {', '.join(rule.touches)}")
-    if rule.min_size is not None or rule.max_size is not None:
-        said.append(f"size {facts.size}")
-    return "; ".join(said)

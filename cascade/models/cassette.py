@@ -9,8 +9,9 @@ An optional `"latency_s": 1.5` makes the replayed answer arrive that much later 
 model latency, for benchmarks and tests of a batch under load); recorded lines leave it out.
 A rung with `samples > 1` records `"sample": n` (2, 3, ...) on each of its answers but the first;
 a replay with more samples than were recorded serves sample 1's answer to the others. Answers of
-the reproduce stage (a test written before the fix) carry `"role": "reproduce"`; a line without
-a role is the fix's.
+the reproduce stage (a test written before the fix) carry `"role": "reproduce"`, and a model
+review of a patch that passed the gate (`cascade.core.review`) `"role": "review"`, keyed by the
+reviewing rung's model and the review's number; a line without a role is the fix's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade.errors import ConfigError, ProviderEscalate
-from cascade.records import Role, Usage
+from cascade.records import CallRole, Usage
 from cascade.validation import describe
 
 CassetteKey = tuple[str, str, int, int, str]  # (task id, rung model, attempt, sample, role)
@@ -40,7 +41,7 @@ class CassetteEntry(BaseModel):
     content: str
     usage: Usage = Usage()
     latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
-    role: Role = "fix"
+    role: CallRole = "fix"
 
     @property
     def key(self) -> CassetteKey:
@@ -89,7 +90,7 @@ class Cassette:
         return cls(path, entries)
 
     def find(
-        self, task: str, model: str, attempt: int, sample: int = 1, role: Role = "fix"
+        self, task: str, model: str, attempt: int, sample: int = 1, role: CallRole = "fix"
     ) -> CassetteEntry | None:
         found = self._entries.get((task, model, attempt, sample, role))
         return found or self._entries.get((task, model, attempt, 1, role))
@@ -102,7 +103,7 @@ class Cassette:
         *,
         sample: int = 1,
         rung: str = "",
-        role: Role = "fix",
+        role: CallRole = "fix",
     ) -> CassetteEntry:
         """The recorded answer; a miss is a `ProviderEscalate` (the rung fails, the ladder goes
         on), never a silent pass."""

@@ -19,7 +19,7 @@ from litellm.types.utils import Usage as LitellmUsage
 from cascade.config import RungConfig
 from cascade.errors import ProviderEscalate
 from cascade.models.cassette import Cassette
-from cascade.records import Role
+from cascade.records import CallRole
 
 PROVIDER = "replay"
 METADATA_KEY = "cascade_replay"
@@ -34,7 +34,7 @@ class ReplayRequest(TypedDict):
     task: str
     attempt: int
     sample: int
-    role: Role
+    role: CallRole
 
 
 class ReplayHandler(CustomLLM):
@@ -128,7 +128,7 @@ def request_metadata(
     attempt: int,
     sample: int = 1,
     *,
-    role: Role = "fix",
+    role: CallRole = "fix",
 ) -> dict[str, Any]:
     request = ReplayRequest(
         cassette=str(cassette.path), rung=rung.name, model=rung.model, task=task,

@@ -29,7 +29,7 @@ from cascade.proof.run_folder import (
 )
 from cascade.proof.signing import Signer, envelope
 from cascade.proof.summary import render_summary
-from cascade.records import Attempt, Patch, RunOutcome, Verdict
+from cascade.records import Attempt, Patch, RunOutcome, Verdict, WorkflowChoice
 from cascade.workspace.untracked import ignore_in_git
 
 GENESIS = "0" * 64  # the `prev` of the first record
@@ -227,6 +227,12 @@ class ProofLog:
             "chain_head": self._head,
             "attempts": list(self._entries),
             "gate": gate_result(attempts),
+            # The path the task took: its workflow, why, and what the verified patch needs.
+            "workflow": outcome.workflow,
+            "route": _route(attempts),
+            "needs_review": outcome.needs_review,
+            "reviewers": list(outcome.reviewers),
+            "apply": outcome.apply,
         }
         return {
             "_type": STATEMENT_TYPE,
@@ -234,6 +240,17 @@ class ProofLog:
             "predicateType": PREDICATE_TYPE,
             "predicate": predicate,
         }
+
+
+def first_choice(attempts: Sequence[Attempt]) -> WorkflowChoice | None:
+    """The workflow decision, said on a run's first attempt (None before workflows were)."""
+    first = attempts[0].decision if attempts else None
+    return first.workflow if first is not None else None
+
+
+def _route(attempts: Sequence[Attempt]) -> dict[str, Any] | None:
+    choice = first_choice(attempts)
+    return choice.model_dump(mode="json") if choice is not None else None
 
 
 def _reproduction(attempts: Sequence[Attempt]) -> dict[str, Any] | None:

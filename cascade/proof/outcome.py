@@ -6,6 +6,7 @@ error the engine did not catch is sealed with `error_outcome` from what its fold
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from cascade.proof.run_folder import RunFolder
 from cascade.records import Attempt, Candidate, Patch, RunOutcome, RunStatus
@@ -22,6 +23,7 @@ def sealed_outcome(  # noqa: PLR0917 - one call site, every value is a field of 
     *,
     duration_s: float,
     usage_error: bool = False,
+    workflow: str = "",
 ) -> RunOutcome:
     """The outcome of a run the engine finished: a verified one names what proves it and who
     wrote the fix; one that verified nothing names its best candidate. `usage_error`: the error
@@ -45,7 +47,28 @@ def sealed_outcome(  # noqa: PLR0917 - one call site, every value is a field of 
         proving=proven.proving if proven else (),
         fix_model=proven.model if proven else "",
         usage_error=usage_error and status == "error",
+        workflow=workflow,
+        route=attempts[0].decision.workflow if attempts and attempts[0].decision else None,
+        **review_fields(proven),
     )
+
+
+def review_fields(won: Attempt | None) -> dict[str, Any]:
+    """What a verified attempt's policy asks after it: a person's review (and why, and whom),
+    and how the patch may be delivered. Derived from the attempt record, so verify can too."""
+    policy = won.policy if won is not None else None
+    if policy is None:
+        return {}
+    why = ""
+    if policy.review == "human":
+        raised = f", raised by {'; '.join(policy.why)}" if policy.raised_by else ""
+        why = f"workflow {policy.workflow!r} asks for a person's review{raised}"
+    return {
+        "needs_review": policy.review == "human",
+        "review_why": why,
+        "reviewers": list(policy.reviewers),
+        "apply": policy.apply,
+    }
 
 
 def error_outcome(
@@ -54,6 +77,7 @@ def error_outcome(
     """An error outcome for a run cut short outside the engine's care: its cost is what the
     complete attempt records in its folder say."""
     attempts = run.attempts()
+    route = attempts[0].decision.workflow if attempts and attempts[0].decision else None
     return RunOutcome(
         run_id=run.run_id,
         task_id=task_id,
@@ -64,6 +88,8 @@ def error_outcome(
         cost_usd=round(sum(a.cost_usd for a in attempts), 8),
         duration_s=round(duration_s, 3),
         error=error,
+        workflow=route.name if route else "",
+        route=route,
     )
 
 

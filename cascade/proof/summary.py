@@ -31,13 +31,18 @@ def first_line(text: str, limit: int = WHY_MAX) -> str:
 def render_summary(
     outcome: RunOutcome, attempts: Sequence[Attempt], task_title: str, ladder: Sequence[str]
 ) -> str:
+    # Runs sealed before workflows name none: their page reads as it always did.
+    flow = f" · workflow `{cell(outcome.workflow)}`" if outcome.workflow else ""
     lines = [
         f"# {cell(outcome.task_id)}: {cell(task_title)}",
         "",
         _outcome_line(outcome),
         "",
-        f"Run `{cell(outcome.run_id)}` · ladder: {' → '.join(cell(r) for r in ladder) or '—'}",
+        f"Run `{cell(outcome.run_id)}`{flow} · ladder: "
+        f"{' → '.join(cell(r) for r in ladder) or '—'}",
         "",
+        *_needs_review(outcome),
+        *_path(attempts),
     ]
     if attempts:
         lines += [TABLE_HEADER, *(_row(a) for a in attempts), ""]
@@ -83,6 +88,53 @@ def _outcome_line(outcome: RunOutcome) -> str:
     return (
         f"{head} · cost ${outcome.cost_usd:.4f} · {outcome.duration_s:.1f} s · base commit `{base}`"
     )
+
+
+def _path(attempts: Sequence[Attempt]) -> list[str]:
+    """The task's path as its workflow set it before any model (context, scope, gate and proof,
+    review, model), and every raise a patch or the tracebacks made; nothing for older runs."""
+    first = attempts[0].decision if attempts else None
+    choice = first.workflow if first is not None else None
+    if choice is None:
+        return []
+    why = "; ".join(choice.matched) or "no workflow matched"
+    passed = ", ".join(f"`{cell(o.workflow)}` ({cell(o.why)})" for o in choice.passed_over)
+    context = f"{choice.context_tokens} tokens" if choice.context_tokens else "each rung's own"
+    who = f" (reviewers {cell(', '.join(choice.reviewers))})" if choice.reviewers else ""
+    cap = f"${choice.budget_usd:g} a task" if choice.budget_usd else "no cap a task"
+    lines = [
+        "## Path",
+        "",
+        f"Workflow `{cell(choice.name)}`: {cell(why)}."
+        + (f" Passed over: {passed}." if passed else ""),
+        "",
+        f"- context: {context}",
+        f"- scope: {cell(', '.join(choice.paths)) or '—'}",
+        f"- gate: {cell(', '.join(choice.gate))} · proof: {cell(choice.proof)}",
+        f"- review: {cell(choice.review)}{who} · delivered as {cell(choice.apply)}",
+        f"- model: {cell(choice.ladder)} · budget: {cap}",
+    ]
+    raised: dict[str, list[str]] = {}  # why -> the attempts it held
+    for a in attempts:
+        if a.policy is not None and a.policy.raised_by:
+            raised.setdefault("; ".join(a.policy.why), []).append(f"#{a.seq}")
+    lines += [f"- raised for {', '.join(seqs)}: {cell(why)}" for why, seqs in raised.items()]
+    return [*lines, ""]
+
+
+def _needs_review(outcome: RunOutcome) -> list[str]:
+    """A verified patch its workflow holds for a person: why, and who is asked."""
+    if outcome.status != "verified" or not outcome.needs_review:
+        return []
+    why = outcome.review_why or f"workflow {outcome.workflow!r} asks for a person's review"
+    who = ", ".join(f"`{cell(r)}`" for r in outcome.reviewers) or "none named"
+    return [
+        "## Needs review",
+        "",
+        f"Verified, and held for a person's review before it is applied or merged: {cell(why)}. "
+        f"Reviewers: {who}. (`cascade fix --apply` applies it only with `--reviewed`.)",
+        "",
+    ]
 
 
 def _row(attempt: Attempt) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cascade.proof.log import BASE_SUBJECT, gate_result
+from cascade.proof.log import BASE_SUBJECT, first_choice, gate_result
+from cascade.proof.outcome import review_fields
 from cascade.proof.run_folder import CHAIN_FIELDS, OUTCOME_FILE, RECEIPT_FILE, SUMMARY_FILE
 from cascade.proof.summary import render_summary
 from cascade.records import SCHEMA_VERSION, Attempt, RunOutcome
@@ -33,6 +34,14 @@ def check_claims(
             problems.append(
                 f"{RECEIPT_FILE}: predicate.{field} is {predicate[field]!r}; the attempts "
                 f"say {value!r}"
+            )
+    if first_choice(attempts) is not None:  # a run that chose a workflow states its path
+        stated = ("workflow", "route", "needs_review", "reviewers", "apply")
+        missing = [key for key in stated if key not in predicate]
+        if missing:
+            problems.append(
+                f"{RECEIPT_FILE}: predicate lacks {', '.join(missing)}, which the attempts of a "
+                "run that chose a workflow determine"
             )
     if predicate.get("gate") != gate_result(attempts):
         problems.append(
@@ -76,7 +85,13 @@ def _derived(attempts: Sequence[Attempt], status: Any) -> dict[str, Any]:
     if status == "verified":  # a run that broke after verifying names no rung or names it
         won = next((a for a in attempts if a.status == "verified"), None)
         derived["verified_rung"] = won.rung if won else ""
+        if won is not None and won.policy is not None:
+            derived.update(review_fields(won))
     bases = {a.base_commit for a in attempts if a.base_commit}
+    choice = first_choice(attempts)
+    if choice is not None:
+        derived["workflow"] = choice.name
+        derived["route"] = choice.model_dump(mode="json")
     if attempts:
         derived["task_id"] = attempts[0].task_id
         derived["run_id"] = attempts[0].run_id

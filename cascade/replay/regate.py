@@ -13,8 +13,9 @@ from typing import Any
 
 import anyio
 
-from cascade.core.gate import Gate
+from cascade.core.gate import Baselines, Gate
 from cascade.core.reproduce import accepted_reproduction
+from cascade.core.review import EVALUATOR as REVIEW
 from cascade.errors import CascadeError, EditError, InfraError
 from cascade.proof.run_folder import RunFolder
 from cascade.protocols import Sandbox, SandboxOpener
@@ -47,6 +48,7 @@ class Regated:
     failed_after: tuple[str, ...] = ()
     error: str = ""
     gate_then: str = ""  # the digest of the gate that judged it (empty: recorded before digests)
+    gate_now: str = ""  # the digest of the gate that judged it now
 
     @property
     def changed(self) -> bool:
@@ -72,7 +74,7 @@ class RegateResult:
             "gate_sha256": self.gate_sha256,
             # Judged then by a gate configured otherwise: a verdict may change with it.
             "gate_differs": sum(
-                1 for p in self.patches if p.gate_then not in ("", self.gate_sha256)
+                1 for p in self.patches if p.gate_then not in ("", p.gate_now or self.gate_sha256)
             ),
             "gate_unrecorded": sum(1 for p in self.patches if not p.gate_then),
             "changes": [p.__dict__ for p in changed],
@@ -86,15 +88,20 @@ async def regate(
     gate: Gate,
     opener_for: Callable[[str], SandboxOpener],  # run id -> a sandbox opener labelled with it
     repo: Path,
+    *,
     concurrency: int = 1,
+    gate_for: Callable[[Attempt], Gate] | None = None,
 ) -> RegateResult:
+    """`gate_for`: the gate for each recorded attempt (its workflow's, raised as it was);
+    default `gate` for every one."""
     result = RegateResult(gate=gate.names, gate_sha256=gate.digest)
+    pick = gate_for or (lambda _attempt: gate)
     limiter = anyio.CapacityLimiter(max(concurrency, 1))
 
     async def one(item: RegateTask) -> None:
         async with limiter:
             try:
-                result.patches.extend(await _one(item, gate, opener_for, repo))
+                result.patches.extend(await _one(item, pick, opener_for, repo))
             except CascadeError as exc:  # one task's broken sandbox does not stop the others
                 result.skipped.append(f"{item.issue.id}: {exc}")
             except Exception as exc:
@@ -112,7 +119,10 @@ async def regate(
 
 
 async def _one(
-    item: RegateTask, gate: Gate, opener_for: Callable[[str], SandboxOpener], repo: Path
+    item: RegateTask,
+    gate_for: Callable[[Attempt], Gate],
+    opener_for: Callable[[str], SandboxOpener],
+    repo: Path,
 ) -> list[Regated]:
     """The run's judged fixes, each applied and gated in a fresh sandbox of its own (as the
     engine judged it): one patch's code cannot change how the next is judged. The baselines are
@@ -122,33 +132,39 @@ async def _one(
     chained = next((a.base_commit for a in item.attempts if a.base_commit), "")
     task = Task(issue=item.issue, repo=str(repo), base_commit=chained or item.outcome.base_commit)
     opener = opener_for(f"regate-{item.outcome.run_id}")
+    judged_fixes = [a for a in item.attempts if a.patch_sha256 and _gated_fix(a)]
+    gates = {a.seq: gate_for(a) for a in judged_fixes}
+    baselines: dict[str, Baselines] = {}
     base = await opener(repo, task.base_commit)
     try:
         task = await _with_reproduction(base, task, item)
-        baselines = await gate.baseline(base, task)
+        for gate in gates.values():
+            if gate.digest not in baselines:
+                baselines[gate.digest] = await gate.baseline(base, task)
     finally:
         with anyio.CancelScope(shield=True):
             await base.close()
     out: list[Regated] = []
-    for attempt in item.attempts:
-        # Only fixes the gate judged: an infra_error attempt has a patch but no verdict.
-        judged_fix = attempt.role == "fix" and attempt.status in GATED
-        if not attempt.patch_sha256 or not judged_fix:
-            continue
+    for attempt in judged_fixes:
+        gate = gates[attempt.seq]
         blob = RunFolder(item.run_dir).blob(attempt.patch_sha256)
-        before = "rejected" if attempt.status == "rejected" else "accepted"
-        failed_before = tuple(v.evaluator for v in attempt.verdicts if not v.passed)
+        # A model review is not re-run (no model is called): the gate's own verdicts compare.
+        failed_before = tuple(
+            v.evaluator for v in attempt.verdicts if not v.passed and v.evaluator != REVIEW
+        )
+        before = "rejected" if failed_before else "accepted"
 
         def judged(after: str, failed: tuple[str, ...] = (), error: str = "") -> Regated:
             return Regated(
                 item.issue.id, item.outcome.run_id, attempt.seq, attempt.rung,  # noqa: B023
                 before, after, failed_before, failed, error, attempt.gate_sha256,  # noqa: B023
+                gate.digest,  # noqa: B023
             )  # fmt: skip
 
         box = await opener(repo, task.base_commit)
         try:
             patch = await _apply(box, blob)
-            verdicts = await gate.run(box, task, patch, baselines)
+            verdicts = await gate.run(box, task, patch, baselines[gate.digest])
         except (OSError, EditError) as exc:
             out.append(judged("error", error=f"cannot re-apply: {exc}"))
             continue
@@ -162,6 +178,11 @@ async def _one(
 
 
 GATED = ("verified", "unproven", "rejected")  # the gate passed, passed, failed
+
+
+def _gated_fix(attempt: Attempt) -> bool:
+    """Only fixes the gate judged: an infra_error attempt has a patch but no verdict."""
+    return attempt.role == "fix" and attempt.status in GATED
 
 
 async def _apply(sandbox: Sandbox, blob: Path) -> Patch:

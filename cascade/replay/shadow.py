@@ -8,12 +8,14 @@ import dataclasses
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from cascade.config import CascadeConfig, RungConfig
 from cascade.errors import ConfigError
 from cascade.wiring.settings import LoadedConfig
+from cascade.workflow_config import WorkflowConfig
 
 STRONGEST = "strongest"
 
@@ -28,12 +30,29 @@ def shadow_config(loaded: LoadedConfig, spec: str) -> tuple[str, LoadedConfig]:
         path = Path(spec).expanduser().resolve()
         ladder = _read_ladder(path)
         name, config_dir = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem) or "shadow", path.parent
+    data = {**cfg.model_dump(), "ladder": ladder, "workflows": _on(ladder, cfg.workflows)}
+    data["routing"] = {"rules": []}  # they only move a task on the batch's ladder
     try:
-        config = CascadeConfig.model_validate({**cfg.model_dump(), "ladder": ladder})
+        config = CascadeConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"--shadow {spec}: the ladder is invalid: {exc}") from exc
     # The shadow's cassettes are found from its own file's folder.
     return name, dataclasses.replace(loaded, config=config, config_dir=config_dir)
+
+
+def _on(ladder: tuple[RungConfig, ...], flows: tuple[WorkflowConfig, ...]) -> list[dict[str, Any]]:
+    """The workflows on the shadow's ladder: their gate, proof, review and budget hold; where
+    they start and stop does not (the shadow climbs its own ladder). A privacy lane's `rungs`
+    stay: a shadow without one of them is refused, never run on a rung the lane forbids."""
+    names = {r.name for r in ladder}
+    out = []
+    for flow in flows:
+        data = flow.model_dump()
+        data["ladder"] = {"rungs": data["ladder"]["rungs"]}
+        if data["review_rung"] not in names:
+            data["review_rung"] = None
+        out.append(data)
+    return out
 
 
 def _read_ladder(path: Path) -> tuple[RungConfig, ...]:

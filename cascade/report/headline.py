@@ -63,6 +63,8 @@ def build_headline(report: dict[str, Any]) -> dict[str, Any]:
     clauses = [_against_strongest(report, verified, cost["total_usd"])]
     clauses.append(_lower_rungs(report, verified))
     text += "".join(part for part in clauses if part) + "."
+    if tasks["needs_review"]:
+        text += f" {tasks['needs_review']} of the verified patches wait for a person's review."
     if tasks["error"]:
         text += f" {tasks['error']} task(s) ended in an infrastructure error (not a bad answer)."
     if tasks["not_started"]:

@@ -1,6 +1,6 @@
-"""The numbers of a replay report, as one JSON-able dict: outcomes, rungs, cost, time, tokens,
-where patches fail, and counterfactual baselines computed only from data that holds them (a
-baseline the data cannot support is listed with the reason, never estimated)."""
+"""The numbers of a replay report, as one JSON-able dict: outcomes, rungs, workflows, cost, time,
+tokens, where patches fail, and counterfactual baselines computed only from data that holds them
+(a baseline the data cannot support is listed with the reason, never estimated)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from cascade.proof.log import first_choice
 from cascade.proof.run_folder import PATCH_FILE, SUMMARY_FILE
 from cascade.records import SCHEMA_VERSION, RunStatus
 from cascade.report.data import ReportData, TaskResult
@@ -17,6 +18,9 @@ from cascade.report.headline import build_headline
 from cascade.report.provenance import provenance
 
 NO_LABEL = "(no label)"
+# A run sealed before outcomes named their workflow (or an error sealed outside the engine,
+# before its first attempt): which one it ran is not on record, and is not guessed.
+NOT_RECORDED = "(not recorded)"
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -48,6 +52,20 @@ def _rungs_used(task: TaskResult) -> list[str]:
     return list(dict.fromkeys(a.rung for a in task.attempts))
 
 
+def _escalation_rate(tasks: Sequence[TaskResult]) -> float | None:
+    """The share of the tasks that made an attempt which climbed past their first rung."""
+    started = [t for t in tasks if t.attempts]
+    return _ratio(sum(1 for t in started if len(_rungs_used(t)) > 1), len(started))
+
+
+def workflow_of(task: TaskResult) -> str:
+    """The workflow the run says it took: its outcome's, else its first attempt's decision."""
+    if task.outcome.workflow:
+        return task.outcome.workflow
+    choice = first_choice(task.attempts)
+    return choice.name if choice is not None else NOT_RECORDED
+
+
 def build_report(data: ReportData) -> dict[str, Any]:
     tasks, ladder = data.tasks, list(data.ladder)
     attempts = [a for t in tasks for a in t.attempts]
@@ -57,8 +75,6 @@ def build_report(data: ReportData) -> dict[str, Any]:
     unverified_cost = sum(t.outcome.cost_usd for t in tasks if t.outcome.status != "verified")
     aborted_cost = sum(a.cost_usd for a in data.aborted_attempts)
     per_task_attempts = [len(t.attempts) for t in tasks]
-    started = [t for t in tasks if t.attempts]
-    escalated = [t for t in started if len(_rungs_used(t)) > 1]
     report = {
         "schema_version": SCHEMA_VERSION,
         "sources": data.sources,
@@ -70,12 +86,13 @@ def build_report(data: ReportData) -> dict[str, Any]:
             **outcomes,
             "statuses": list(outcomes),
             "solve_rate": _ratio(verified, len(tasks)),
+            "needs_review": sum(1 for t in tasks if t.outcome.needs_review),
             "not_started": data.not_started,
             "aborted_runs": data.aborted_runs,
         },
         "budget": {"stopped": bool(data.budget_notes), "notes": data.budget_notes},
         "rungs": _rungs(tasks, ladder),
-        "escalation_rate": _ratio(len(escalated), len(started)),
+        "escalation_rate": _escalation_rate(tasks),
         "attempts": {
             "total": len(attempts),
             "per_task_mean": _ratio(sum(per_task_attempts), len(tasks), 3),
@@ -102,6 +119,7 @@ def build_report(data: ReportData) -> dict[str, Any]:
             "out": sum(a.usage.completion_tokens for a in attempts),
         },
         "labels": _labels(tasks),
+        "workflows": _workflows(tasks),
         "failures": _failures(tasks),
         "baselines": _baselines(data),
         "task_rows": [_row(t) for t in tasks],
@@ -136,7 +154,7 @@ def _labels(tasks: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for label, members in sorted(groups.items()):
         outcomes = _outcomes(members)
-        cost = sum(t.outcome.cost_usd for t in members)
+        cost = math.fsum(t.outcome.cost_usd for t in members)  # the same in any task order
         by_rung = Counter(t.outcome.verified_rung for t in members if t.outcome.verified_rung)
         out[label] = {
             "tasks": len(members),
@@ -146,6 +164,39 @@ def _labels(tasks: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:
             "cost_usd": _money(cost),
             "per_verified_usd": _ratio(cost, outcomes["verified"], 8),
         }
+    return out
+
+
+def _workflows(tasks: Sequence[TaskResult]) -> dict[str, dict[str, Any]]:
+    """Per workflow, the largest first: outcomes, how many verified patches wait for a person's
+    review, escalation, cost, and the stricter workflows that judged some of its tasks' patches
+    (`raised_by`: workflow -> tasks)."""
+    groups: dict[str, list[TaskResult]] = {}
+    for task in tasks:
+        groups.setdefault(workflow_of(task), []).append(task)
+    out: dict[str, dict[str, Any]] = {}
+    for name, members in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
+        outcomes = _outcomes(members)
+        cost = math.fsum(t.outcome.cost_usd for t in members)  # the same in any task order
+        raisers: Counter[str] = Counter()
+        for task in members:
+            raisers.update({w for a in task.attempts if a.policy for w in a.policy.raised_by})
+        choice = next(filter(None, (first_choice(t.attempts) for t in members)), None)
+        out[name] = {
+            "tasks": len(members),
+            **outcomes,
+            "needs_review": sum(1 for t in members if t.outcome.needs_review),
+            "solve_rate": _ratio(outcomes["verified"], len(members)),
+            "escalation_rate": _escalation_rate(members),
+            "cost_usd": _money(cost),
+            "per_verified_usd": _ratio(cost, outcomes["verified"], 8),
+            "raised_by": dict(sorted(raisers.items())),
+            # The path its first recorded decision set (None: no run of it recorded one).
+            "path": None if choice is None else {
+                "gate": list(choice.gate), "proof": choice.proof, "review": choice.review,
+                "ladder": choice.ladder, "apply": choice.apply,
+            },
+        }  # fmt: skip
     return out
 
 
@@ -242,7 +293,8 @@ def _cheapest_only(tasks: Sequence[TaskResult], first: str, cascade_cost: float)
     because until that rung ends the cascade and the single-rung ladder make the same calls."""
     name = f"cheapest rung alone ({first})"
     if any(t.attempts and t.attempts[0].rung != first for t in tasks):
-        return _unavailable(name, "some tasks did not start on the first rung (--start-at)")
+        why = "some tasks did not start on the first rung (--start-at, or a workflow's ladder)"
+        return _unavailable(name, why)
     solved = [t for t in tasks if t.outcome.verified_rung == first]
     cost = sum(a.cost_usd for t in tasks for a in t.attempts if a.rung == first)
     row = _summary(name, solved, cost, len(tasks))
@@ -285,6 +337,8 @@ def _row(task: TaskResult) -> dict[str, Any]:
         "title": task.title,
         "labels": list(task.labels),
         "status": o.status,
+        "workflow": workflow_of(task),
+        "needs_review": o.needs_review,
         "verified_rung": o.verified_rung,
         "rungs": _rungs_used(task),
         "attempts": len(task.attempts),

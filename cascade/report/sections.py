@@ -1,7 +1,7 @@
 """What a replay report says, section by section, from the report dict (`cascade.report.numbers`):
-the headline and where its numbers come from first, then outcomes, rungs, cost, baselines,
-labels, failures, charts, and every task linked to its run's summary and patch with the run's
-proof status. Plain text only; `render` (Markdown) and `page` (HTML) escape it."""
+the headline and where its numbers come from first, then outcomes, workflows, rungs, cost,
+baselines, labels, failures, charts, and every task linked to its run's summary and patch with
+the run's proof status. Plain text only; `render` (Markdown) and `page` (HTML) escape it."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from cascade.report.document import (
     relative_href,
 )
 from cascade.report.headline import money
+from cascade.report.numbers import NOT_RECORDED
 from cascade.report.provenance import price_summary
+from cascade.workflow_config import DEFAULT_WORKFLOW
 
 TITLE = "Replay report"
 
@@ -43,6 +45,7 @@ def report_document(
     report: dict[str, Any], out: Path, charts: list[Path], skipped: list[str]
 ) -> Document:
     """`out` is the report's folder: links to run folders are relative to it."""
+    flows = shows_workflows(report)
     return Document(
         TITLE,
         [
@@ -50,12 +53,13 @@ def report_document(
             # Right after the headline, for people who would rather look than read.
             Section("Charts", (Images(tuple(charts), tuple(skipped)),), id="charts"),
             Section("Outcomes", _outcomes(report), id="outcomes"),
+            *([Section("Per workflow", _workflows(report), id="workflows")] if flows else []),
             Section("Per rung", (_rungs(report["rungs"]),), id="rungs"),
             Section("Cost, time, tokens", (_cost(report),), id="cost"),
             Section("Baselines", _baselines(report["baselines"]), id="baselines"),
             Section("Per label", (_labels(report["labels"]),), id="labels"),
             Section("Where patches fail", _failures(report["failures"]), id="failures"),
-            Section("Tasks", (_tasks(report["task_rows"], out),), id="tasks"),
+            Section("Tasks", (_tasks(report["task_rows"], out, flows),), id="tasks"),
             Section("Prices", (_prices(report["provenance"]["prices"]),), id="prices"),
             *(
                 [Section("Notes", (Bullets(tuple(report["notes"])),), id="notes")]
@@ -85,7 +89,8 @@ def _lead(report: dict[str, Any]) -> tuple[Block, ...]:
         Text(report["headline"]["text"], strong=True, id="headline"),
         Text(provenance_line(report), id="provenance"),
         Text(
-            f"Ladder: {' → '.join(report['ladder']) or '—'} · gate: "
+            f"Ladder: {' → '.join(report['ladder']) or '—'} · "
+            f"{'default workflow gate' if shows_workflows(report) else 'gate'}: "
             f"{', '.join(report['gate']) or '—'} · base commit: "
             f"{', '.join(c[:12] for c in report['base_commits']) or '—'}"
         ),
@@ -119,6 +124,48 @@ def _outcomes(report: dict[str, Any]) -> tuple[Block, ...]:
         f"{att['per_task_max']}{'; ' + spread if spread else ''})."
     )
     return table, Text(text)
+
+
+def shows_workflows(report: dict[str, Any]) -> bool:
+    """Whether the report shows its per-workflow table (and each task's workflow): not when
+    every task ran the one default workflow (or older runs that did not say) and none waits
+    for review — then it would repeat the outcomes table in one row."""
+    names = list(report["workflows"])
+    plain = len(names) <= 1 and all(n in (DEFAULT_WORKFLOW, NOT_RECORDED) for n in names)
+    return not plain or report["tasks"]["needs_review"] > 0
+
+
+def _workflows(report: dict[str, Any]) -> tuple[Block, ...]:
+    rows: list[tuple[Cell, ...]] = [
+        (name, str(r["tasks"]), str(r["verified"]), str(r["needs_review"]), str(r["unproven"]),
+         str(r["tasks"] - r["verified"] - r["unproven"]), pct(r["escalation_rate"]),
+         usd(r["cost_usd"]), usd(r["per_verified_usd"]))
+        for name, r in report["workflows"].items()
+    ]  # fmt: skip
+    head = ("workflow", "tasks", "verified", "needs review", "unproven", "other", "escalated",
+            "cost", "per verified")  # fmt: skip
+    notes = []
+    for name, r in report["workflows"].items():
+        path = r["path"]
+        if path:
+            said = (
+                f"{name}: gate {', '.join(path['gate']) or '—'}; {path['proof']}; review "
+                f"{path['review']}; {path['ladder']}; delivered as {path['apply']}"
+            )
+        elif name == NOT_RECORDED:
+            said = f"{name}: runs that do not say (sealed before cascade recorded workflows)"
+        else:
+            said = f"{name}: no run of it made an attempt that recorded its path"
+        for other, n in r["raised_by"].items():
+            said += f"; {n} task(s) held to {other!r} too (a traceback or patch touched its paths)"
+        notes.append(said)
+    lead = Text(
+        "Each task runs the first workflow its issue matches. Needs review: verified, and held "
+        "for a person's approval (counted in verified too). Other: exhausted, over budget or "
+        "error. Escalated: tasks that climbed past their first rung."
+    )
+    table = Table(head, rows, frozenset(range(1, 9)), id="workflows-table")
+    return lead, table, Bullets(tuple(notes))
 
 
 def _rungs(rungs: dict[str, dict[str, Any]]) -> Table:
@@ -199,7 +246,8 @@ def _failures(failures: dict[str, Any]) -> tuple[Block, ...]:
     return (*blocks, Bullets(errors)) if errors else tuple(blocks)
 
 
-def _tasks(rows: list[dict[str, Any]], out: Path) -> Table:
+def _tasks(rows: list[dict[str, Any]], out: Path, flows: bool) -> Table:
+    """`flows`: a column for each task's workflow, and a status that says it waits for review."""
     cells: list[tuple[Cell, ...]] = []
     for r in rows:
         files = tuple(
@@ -208,14 +256,19 @@ def _tasks(rows: list[dict[str, Any]], out: Path) -> Table:
             if r.get(key)
         )
         proof = r.get("proof")
-        cells.append(
-            (r["task"], r.get("title", ""), ", ".join(r["labels"]), r["status"],
-             " → ".join(r["rungs"]), str(r["attempts"]), usd(r["cost_usd"]),
-             f"{r['duration_s']:.1f}",
-             Mark(proof["status"], proof["ok"]) if proof else "—", files or "—")
+        status = r["status"] + (", needs review" if r.get("needs_review") else "")
+        row: tuple[Cell, ...] = (
+            r["task"], r.get("title", ""), ", ".join(r["labels"]), status,
+            " → ".join(r["rungs"]), str(r["attempts"]), usd(r["cost_usd"]),
+            f"{r['duration_s']:.1f}",
+            Mark(proof["status"], proof["ok"]) if proof else "—", files or "—",
         )  # fmt: skip
+        cells.append((*row[:3], r.get("workflow", NOT_RECORDED), *row[3:]) if flows else row)
     head = ("task", "title", "labels", "status", "rungs", "attempts", "cost", "seconds",
             "proof", "files")  # fmt: skip
+    if flows:
+        return Table((*head[:3], "workflow", *head[3:]), cells, frozenset({6, 7, 8}),
+                     id="tasks-table")  # fmt: skip
     return Table(head, cells, frozenset({5, 6, 7}), id="tasks-table")
 
 

@@ -19,6 +19,8 @@ from cascade.testing.repos import git
 
 DEMO_CASSETTE = "cassettes/demo.jsonl"
 _EVALUATORS = re.compile(r"^evaluators = \[.*\]$", re.MULTILINE)  # the [gate] line
+# A `[[workflows]]` table: its header and the `key = value` lines under it.
+_WORKFLOWS = re.compile(r"^\[\[workflows\]\]\n(?:\w[^\n]*\n)*", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ class DemoBacklog:
     cassette: Path
     config: Path  # the demo's cascade.toml, reading `cassette`
     ids: tuple[str, ...]
+
+
+def without_workflows(config: str) -> str:
+    """The demo's cascade.toml text without its `[[workflows]]` tables: one gate judges all."""
+    return _WORKFLOWS.sub("", config)
 
 
 def demo_repo(demo: Path, dest: Path) -> Path:
@@ -59,7 +66,8 @@ def demo_backlog(
     them by id (default: all). Each copy gets its issue's answers, the reproduce stage's among
     them (DEMO-4 names no test, so its run writes one first). `gate` replaces the demo's
     `[gate]` evaluators line when given (e.g. `["diff_scope"]`, which runs no code but proves
-    nothing either; `["diff_scope", "pytest"]` proves), `focus_only` has pytest run only the
+    nothing either; `["diff_scope", "pytest"]` proves) and drops the demo's `[[workflows]]`, so
+    that gate judges every task; `focus_only` has pytest run only the
     issue's own tests after a patch (the full suite runs once, at the base commit), and
     `cheap_without_edits` makes every cheap answer prose with no edit, so each task (and each
     reproduce stage) still climbs to the strong rung."""
@@ -96,6 +104,7 @@ def demo_backlog(
         config, found = _EVALUATORS.subn(f"evaluators = {gate}", config, count=1)
         if not found:
             raise ValueError(f"{repo / 'cascade.toml'} has no `evaluators = [...]` line")
+        config = without_workflows(config)
     if focus_only:
         config += "\n[gate.options.pytest]\nrun_full_suite = false\nrerun_failures = false\n"
     config_file = dest / "replay.toml"

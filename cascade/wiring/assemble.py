@@ -16,6 +16,7 @@ from cascade.core.events import Event
 from cascade.core.gate import Gate
 from cascade.core.loop import Engine
 from cascade.core.reproduce import ReproduceStage
+from cascade.core.workflows import Workflow
 from cascade.models import Recorder, build_model
 from cascade.models.preflight import check_rungs
 from cascade.protocols import Model
@@ -26,6 +27,7 @@ from cascade.wiring.registry import (
     sandbox_opener,
 )
 from cascade.wiring.settings import LoadedConfig
+from cascade.wiring.workflows import build_workflows
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class Parts:
     backend: str  # "docker", "local", or an entry-point name
     purse: Purse | None = None  # money shared by every run of a batch ([budget] batch cap)
     reproduce: ReproduceStage | None = None  # the test-first stage ([reproduce] when != never)
+    workflows: tuple[Workflow, ...] = ()  # `[[workflows]]`, built, in matching order
 
     def engine(
         self,
@@ -60,7 +63,7 @@ class Parts:
             on_event=on_event or (lambda _event: None),
             policy=cfg.policy,
             budget=cfg.budget,
-            routing=cfg.routing,
+            workflows=self.workflows,
             purse=self.purse,
             start_at=start_at,
             reproduce=self.reproduce,
@@ -91,11 +94,14 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
     cap = cfg.budget.batch_max_cost_usd
     purse = Purse(cap) if cap else None
     stage = None
-    if cfg.reproduce.when != "never":
+    wanted = [cfg.reproduce.when, *(f.proof.reproduce or cfg.reproduce.when for f in cfg.lanes)]
+    judge = build_reproduction_gate(cfg) if set(wanted) - {"never"} else None
+    own = models_for(cfg.reproduce.ladder) if cfg.reproduce.ladder and judge else models
+    if cfg.reproduce.when != "never" and judge is not None:
         stage = ReproduceStage(
             ladder=cfg.reproduce_ladder,
-            models=models_for(cfg.reproduce.ladder) if cfg.reproduce.ladder else models,
-            gate=build_reproduction_gate(cfg),
+            models=own,
+            gate=judge,
             when=cfg.reproduce.when,
             independent=cfg.reproduce.independent,
         )
@@ -109,14 +115,16 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
         for removed in collect_left_behind():
             log.info("removed %s, left by an earlier run", removed)
     gate = build_gate(cfg.gate)
+    workflows = build_workflows(loaded, gate, {**models, **own}, judge)
     if backend == "local":
         # The project's own interpreter runs the gate: it must have the gate's tools.
         from sandboxes.local_python import check_tools, find_interpreter
 
-        modules = [m for name in gate.names for m in TOOL_MODULES.get(name, ())]
-        modules += ["pytest"] if stage is not None else []
+        names = {n for g in (gate, *(w.gate for w in workflows)) for n in g.names}
+        modules = [m for name in sorted(names) for m in TOOL_MODULES.get(name, ())]
+        modules += ["pytest"] if judge is not None else []
         check_tools(find_interpreter(loaded.repo, cfg.sandbox), modules)
-    return Parts(loaded, models, gate, backend, purse, stage)
+    return Parts(loaded, models, gate, backend, purse, stage, workflows)
 
 
 # What each built-in evaluator runs with the sandbox's `python -m`.

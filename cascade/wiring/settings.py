@@ -87,7 +87,7 @@ def load_config(
     try:
         config = CascadeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, origins, chosen)) from exc
+        raise ConfigError(_explain(exc, origins, chosen, data)) from exc
     return LoadedConfig(
         config=config,
         repo=repo,
@@ -201,17 +201,33 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def _explain(exc: ValidationError, origins: dict[str, str], chosen: Path | None) -> str:
+def _explain(
+    exc: ValidationError, origins: dict[str, str], chosen: Path | None, data: Mapping[str, Any]
+) -> str:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        key = ".".join(loc) or "(top level)"
         where = _origin_of(loc, origins) or (str(chosen) if chosen else DEFAULT)
+        owner, loc = _workflow_of(loc, data)
+        key = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"unknown key `{key}` in {where}")
+            lines.append(f"{owner}unknown key `{key}` in {where}")
         else:
-            lines.append(f"`{key}` in {where}: {err['msg']}")
+            said = str(err["msg"]).removeprefix("Value error, ")
+            at = f"`{key}` in {where}: " if loc else ""
+            lines.append(f"{owner}{at}{said}" + ("" if loc else f" (in {where})"))
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _workflow_of(loc: list[str], data: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """`workflows.2.gate.x` reads as `workflow 'security': ... gate.x`: the entry by its name."""
+    if len(loc) < 2 or loc[0] != "workflows" or not loc[1].isdigit():
+        return "", loc
+    flows = data.get("workflows")
+    entry = flows[int(loc[1])] if isinstance(flows, list) and int(loc[1]) < len(flows) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    label = repr(name) if isinstance(name, str) and name else f"#{int(loc[1]) + 1} (no name)"
+    return f"workflow {label}: ", loc[2:]
 
 
 def _origin_of(loc: list[str], origins: dict[str, str]) -> str | None:
