@@ -377,3 +377,8 @@ def test_a_malformed_workflow_exits_2_naming_it_and_the_key(
     assert out.returncode == 2, out.stdout + out.stderr
     assert "workflow 'shaky'" in out.stderr and all(s in out.stderr for s in said), out.stderr
     assert "Traceback" not in out.stderr and not out.stdout
+    shown = subprocess.run(
+        [CASCADE, "config", "show", "--repo", str(demo)], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 2 and "workflow 'shaky'" in shown.stderr, shown.stderr

@@ -8,16 +8,26 @@ from contextlib import contextmanager
 
 import typer
 
-from cascade.errors import CascadeError
-
 
 @contextmanager
 def reported(interrupted: str = "interrupted") -> Iterator[None]:
     try:
         yield
-    except CascadeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         typer.echo(interrupted, err=True)
         raise typer.Exit(130) from None
+    except Exception as exc:
+        # Imported here: `cascade --help` must not pay for the error tree's records (pydantic).
+        from cascade.errors import CascadeError
+
+        if not isinstance(exc, CascadeError):
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def usage_error(message: str) -> Exception:
+    """A UsageError (exit 2), its class imported only when one is raised."""
+    from cascade.errors import UsageError
+
+    return UsageError(message)

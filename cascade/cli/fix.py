@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cascade.cli.failures import reported
+from cascade.cli.failures import reported, usage_error
 from cascade.cli.options import SandboxOption, check_cost_cap
-from cascade.errors import UsageError
-from cascade.records import RunOutcome
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where they are used: `cascade --help` pays for none of them
     from cascade.cli.progress import Progress
+    from cascade.records import RunOutcome
 
 
 def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
@@ -84,7 +83,7 @@ def fix(  # noqa: PLR0917 - typer maps each parameter to a flag
     with reported():
         check_cost_cap(max_cost_usd)
         if reviewed and not apply:
-            raise UsageError("--reviewed says a held patch may be applied: give it with --apply")
+            raise usage_error("--reviewed says a held patch may be applied: give it with --apply")
         request = FixRequest(
             issue_id, repo, config, start_at, out, sandbox, apply, as_json, record, max_cost_usd,
             reviewed,
@@ -260,7 +259,7 @@ def _require_clean(repo: Path) -> None:
         check=False,
     )
     if proc.returncode != 0 or proc.stdout.strip():
-        raise UsageError(
+        raise usage_error(
             f"--apply: {repo} has uncommitted changes; commit or stash them first "
             "(a verified patch is only applied to a clean tree)"
         )
@@ -275,5 +274,5 @@ def _apply_patch(repo: Path, patch: Path) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise UsageError(f"--apply: the verified patch does not apply: {proc.stderr.strip()}")
+        raise usage_error(f"--apply: the verified patch does not apply: {proc.stderr.strip()}")
     typer.echo(f"applied {patch.name} to {repo}", err=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +32,8 @@ def init(
     with reported():
         local = local_rung(ollama_models(ollama_url), ollama_url)
         rungs = ([local] if local else []) + hosted_rungs(os.environ)
+        from importlib.metadata import entry_points
+
         available = sorted(ep.name for ep in entry_points(group="cascade.evaluators"))
         text = render(rungs, available)
         if stdout:

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cascade.cli.failures import reported
+from cascade.cli.failures import reported, usage_error
 from cascade.cli.options import SandboxOption, check_cost_cap
-from cascade.errors import UsageError
 
 if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
     from cascade.cli.batch_progress import BatchProgress
@@ -141,7 +140,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
             from cascade.cli.regate import run_regate
 
             if backlog is not None:
-                raise UsageError("--regate RUN_DIR takes no BACKLOG: it re-judges that folder")
+                raise usage_error("--regate RUN_DIR takes no BACKLOG: it re-judges that folder")
             code = run_regate(regate, repo, config, sandbox, concurrency)
         else:
             from cascade.cli.interrupt import Interrupted
@@ -187,7 +186,7 @@ def _replay(req: ReplayRequest) -> int:
     from cascade.workspace.checkout import resolve_commit
 
     if req.backlog is None:
-        raise UsageError("give a BACKLOG (a folder of issue files or a JSONL file), or --regate")
+        raise usage_error("give a BACKLOG (a folder of issue files or a JSONL file), or --regate")
     repo = req.repo.resolve()
     loaded = load_for_run(repo, RunFlags(req.config_file, req.backend))
     if req.cassette is not None:
@@ -277,9 +276,9 @@ def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) ->
     from cascade.models import as_replay
 
     if record is not None:
-        raise UsageError("--cassette and --record together: a replayed answer is never recorded")
+        raise usage_error("--cassette and --record together: a replayed answer is never recorded")
     if not cassette.is_file():
-        raise UsageError(f"--cassette {cassette}: no such file")
+        raise usage_error(f"--cassette {cassette}: no such file")
     path = str(cassette.resolve())
     ladder = tuple(as_replay(r, path) for r in loaded.config.ladder)
     config = loaded.config.model_copy(update={"ladder": ladder})

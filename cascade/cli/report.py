@@ -13,8 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cascade.cli.failures import reported
-from cascade.errors import UsageError
+from cascade.cli.failures import reported, usage_error
 
 DEFAULT_COMMAND = "build"
 CHARTS_HELP = "PNG charts (needs matplotlib: pip install 'cascade-engine[charts]')."
@@ -62,7 +61,7 @@ def build(
     DIR...` runs this."""
     with reported():
         if out is None and len(dirs) > 1:
-            raise UsageError("several folders: say where the report goes with --out")
+            raise usage_error("several folders: say where the report goes with --out")
         _write(dirs, out or dirs[0], charts, as_json)
 
 
@@ -81,7 +80,7 @@ def merge(
     with reported():
         for path in dirs:
             if not path.is_dir():
-                raise UsageError(f"{path}: no such folder")
+                raise usage_error(f"{path}: no such folder")
         notes = merge_batches([d.resolve() for d in dirs], out.resolve())
         for note in notes:
             typer.echo(f"note: {note}", err=True)
@@ -109,7 +108,7 @@ def compare(
 
     with reported():
         if a.resolve() == b.resolve():
-            raise UsageError(f"{a} is given twice: compare two different batches")
+            raise usage_error(f"{a} is given twice: compare two different batches")
         reports = [build_report(load([d.resolve()])) for d in (a, b)]
         written = write_comparison(reports[0], reports[1], out.resolve(), charts=charts)
         if as_json:

@@ -9,13 +9,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
 import typer
 
 from cascade.cli.failures import reported
-from cascade.config import SandboxConfig
+
+if TYPE_CHECKING:  # `cascade --help` does not import the config schema
+    from cascade.config import SandboxConfig
 
 sandbox_app = typer.Typer(
     rich_markup_mode=None,

@@ -1,6 +1,7 @@
 """Every setting as `cascade config show` lists it: the resolved value and where it came from,
 the options of each configured evaluator and of the sandbox backend included (their defaults
-come from the option models that live beside each part, which also refuse a misspelt one)."""
+come from the option models that live beside each part, which also refuse a misspelt one, in
+`[gate.options]` or in a workflow's gate)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 from cascade.config import SandboxConfig
 from cascade.wiring.registry import build_evaluator
 from cascade.wiring.settings import LoadedConfig, flatten
+from cascade.wiring.workflows import workflows_of
 
 
 def all_settings(loaded: LoadedConfig) -> dict[str, tuple[Any, str]]:
@@ -24,6 +26,7 @@ def all_settings(loaded: LoadedConfig) -> dict[str, tuple[Any, str]]:
         options = getattr(build_evaluator(name, cfg.gate), "config", None)
         if isinstance(options, BaseModel):
             values.update(flatten(options.model_dump(mode="json"), f"gate.options.{name}"))
+    workflows_of(loaded)  # a workflow's bad evaluator or option is the error a run would meet
     values.update(flatten(_sandbox_options(cfg.sandbox), "sandbox.options"))
     values.pop("gate.options", None)
     values.pop("sandbox.options", None)
