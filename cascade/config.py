@@ -122,6 +122,9 @@ class IssuesConfig(Section):
 class RunConfig(Section):
     out: str = ".cascade/runs"
     feedback_chars: int = Field(default=4000, ge=200)
+    # Keep each evaluator's baseline (per commit, configuration and sandbox image) in
+    # .cascade/cache/baselines, so the next run on the same commit does not take it again.
+    baseline_cache: bool = True
 
 
 class LearnedSkipConfig(Section):

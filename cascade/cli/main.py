@@ -43,6 +43,27 @@ app.command("init")(init)
 app.command("route")(route_cmd)
 app.add_typer(ladder_app, name="ladder")
 app.add_typer(ci_app, name="ci")
+cache_app = typer.Typer(
+    rich_markup_mode=None,
+    help="The baselines kept across runs (.cascade/cache/baselines).",
+    no_args_is_help=True,
+    context_settings=HELP,
+)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    repo: Path = typer.Option(Path("."), help="The repository whose cache to clear."),
+) -> None:
+    """Remove the baselines kept for this repository: the next run takes each again. (Entries
+    that were edited, or sealed on another machine, are ignored anyway, never trusted.)"""
+    from cascade.core.baseline_store import BaselineStore
+    from cascade.wiring.settings import repo_root
+
+    folder = repo_root(repo.resolve()) / ".cascade" / "cache" / "baselines"
+    removed = BaselineStore(folder, b"").clear()
+    typer.echo(f"removed {removed} baseline(s) from {folder}")
 
 
 @app.callback()

@@ -13,12 +13,14 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
+from cascade.core.baseline_store import COMPUTED_BY, BaselineStore
 from cascade.core.taskgroups import task_group
 from cascade.errors import CascadeError, InfraError
 from cascade.protocols import (
     CodeFreeEvaluator,
     ConfiguredEvaluator,
     Evaluator,
+    ImageSandbox,
     ProvingEvaluator,
     Sandbox,
     ScopedBaselineEvaluator,
@@ -103,14 +105,26 @@ class Gate:
             stages.setdefault((_stage(evaluator), twin), []).append(evaluator)
         return [stages[key] for key in sorted(stages)]
 
-    async def baseline(self, sandbox: Sandbox, task: Task) -> dict[str, Mapping[str, Any]]:
-        """Every evaluator's pre-patch facts, on the untouched workspace (cached)."""
+    async def baseline(
+        self, sandbox: Sandbox, task: Task, store: BaselineStore | None = None
+    ) -> dict[str, Mapping[str, Any]]:
+        """Every evaluator's pre-patch facts, on the untouched workspace (cached in this process
+        and, with a `store` and a sandbox with an image digest, across runs)."""
+        image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
         results: dict[str, Mapping[str, Any]] = {}
         for evaluator in self.evaluators:
             key = baseline_key(evaluator, task)
             async with self._locks.setdefault(key, anyio.Lock()):
                 if key in self._cache:
                     self.cache_hits += 1
+                elif store is not None and image:
+                    kept = store.entry_key(key, image, evaluator)
+                    facts = store.get(kept)
+                    if facts is None:
+                        facts = dict(await self._baseline(evaluator, sandbox, task))
+                        store.put(kept, facts)
+                        facts[COMPUTED_BY] = store.run_id
+                    self._cache[key] = facts
                 else:
                     self._cache[key] = await self._baseline(evaluator, sandbox, task)
             results[evaluator.name] = self._cache[key]

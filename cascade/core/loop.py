@@ -19,6 +19,7 @@ import anyio
 
 from cascade.config import BudgetConfig, PolicyConfig, RungConfig
 from cascade.core.attempt import AnswerJudge, Held, Reviewer, Spares
+from cascade.core.baseline_store import BaselineStore
 from cascade.core.budget import Price, Purse, estimate_cost, with_purse
 from cascade.core.context import Context, TokenCounter, build_context, tracked_files
 from cascade.core.draft import Draft
@@ -81,6 +82,7 @@ class Engine:
     runs_dir: Path | None = None  # past runs for learned skip (default: beside this run)
     start_at: str | None = None  # `--start-at`: a human override of the start rung
     reproduce: ReproduceStage | None = None  # the test-first stage (None: never)
+    baseline_store: BaselineStore | None = None  # baselines kept across runs
 
     def __post_init__(self) -> None:
         # Checked when the run's engine is built, so a bad --start-at is a usage error before
@@ -126,9 +128,8 @@ class _Run:
         self.proving: tuple[ProvingTest, ...] = ()
         self.winner: tuple[Patch, Task] | None = None  # the accepted reproduction, the task with it
         self.spares = Spares(engine.open_sandbox, Path(task.repo), task.base_commit)
-        self.flow = default_workflow(
-            engine.gate, tuple(engine.ladder), engine.budget, engine.reproduce
-        )  # until `_choose` says which workflow is the task's
+        e = engine  # the default workflow, until `_choose` says which one is the task's
+        self.flow = default_workflow(e.gate, tuple(e.ladder), e.budget, e.reproduce)
         self.choice: WorkflowChoice | None = None  # said on the run's first attempt
         self.raiser = PolicyRaiser(engine.workflows, self.flow)
 
@@ -171,7 +172,7 @@ class _Run:
         e = self.e
         sandbox, self.baselines = await open_with_baseline(
             self.task, open_sandbox=e.open_sandbox, gate=e.gate, policy=e.policy, sleep=e.sleep,
-            on_event=e.on_event, notes=self.notes,
+            on_event=e.on_event, notes=self.notes, store=e.baseline_store,
         )  # fmt: skip
         return sandbox
 

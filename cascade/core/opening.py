@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from cascade.config import PolicyConfig
+from cascade.core.baseline_store import COMPUTED_BY, BaselineStore
 from cascade.core.events import Event
 from cascade.core.gate import Gate
 from cascade.errors import InfraError
@@ -30,15 +31,22 @@ async def open_with_baseline(
     sleep: Callable[[float], Any],
     on_event: Callable[[Event], None],
     notes: list[str],
+    store: BaselineStore | None = None,
 ) -> tuple[Sandbox, dict[str, Mapping[str, Any]]]:
-    """The sandbox and the gate's baselines; each retried fault is added to `notes`."""
+    """The sandbox and the gate's baselines; each retried fault is added to `notes`, and which
+    baselines came from `store` (taken by an earlier run, on the same commit, configuration and
+    image) too."""
     for n in range(policy.infra_retries + 1):
         on_event(Event("open", f"opening a sandbox at {task.base_commit[:12]}"))
         sandbox: Sandbox | None = None
         try:
             sandbox = await open_sandbox(Path(task.repo), task.base_commit)
             on_event(Event("baseline", f"baseline: {', '.join(gate.names)}"))
-            return sandbox, await gate.baseline(sandbox, task)
+            baselines = await gate.baseline(sandbox, task, store)
+            for note in _from_cache(baselines, store):
+                notes.append(note)
+                on_event(Event("baseline", note))
+            return sandbox, baselines
         except BaseException as exc:  # a cancel or any error must not leak the sandbox
             if sandbox is not None:
                 with anyio.CancelScope(shield=True):
@@ -58,3 +66,21 @@ def sandbox_label(sandbox: Sandbox) -> str:
     image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
     kind = type(sandbox).__name__.removesuffix("Sandbox").lower() or "sandbox"
     return " ".join(filter(None, (kind, image, getattr(sandbox, "runtime", ""))))  # python 3.11.2
+
+
+def _from_cache(
+    baselines: Mapping[str, Mapping[str, Any]], store: BaselineStore | None
+) -> list[str]:
+    """A note naming the baselines an earlier run took, and which run."""
+    if store is None:
+        return []
+    by: dict[str, list[str]] = {}
+    for name, facts in baselines.items():
+        taken = str(facts.get(COMPUTED_BY, ""))
+        if taken and taken != store.run_id:
+            by.setdefault(taken, []).append(name)
+    return [
+        f"baseline of {', '.join(names)} from the cache (taken by run {run}, same commit, "
+        "configuration and sandbox image)"
+        for run, names in by.items()
+    ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cascade.config import RungConfig
+from cascade.core.baseline_store import BaselineStore
 from cascade.core.budget import Purse
 from cascade.core.context import litellm_counter
 from cascade.core.events import Event
@@ -43,6 +44,7 @@ class Parts:
     purse: Purse | None = None  # money shared by every run of a batch ([budget] batch cap)
     reproduce: ReproduceStage | None = None  # the test-first stage ([reproduce] when != never)
     workflows: tuple[Workflow, ...] = ()  # `[[workflows]]`, built, in matching order
+    store: BaselineStore | None = None  # baselines kept across runs ([run] baseline_cache)
 
     def engine(
         self,
@@ -64,6 +66,7 @@ class Parts:
             policy=cfg.policy,
             budget=cfg.budget,
             workflows=self.workflows,
+            baseline_store=self.store.for_run(run_id) if self.store else None,
             purse=self.purse,
             start_at=start_at,
             reproduce=self.reproduce,
@@ -124,7 +127,10 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
         modules = [m for name in sorted(names) for m in TOOL_MODULES.get(name, ())]
         modules += ["pytest"] if judge is not None else []
         check_tools(find_interpreter(loaded.repo, cfg.sandbox), modules)
-    return Parts(loaded, models, gate, backend, purse, stage, workflows)
+    store = None
+    if cfg.run.baseline_cache:
+        store = BaselineStore.open(loaded.repo / ".cascade" / "cache" / "baselines")
+    return Parts(loaded, models, gate, backend, purse, stage, workflows, store)
 
 
 # What each built-in evaluator runs with the sandbox's `python -m`.
