@@ -38,10 +38,8 @@ def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
         why = _orphaned(container.labels, now) or (
             "stopped" if container.status in ("exited", "dead") else ""
         )
-        if why:
-            with contextlib.suppress(NotFound):
-                container.remove(force=True)
-                removed.append(f"container {container.name} ({why})")
+        if why and _remove(container):
+            removed.append(f"container {container.name} ({why})")
     for volume in client.volumes.list(filters=label):
         why = _orphaned(volume.attrs.get("Labels") or {}, now)
         if not why:
@@ -54,6 +52,20 @@ def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
             continue
         removed.append(f"volume {volume.name} ({why})")
     return removed
+
+
+def _remove(container: Any) -> bool:
+    """Remove `container`; False when it is gone already or another process (a second cascade
+    collecting the same orphans) is removing it right now (Docker's 409 "already in progress")."""
+    try:
+        container.remove(force=True)
+    except NotFound:
+        return False
+    except APIError as exc:
+        if exc.status_code == 409 and "in progress" in str(exc.explanation or exc):
+            return False
+        raise
+    return True
 
 
 def collect_left_behind() -> list[str]:

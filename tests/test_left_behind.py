@@ -79,3 +79,27 @@ def test_a_killed_runs_sandboxes_are_collected_by_the_next_run(
         assert left() == ([], [])
     finally:
         client.close()
+
+
+def test_an_orphan_another_process_is_removing_is_left_to_it() -> None:
+    """Two cascade processes collecting the same orphan: Docker answers the second removal
+    409 "already in progress" — not an error for the second (the container is going), and not
+    reported as removed by it either. Any other refusal still raises."""
+    from types import SimpleNamespace
+
+    from docker.errors import APIError
+
+    from sandboxes.cleanup import _remove
+
+    def refusing(status: int, said: str) -> SimpleNamespace:
+        response = SimpleNamespace(status_code=status, reason="Conflict")
+
+        def remove(force: bool) -> None:
+            raise APIError("removal", response=response, explanation=said)  # type: ignore[arg-type]
+
+        return SimpleNamespace(remove=remove)
+
+    going = refusing(409, "removal of container 5617 is already in progress")
+    assert _remove(going) is False
+    with pytest.raises(APIError):
+        _remove(refusing(500, "the engine broke"))
