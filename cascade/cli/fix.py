@@ -130,10 +130,9 @@ def _fix(req: FixRequest) -> int:
         _require_clean(repo)
     issue = runner.read_issue(req.issue_id)
     parts = runner.parts
-    path = f"ladder {' → '.join(runner.ladder)}, sandbox {parts.backend}, gate "
-    path += ", ".join(parts.gate.names)
-    if parts.workflows:  # the task's workflow sets them: said on the next line
-        path = f"sandbox {parts.backend}"
+    path = f"sandbox {parts.backend}"
+    if not parts.workflows:  # else the task's workflow sets them: said on the next line
+        path = f"ladder {' → '.join(runner.ladder)}, {path}, gate {', '.join(parts.gate.names)}"
     progress.note(f"{issue.id}: {issue.title} — {path}")
     try:
         run_dir, docker = runner.runs_dir / run.run_id, parts.backend == "docker"

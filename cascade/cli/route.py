@@ -40,17 +40,18 @@ def route_cmd(
     calling a model, reading a cassette or opening a sandbox.
 
     Exit codes: 0 said, 2 usage or configuration error, 3 the issue source cannot be reached."""
-    from cascade.wiring.route_plan import plan, render, tracked_files
+    from cascade.wiring.route_plan import plan, render
     from cascade.wiring.run_issue import RunFlags, load_for_run
     from cascade.wiring.settings import repo_root
     from cascade.wiring.sources import source_for
+    from cascade.workspace.checkout import files_at
 
     with reported():
         start = repo.resolve()
         root = repo_root(start)
         loaded = load_for_run(root, RunFlags(config), start=start)
         source, ref = source_for(issue_id, loaded.config, root)
-        chosen = plan(loaded, source.get(ref), set(tracked_files(root)))
+        chosen = plan(loaded, source.get(ref), set(files_at(root)))
     typer.echo(json.dumps(chosen.doc, indent=2) if as_json else render(chosen))
 
 
@@ -58,10 +59,11 @@ def plan_backlog(loaded: LoadedConfig, repo: Path, issues: list[Issue], as_json:
     """`--plan`: each task's path and the traffic split, before trusting the router."""
     from collections import Counter
 
-    from cascade.wiring.route_plan import plan, render, tracked_files
+    from cascade.wiring.route_plan import plan, render
     from cascade.wiring.workflows import workflows_of
+    from cascade.workspace.checkout import files_at
 
-    tracked = set(tracked_files(repo))
+    tracked = set(files_at(repo))
     flows = workflows_of(loaded)
     plans = [plan(loaded, issue, tracked, flows) for issue in issues]
     by_workflow = Counter(p.workflow for p in plans)

@@ -28,7 +28,7 @@ from cascade.core.workflows import (
 from cascade.errors import ConfigError, UsageError
 from cascade.protocols import Sandbox
 from cascade.records import Task, WorkflowChoice
-from cascade.workspace.checkout import git
+from cascade.workspace.checkout import files_at
 
 
 async def choose_workflow(
@@ -42,10 +42,7 @@ async def choose_workflow(
     config, chosen = choose([f.config for f in workflows if f.config], facts)
     flow = default
     if config is not None:
-        flow = next(f for f in workflows if f.config is config)
-        if flow.lane is not None:
-            lane = dataclasses.replace(flow.lane, because="; ".join(chosen.matched))
-            flow = dataclasses.replace(flow, lane=lane)
+        flow = next(f for f in workflows if f.config is config).matched(chosen)
     rungs = [r.name for r in flow.ladder]
     if start_at is not None and start_at not in rungs:
         raise UsageError(
@@ -66,11 +63,7 @@ def said(choice: WorkflowChoice) -> str:
 
 async def tracked_at(repo: Path, commit: str) -> list[str]:
     """The files of `commit` in the host's repository (none when it cannot say)."""
-
-    def listing() -> str:
-        return git(repo, "ls-tree", "-r", "-z", "--name-only", commit, check=False)
-
-    return [p for p in (await anyio.to_thread.run_sync(listing)).split("\0") if p]
+    return await anyio.to_thread.run_sync(files_at, repo, commit)
 
 
 class PolicyRaiser:

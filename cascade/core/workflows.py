@@ -8,6 +8,7 @@ raised by what a task or patch turns out to touch, never lowered."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -180,6 +181,14 @@ class Workflow:
     judging: Judging
     lane: Lane | None = None
     config: WorkflowConfig | None = None  # None: the default workflow
+
+    def matched(self, chosen: WorkflowChoice) -> Workflow:
+        """This workflow with its lane saying what of the task chose it."""
+        if self.lane is None:
+            return self
+        return dataclasses.replace(
+            self, lane=dataclasses.replace(self.lane, because="; ".join(chosen.matched))
+        )
 
     def choice(self, chosen: WorkflowChoice, facts: TaskFacts) -> WorkflowChoice:
         """The decision record: `chosen` with the path this workflow sets, in decision order."""

@@ -7,8 +7,7 @@ review by what the target tests' tracebacks and each patch touch, never lower th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from cascade.core.budget import estimate_cost
@@ -20,7 +19,6 @@ from cascade.records import Issue
 from cascade.wiring.settings import LoadedConfig
 from cascade.wiring.workflows import workflows_of
 from cascade.workflow_config import DEFAULT_WORKFLOW
-from cascade.workspace.checkout import git
 
 CHARS_PER_TOKEN = 4  # a rough, generous ratio: the estimate is an upper bound anyway
 
@@ -37,11 +35,6 @@ class Plan:
     workflow: str = DEFAULT_WORKFLOW
 
 
-def tracked_files(repo: Path) -> list[str]:
-    """The files of HEAD, as git lists them (no sandbox); none outside a repository."""
-    return [p for p in git(repo, "ls-files", "-z", check=False).split("\0") if p]
-
-
 def plan(
     loaded: LoadedConfig,
     issue: Issue,
@@ -51,10 +44,9 @@ def plan(
     flows = flows or workflows_of(loaded)
     facts = issue_facts(issue, tracked)
     _, chosen = choose(loaded.config.lanes, facts)
-    flow = next(f for f in flows if f.name == chosen.name)
+    flow = next(f for f in flows if f.name == chosen.name).matched(chosen)
     choice = flow.choice(chosen, facts)
-    lane = replace(flow.lane, because="; ".join(chosen.matched)) if flow.lane else None
-    way = route(flow.ladder, lane)
+    way = route(flow.ladder, flow.lane)
     first = flow.ladder[way.start]
     prompt_tokens = first.context_tokens + len(issue.title + issue.body) // CHARS_PER_TOKEN
     first_usd = estimate_cost(rung_price(first), prompt_tokens, first.max_tokens)

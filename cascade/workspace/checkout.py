@@ -37,6 +37,16 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
+def files_at(repo: Path, rev: str = "HEAD") -> list[str]:
+    """The files of `rev` in the host's repository, as git lists them (none when it cannot
+    say: not a repository, no such revision)."""
+    return [
+        p
+        for p in git(repo, "ls-tree", "-r", "-z", "--name-only", rev, check=False).split("\0")
+        if p
+    ]
+
+
 def resolve_commit(repo: Path, rev: str = "HEAD") -> str:
     """The full sha of `rev`, or a usage error when `repo` is not a git checkout."""
     proc = subprocess.run(
