@@ -125,6 +125,10 @@ class RunConfig(Section):
     # Keep each evaluator's baseline (per commit, configuration and sandbox image) in
     # .cascade/cache/baselines, so the next run on the same commit does not take it again.
     baseline_cache: bool = True
+    # Take the baseline (ruff, mypy, the whole suite) while the first model call is drawn; the
+    # gate waits for it only if the answer comes first. false: take it before any model call
+    # (a repository whose gate cannot run then costs no call).
+    overlap_baseline: bool = True
 
 
 class LearnedSkipConfig(Section):

@@ -164,3 +164,15 @@ class ProvingEvaluator(Protocol):
     verdicts name the same tests' outcomes after the patch (`Verdict.tests`)."""
 
     async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class TracingEvaluator(Protocol):
+    """A `ProvingEvaluator` that also gives, from the same run of the named tests, what the
+    prompt is told of the targets — `outcomes` (node id -> outcome) and `failures` (node id ->
+    scrubbed text) of what ran, as a baseline has them; {} when none may be told. With it the
+    first model call does not wait for the whole baseline."""
+
+    async def base_failures(
+        self, sandbox: Sandbox, task: Task
+    ) -> tuple[dict[str, str], dict[str, Any]]: ...

@@ -181,9 +181,19 @@ class PytestEvaluator:
     async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]:
         """How the task's targets and hidden tests (the reproduction's among them) come out at
         the base commit: one run of their files, with the hidden and reproduction files in."""
+        return (await self.base_failures(sandbox, task))[0]
+
+    async def base_failures(
+        self, sandbox: Sandbox, task: Task
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """`base_outcomes`, and from the same run what the prompt is told of the targets: the
+        `outcomes` and scrubbed `failures` of what ran, as the baseline has them (so the first
+        model call need not wait for the whole suite). Nothing of that run is told when the issue
+        has hidden files: they were in the workspace for it."""
         named = list(dict.fromkeys((*task.targets, *task.issue.hidden_tests)))
         if not named:
-            return {}
+            return {}, {}
+        issue = task.issue
         async with trusted_files(sandbox, None, TOOLS, copied=_copied(task, hidden=True)):
             paths = await existing_files(sandbox, named)
             run = await self._run(sandbox, paths) if paths else None
@@ -191,7 +201,19 @@ class PytestEvaluator:
             detail = run_problem(run) or run.problem
             raise InfraError(f"pytest cannot run the task's tests at the base commit: {detail}")
         results = (run.results or {}) if run is not None else {}
-        return {test: outcome_text(lookup(results, test)) for test in named}
+        outcomes = {test: outcome_text(lookup(results, test)) for test in named}
+        if issue.hidden_files or issue.hidden_tests:
+            return outcomes, {}
+        scrub = Scrubber((), {}, await workspace_root(sandbox))
+        traces = {
+            "outcomes": {nodeid: result.outcome for nodeid, result in sorted(results.items())},
+            "failures": {
+                nodeid: scrub(trim_failure(result.text or result.message)) or result.outcome
+                for nodeid, result in sorted(results.items())
+                if result.outcome in ("failed", "error")
+            },
+        }
+        return outcomes, traces
 
     async def _rerun_failures(
         self,

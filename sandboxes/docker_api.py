@@ -8,8 +8,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import docker
-from docker.errors import DockerException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade.config import SandboxConfig
@@ -77,7 +75,11 @@ class DockerOptions(BaseModel):
 
 
 def connect(timeout: int = 60) -> Any:
-    """A docker client that has answered a ping, or a SandboxError saying how to get one."""
+    """A docker client that has answered a ping, or a SandboxError saying how to get one. (The
+    SDK is imported here: reading the options, as `config show` does, needs none of it.)"""
+    import docker
+    from docker.errors import DockerException
+
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()

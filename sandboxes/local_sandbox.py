@@ -155,16 +155,22 @@ async def run_process(
         )
     out, err = bytearray(), bytearray()
     timed_out = False
-    async with anyio.create_task_group() as tg:
-        assert proc.stdout is not None and proc.stderr is not None
-        tg.start_soon(_drain, proc.stdout, out)
-        tg.start_soon(_drain, proc.stderr, err)
-        with anyio.move_on_after(timeout) as scope:
-            await proc.wait()
-        timed_out = scope.cancelled_caught
-        _kill_group(proc.pid)
+    try:
+        async with anyio.create_task_group() as tg:
+            assert proc.stdout is not None and proc.stderr is not None
+            tg.start_soon(_drain, proc.stdout, out)
+            tg.start_soon(_drain, proc.stderr, err)
+            try:
+                with anyio.move_on_after(timeout) as scope:
+                    await proc.wait()
+                timed_out = scope.cancelled_caught
+            finally:  # a cancelled run (a baseline no longer needed) leaves nothing running
+                _kill_group(proc.pid)
+                with anyio.CancelScope(shield=True):
+                    await proc.wait()
+    finally:
         with anyio.CancelScope(shield=True):
-            await proc.wait()
+            await proc.aclose()
     code = proc.returncode if proc.returncode is not None else -9
     return ExecResult(
         argv=tuple(argv),

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cascade.config import RungConfig, SandboxConfig
+from cascade.core.engine import Engine
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.proof.log import ProofLog
 from cascade.proof.run_folder import RunFolder
 from cascade.records import Issue, RunOutcome, Task

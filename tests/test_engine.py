@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from cascade.config import RungConfig, SandboxConfig
+from cascade.core.engine import Engine
 from cascade.core.events import Event
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.errors import InfraError, ProviderEscalate, ProviderRetry, ProviderStop, UsageError
 from cascade.proof.log import ATTEMPTS_FILE, BLOBS_DIR, ProofLog
 from cascade.proof.run_folder import RunFolder

@@ -22,8 +22,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from cascade.config import BudgetConfig, PolicyConfig, RungConfig, SandboxConfig
 from cascade.core.budget import Purse
+from cascade.core.engine import Engine
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.models import LitellmModel, Recorder
 from cascade.models.litellm_model import DEADLINE_GRACE_S
 from cascade.proof.log import ATTEMPTS_FILE, ProofLog

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from cascade.config import PolicyConfig, RungConfig, SandboxConfig
+from cascade.core.engine import Engine
 from cascade.core.events import Event
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.proof.log import ProofLog
 from cascade.proof.run_folder import SUMMARY_FILE
 from cascade.proof.verify import verify_run
@@ -180,27 +180,15 @@ LADDER = (RungConfig(name="cheap", model="scripted/cheap", attempts=1),)
 async def test_a_mypy_config_mypy_refuses_stops_the_run_once_as_a_config_error(
     tmp_path: Path,
 ) -> None:
-    repo = make_repo(tmp_path / "repo", {**STUBBED, "mypy.ini": MYPY_INI})
-    task = Task(
-        issue=Issue(id="T-16", title="types"),
-        repo=str(repo),
-        base_commit=git(repo, "rev-parse", "HEAD").strip(),
-    )
-    model = ScriptedModel("cheap", sequence=["never asked"])
+    task, model = _refused(tmp_path)
     events: list[Event] = []
-    engine = Engine(
-        ladder=LADDER,
-        models={"cheap": model},
-        gate=Gate([MypyEvaluator()]),
-        open_sandbox=sandbox_opener(SandboxConfig(), "local"),
-        counter=lambda _rung: lambda text: len(text) // 4,
-        on_event=events.append,
-        sleep=_no_wait,
-        policy=PolicyConfig(infra_retries=2),
-    )
+    engine = _mypy_engine(model, on_event=events.append, policy=PolicyConfig(infra_retries=2))
     outcome = await engine.run(task, ProofLog.create(tmp_path / "runs"))
-    # Tried once: the same exit 2 would come back on every try.
-    assert [e.kind for e in events].count("baseline") == 1 and not model.prompts
+    # Tried once: the same exit 2 would come back on every try. The baseline was taken while
+    # the first call was drawn: its answer is recorded, paid and not gated.
+    lines = [e.message for e in events if e.kind == "baseline"]
+    assert sum("could not be taken" in m for m in lines) == 1, lines
+    assert len(model.prompts) == 1 and outcome.attempts == 1
     assert outcome.status == "error" and outcome.exit_code == 2 and outcome.usage_error
     said = outcome.error
     assert said.startswith(
@@ -212,6 +200,39 @@ async def test_a_mypy_config_mypy_refuses_stops_the_run_once_as_a_config_error(
     summary = (Path(outcome.run_dir) / SUMMARY_FILE).read_text()
     assert "mypy cannot check this repository as configured" in summary
     assert verify_run(Path(outcome.run_dir)).ok
+
+
+@pytest.mark.anyio
+async def test_without_overlap_a_gate_that_cannot_run_costs_no_call(tmp_path: Path) -> None:
+    task, model = _refused(tmp_path)
+    engine = _mypy_engine(model, overlap_baseline=False)  # [run] overlap_baseline = false
+    outcome = await engine.run(task, ProofLog.create(tmp_path / "runs"))
+    assert not model.prompts and outcome.attempts == 0
+    assert outcome.exit_code == 2 and "mypy cannot check this repository" in outcome.error
+
+
+def _refused(tmp_path: Path) -> tuple[Task, ScriptedModel]:
+    """A task on a repository whose mypy config names a plugin mypy cannot find (exit 2)."""
+    repo = make_repo(tmp_path / "repo", {**STUBBED, "mypy.ini": MYPY_INI})
+    task = Task(
+        issue=Issue(id="T-16", title="types"),
+        repo=str(repo),
+        base_commit=git(repo, "rev-parse", "HEAD").strip(),
+    )
+    return task, ScriptedModel("cheap", sequence=["never asked"])
+
+
+def _mypy_engine(model: ScriptedModel, **options: Any) -> Engine:
+    """An engine whose gate is mypy alone, in the local sandbox, that never waits."""
+    return Engine(
+        ladder=LADDER,
+        models={"cheap": model},
+        gate=Gate([MypyEvaluator()]),
+        open_sandbox=sandbox_opener(SandboxConfig(), "local"),
+        counter=lambda _rung: lambda text: len(text) // 4,
+        sleep=_no_wait,
+        **options,
+    )
 
 
 async def _no_wait(_seconds: float) -> None:

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from cascade.cli.main import app
 from cascade.config import BudgetConfig, LearnedSkipConfig, PolicyConfig, RungConfig, SandboxConfig
 from cascade.core.budget import Purse, override_price
+from cascade.core.engine import Engine
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.core.routing import Lane
 from cascade.core.workflows import Judging, Workflow
 from cascade.errors import SandboxError
@@ -201,8 +201,9 @@ async def test_a_sandbox_that_fails_to_start_is_retried_and_noted(
         {"cheap": cheap, "strong": ScriptedModel("strong")}, open_sandbox=flaky, waits=waits
     )
     outcome = await run(eng, task(repo), tmp_path / "runs")
-    # the failed start, its retry (the base sandbox), and one fresh sandbox for the answer
-    assert outcome.status == "verified" and len(opened) == 3 and waits == [1.0]
+    # the failed start, its retry (the base sandbox), one for the named tests' run at base (the
+    # base one stays untouched for the baselines), and one fresh sandbox for the answer
+    assert outcome.status == "verified" and len(opened) == 4 and waits == [1.0]
     first = records(outcome)[0].decision
     assert first is not None and "Docker daemon hiccuped" in first.notes[0]
 

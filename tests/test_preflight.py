@@ -13,7 +13,7 @@ import pytest
 
 from cascade.config import CascadeConfig, RungConfig
 from cascade.errors import ConfigError
-from cascade.models.preflight import check_rungs, rung_problem
+from cascade.models.preflight import ONLY_A_KEY, check_rungs, rung_problem
 
 CASCADE = str(Path(sys.executable).parent / "cascade")
 KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
@@ -87,3 +87,35 @@ def test_replay_rungs_need_nothing_and_the_default_ladder_routes(
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(ConfigError, match="needs OPENAI_API_KEY"):
         check_rungs(default)
+
+
+@pytest.mark.parametrize("provider", sorted(ONLY_A_KEY))
+def test_each_provider_checked_without_litellm_needs_only_its_key(
+    provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shortcut's table must say what litellm says: that key and nothing else.
+    import litellm
+
+    for var in {*ONLY_A_KEY.values(), "OPENAI_API_BASE", "OPENAI_BASE_URL"}:
+        monkeypatch.delenv(var, raising=False)
+    model = f"{provider}/some-model"
+    found = litellm.validate_environment(model=model)
+    assert list(found.get("missing_keys") or ()) == [ONLY_A_KEY[provider]]
+    assert litellm.get_llm_provider(model=model)[1] == provider
+
+
+def test_a_set_key_is_checked_without_importing_litellm() -> None:
+    code = (
+        "import sys\n"
+        "from cascade.config import RungConfig\n"
+        "from cascade.models.preflight import check_rungs\n"
+        "check_rungs([RungConfig(name='a', model='openai/gpt-4o-mini'),\n"
+        "             RungConfig(name='b', model='anthropic/claude-sonnet-4-5')])\n"
+        "print('litellm' in sys.modules)\n"
+    )
+    env = {**os.environ, "OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"  # seconds of import saved before the first line

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from cascade.config import RungConfig, SandboxConfig
+from cascade.core.engine import Engine
 from cascade.core.events import Event
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.core.reproduce import ReproduceStage
 from cascade.proof.log import ProofLog
 from cascade.proof.run_folder import RunFolder

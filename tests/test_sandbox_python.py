@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from cascade.cli.main import app
 from cascade.config import RungConfig, SandboxConfig
+from cascade.core.engine import Engine
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.errors import ConfigError, SandboxError
 from cascade.proof.log import ProofLog
 from cascade.proof.run_folder import RunFolder

@@ -74,24 +74,29 @@ class Spares:
     repo: Path
     commit: str
     spare: Sandbox | None = field(default=None)
+    # One opening at a time: a prefetch in flight is what `take` gets, never a second sandbox.
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def prefetch(self) -> None:
-        if self.spare is not None:
-            return
-        try:
-            with anyio.CancelScope(shield=True):  # a sandbox opened is never lost to a cancel
-                self.spare = await self.open_sandbox(self.repo, self.commit)
-        except CascadeError as exc:  # opened again when needed, where a failure is recorded
-            log.info("could not open a sandbox ahead of time: %s", exc)
+        async with self._lock:
+            if self.spare is not None:
+                return
+            try:
+                with anyio.CancelScope(shield=True):  # a sandbox opened is never lost to a cancel
+                    self.spare = await self.open_sandbox(self.repo, self.commit)
+            except CascadeError as exc:  # opened again when needed, where a failure is recorded
+                log.info("could not open a sandbox ahead of time: %s", exc)
 
     async def take(self) -> Sandbox:
-        box, self.spare = self.spare, None
+        async with self._lock:
+            box, self.spare = self.spare, None
         return box if box is not None else await self.open_sandbox(self.repo, self.commit)
 
     async def close(self) -> None:
-        box, self.spare = self.spare, None
-        if box is not None:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                box, self.spare = self.spare, None
+            if box is not None:
                 await box.close()
 
 

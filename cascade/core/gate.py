@@ -24,6 +24,7 @@ from cascade.protocols import (
     ProvingEvaluator,
     Sandbox,
     ScopedBaselineEvaluator,
+    TracingEvaluator,
 )
 from cascade.records import Finding, Patch, Task, Verdict
 from cascade.workspace.tree import changed, snapshot
@@ -81,19 +82,36 @@ class Gate:
     async def base_outcomes(self, sandbox: Sandbox, task: Task) -> dict[str, str]:
         """How the task's named tests come out at the base commit, from every evaluator that
         runs tests by name (on the untouched workspace; not cached: it depends on the task)."""
+        return (await self.base_failures(sandbox, task))[0]
+
+    async def base_failures(
+        self, sandbox: Sandbox, task: Task
+    ) -> tuple[dict[str, str], Baselines | None]:
+        """`base_outcomes`, and what the prompt is told of the targets from the same runs, by
+        evaluator, in the shape `target_failures` reads; None when an evaluator that runs tests
+        by name cannot tell it (the prompt then waits for the whole baseline)."""
         outcomes: dict[str, str] = {}
+        traces: dict[str, Mapping[str, Any]] = {}
+        told = True
         for evaluator in self.evaluators:
-            if isinstance(evaluator, ProvingEvaluator):
-                try:
-                    outcomes.update(await evaluator.base_outcomes(sandbox, task))
-                except CascadeError:
-                    raise
-                except Exception as exc:
-                    raise InfraError(
-                        f"evaluator {evaluator.name!r} crashed running the task's tests at "
-                        f"the base commit: {exc!r}"
-                    ) from exc
-        return outcomes
+            if not isinstance(evaluator, ProvingEvaluator):
+                continue
+            try:
+                if isinstance(evaluator, TracingEvaluator):
+                    named, facts = await evaluator.base_failures(sandbox, task)
+                    traces[evaluator.name] = facts
+                    told = told and bool(facts)
+                else:
+                    named, told = await evaluator.base_outcomes(sandbox, task), False
+            except CascadeError:
+                raise
+            except Exception as exc:
+                raise InfraError(
+                    f"evaluator {evaluator.name!r} crashed running the task's tests at "
+                    f"the base commit: {exc!r}"
+                ) from exc
+            outcomes.update(named)
+        return outcomes, traces if told and traces else None
 
     def stages(self) -> list[list[Evaluator]]:
         """Evaluators of one stage run together; a second run of an evaluator a stricter
@@ -104,6 +122,24 @@ class Gate:
             twin = evaluator.name if base_name(evaluator.name) != evaluator.name else ""
             stages.setdefault((_stage(evaluator), twin), []).append(evaluator)
         return [stages[key] for key in sorted(stages)]
+
+    def cached(
+        self, sandbox: Sandbox, task: Task, store: BaselineStore | None = None
+    ) -> dict[str, Mapping[str, Any]]:
+        """The baselines known without running anything: taken earlier in this process, or kept
+        in `store` by an earlier run (on a sandbox with an image digest); `baseline` takes the
+        rest."""
+        image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
+        found: dict[str, Mapping[str, Any]] = {}
+        for evaluator in self.evaluators:
+            key = baseline_key(evaluator, task)
+            if key not in self._cache and store is not None and image:
+                facts = store.get(store.entry_key(key, image, evaluator))
+                if facts is not None:
+                    self._cache[key] = facts
+            if key in self._cache:
+                found[evaluator.name] = self._cache[key]
+        return found
 
     async def baseline(
         self, sandbox: Sandbox, task: Task, store: BaselineStore | None = None

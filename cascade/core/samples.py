@@ -4,7 +4,7 @@ step's estimate before the calls and settles with what they cost."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cascade.core.budget import Purse
 from cascade.core.taskgroups import task_group
@@ -43,3 +43,24 @@ async def draw(
         if purse:
             purse.settle(reserved, [r.cost_usd for r in results if isinstance(r, Completion)])
     return [r for r in results if r is not None]
+
+
+async def draw_round(
+    model: Model,
+    messages: Sequence[Message],
+    params: CompletionParams,
+    count: int,
+    on_fault: Callable[[int, ModelError], None],
+    *,
+    purse: Purse | None = None,
+    estimate: float = 0.0,
+) -> tuple[list[tuple[Completion, int]], bool]:
+    """`draw`, with each sample's fault handed to `on_fault` (sample number, fault) at once: the
+    answers with their sample numbers, and whether a fault stops the run."""
+    results = await draw(model, messages, params, count, purse=purse, estimate=estimate)
+    stop = False
+    for i, result in enumerate(results, 1):
+        if isinstance(result, ModelError):
+            on_fault(i, result)
+            stop = stop or result.action == "stop"
+    return [(r, i) for i, r in enumerate(results, 1) if isinstance(r, Completion)], stop

@@ -6,6 +6,7 @@ instead of after a baseline and a failed call."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 
 from cascade.config import RungConfig
@@ -19,7 +20,7 @@ def rung_problem(rung: RungConfig) -> str | None:
     """What stops this rung's calls before they are made, or None. Only a missing `*_API_KEY`
     refuses: other variables litellm lists (a region, a project, an API base with a default) may
     come from elsewhere (an instance role, a local default), so they are a warning."""
-    if rung.is_replay:
+    if rung.is_replay or _key_is_set(rung.model):
         return None
     litellm = litellm_module()
     try:
@@ -48,6 +49,26 @@ def rung_problem(rung: RungConfig) -> str | None:
         f"rung {rung.name!r}: model {rung.model!r} ({provider}) needs {' and '.join(keys)} in "
         f"the environment{local}; set it, or change the rung's model in the [[ladder]]"
     )
+
+
+# Providers whose calls need nothing but their key (litellm's own check lists no other variable):
+# a `provider/model` rung of one of them whose key is set passes without importing litellm, which
+# takes seconds; anything else, or a missing key, is asked of litellm (its words in the error).
+ONLY_A_KEY = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "xai": "XAI_API_KEY",
+}
+
+
+def _key_is_set(model: str) -> bool:
+    provider, slash, name = model.partition("/")
+    key = ONLY_A_KEY.get(provider) if slash and name else None
+    return bool(key and os.environ.get(key))
 
 
 def check_rungs(rungs: Iterable[RungConfig]) -> None:

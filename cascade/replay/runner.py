@@ -16,8 +16,8 @@ from typing import Literal
 import anyio
 
 from cascade.core.budget import Purse
+from cascade.core.engine import Engine
 from cascade.core.events import Event
-from cascade.core.loop import Engine
 from cascade.proof.outcome import error_outcome
 from cascade.proof.run_folder import RunFolder
 from cascade.records import Issue, RunOutcome

@@ -13,9 +13,9 @@ from cascade.config import RungConfig
 from cascade.core.baseline_store import BaselineStore
 from cascade.core.budget import Purse
 from cascade.core.context import litellm_counter
+from cascade.core.engine import Engine
 from cascade.core.events import Event
 from cascade.core.gate import Gate
-from cascade.core.loop import Engine
 from cascade.core.reproduce import ReproduceStage
 from cascade.core.workflows import Workflow
 from cascade.models import Recorder, build_model
@@ -67,6 +67,7 @@ class Parts:
             budget=cfg.budget,
             workflows=self.workflows,
             baseline_store=self.store.for_run(run_id) if self.store else None,
+            overlap_baseline=cfg.run.overlap_baseline,
             purse=self.purse,
             start_at=start_at,
             reproduce=self.reproduce,

@@ -4,11 +4,12 @@ The engine never imports an evaluator or sandbox by name; this module does it fo
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def load(kind: str, name: str) -> Any:
             return getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"{kind} {name!r} cannot be imported: {exc}") from exc
-    found = {ep.name: ep for ep in entry_points(group=group)}
+    found = _entry_points(group)
     if name not in found:
         known = ", ".join(sorted(found)) or "none installed"
         raise ConfigError(
@@ -57,6 +58,12 @@ def load(kind: str, name: str) -> Any:
         return found[name].load()
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{kind} {name!r} ({found[name].value}) cannot be loaded: {exc}") from exc
+
+
+@functools.cache
+def _entry_points(group: str) -> dict[str, EntryPoint]:
+    """A group's entry points, read once a process (each read scans every installed package)."""
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
 def build_gate(gate: GateConfig) -> Gate:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cascade.core.engine import Engine
 from cascade.core.events import Event
-from cascade.core.loop import Engine
 from cascade.errors import ConfigError, UsageError
 from cascade.proof.log import ProofLog, new_run_id
 from cascade.proof.outcome import error_outcome
