@@ -19,7 +19,7 @@ from cascade.errors import InfraError
 from cascade.protocols import Sandbox
 from cascade.records import Finding, Issue, Patch, Task, Verdict
 from evaluators.infrastructure import Tool
-from evaluators.junit import trim_failure
+from evaluators.junit import CaseResult, trim_failure
 from evaluators.named_tests import named_outcomes, new_test_modules, outcome_text
 from evaluators.pytest_run import (
     DEFAULT_TEST_TIMEOUT,
@@ -95,11 +95,7 @@ class PytestEvaluator:
         }
         # Every failure's text, not only the targets': the baseline does not depend on which
         # tests an issue names, so the gate can share it between tasks on the same commit.
-        failures = {
-            nodeid: scrub(trim_failure(result.text or result.message)) or result.outcome
-            for nodeid, result in sorted(run.results.items())
-            if nodeid in outcomes and result.outcome in ("failed", "error")
-        }
+        failures = _failure_texts(run.results, scrub, keep=outcomes)
         facts: dict[str, Any] = {
             "outcomes": outcomes,
             "failures": failures,
@@ -205,15 +201,8 @@ class PytestEvaluator:
         if issue.hidden_files or issue.hidden_tests:
             return outcomes, {}
         scrub = Scrubber((), {}, await workspace_root(sandbox))
-        traces = {
-            "outcomes": {nodeid: result.outcome for nodeid, result in sorted(results.items())},
-            "failures": {
-                nodeid: scrub(trim_failure(result.text or result.message)) or result.outcome
-                for nodeid, result in sorted(results.items())
-                if result.outcome in ("failed", "error")
-            },
-        }
-        return outcomes, traces
+        ran = {nodeid: result.outcome for nodeid, result in sorted(results.items())}
+        return outcomes, {"outcomes": ran, "failures": _failure_texts(results, scrub, keep=ran)}
 
     async def _rerun_failures(
         self,
@@ -397,3 +386,15 @@ def _is_test_module(path: str) -> bool:
 
 def _is_hidden(nodeid: str, issue: Issue) -> bool:
     return nodeid in issue.hidden_tests or file_of(nodeid) in issue.hidden_files
+
+
+def _failure_texts(
+    results: Mapping[str, CaseResult], scrub: Scrubber, *, keep: Mapping[str, str]
+) -> dict[str, str]:
+    """Each failed or erroring test of `keep`: its text as the prompt may be told it (trimmed,
+    scrubbed), or its outcome when it has none."""
+    return {
+        nodeid: scrub(trim_failure(result.text or result.message)) or result.outcome
+        for nodeid, result in sorted(results.items())
+        if nodeid in keep and result.outcome in ("failed", "error")
+    }

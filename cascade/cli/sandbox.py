@@ -60,9 +60,8 @@ def build(
     """Build the sandbox image (tools from host-fetched wheels; debootstrap base if needed) with
     the Python the repository at HEAD needs ([sandbox] python, or its requires-python), then its
     environment when `[sandbox] setup` is set (each reused if up to date)."""
-    from cascade.errors import UsageError
-    from cascade.workspace.checkout import resolve_commit
     from sandboxes.image import build_image
+    from sandboxes.image_cache import head
     from sandboxes.setup_layer import environment_image
 
     started = time.monotonic()
@@ -73,11 +72,8 @@ def build(
     def work() -> list[str]:
         config = _sandbox_config(repo)
         root = repo.resolve()
-        try:
-            commit = resolve_commit(root)
-        except UsageError:
-            if config.setup:
-                raise
+        commit = head(root, config)
+        if commit is None:
             progress(f"{root} is not a git checkout: no requires-python to read there")
             return [build_image(config, base=base, base_rootfs=base_rootfs, progress=progress)]
         built = [

@@ -69,7 +69,7 @@ class Climbing:
         self.patch: Patch | None = None
         self.started = time.monotonic()
         self.sandbox_label = ""
-        self.sandbox: Sandbox | None = None  # the untouched one: baselines, context
+        self.sandbox: Sandbox | None = None  # the base one as opened (`_untouched`: as it is now)
         self.underway: Underway | None = None  # the gate's baselines, being taken
         self.baselines: Baselines | None = None  # and once taken
         self.failures: Mapping[str, str] = {}
@@ -93,12 +93,10 @@ class Climbing:
         return sandbox
 
     async def _settle(self) -> None:
-        """The gate's baselines, once taken (the first time an answer needs them), and the base
-        sandbox they were taken in."""
+        """The gate's baselines, once taken (the first time an answer needs them)."""
         if self.baselines is None:
             assert self.underway is not None
             self.baselines = await self.underway.wait()
-            self.sandbox = self.underway.sandbox
 
     async def _climb(self, ladder: tuple[RungConfig, ...]) -> Stop:
         prices = {r.name: self.e.prices(r) for r in ladder}
@@ -254,9 +252,10 @@ class Climbing:
     async def _policy_for(self, paths: Sequence[str]) -> Held:
         """What a fix patch touching `paths` is held to (the run's gate and policy, or raised by
         a stricter workflow's, whose baselines are taken on the untouched sandbox)."""
-        assert self.sandbox is not None and self.baselines is not None
+        assert self.baselines is not None
         own = Held(self.e.gate, self.baselines, self.raiser.judging, self.proving, self.base_sha256)
-        return await self.raiser.hold(paths, own, self.sandbox, self.task, self.proof.put_blob)
+        box = self._untouched()
+        return await self.raiser.hold(paths, own, box, self.task, self.proof.put_blob)
 
     def _record(
         self, status: AttemptStatus, draft: Draft, fault: ModelError | None = None

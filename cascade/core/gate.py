@@ -129,17 +129,25 @@ class Gate:
         """The baselines known without running anything: taken earlier in this process, or kept
         in `store` by an earlier run (on a sandbox with an image digest); `baseline` takes the
         rest."""
-        image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
         found: dict[str, Mapping[str, Any]] = {}
         for evaluator in self.evaluators:
             key = baseline_key(evaluator, task)
-            if key not in self._cache and store is not None and image:
-                facts = store.get(store.entry_key(key, image, evaluator))
-                if facts is not None:
-                    self._cache[key] = facts
-            if key in self._cache:
-                found[evaluator.name] = self._cache[key]
+            facts = self._known(key, evaluator, sandbox, store)
+            if facts is not None:
+                found[evaluator.name] = facts
         return found
+
+    def _known(
+        self, key: str, evaluator: Evaluator, sandbox: Sandbox, store: BaselineStore | None
+    ) -> Mapping[str, Any] | None:
+        """The baseline under `key` from this process, else from `store` (kept here from then
+        on), else None."""
+        image = sandbox.image_id if isinstance(sandbox, ImageSandbox) else ""
+        if key not in self._cache and store is not None and image:
+            facts = store.get(store.entry_key(key, image, evaluator))
+            if facts is not None:
+                self._cache[key] = facts
+        return self._cache.get(key)
 
     async def baseline(
         self, sandbox: Sandbox, task: Task, store: BaselineStore | None = None
@@ -153,16 +161,12 @@ class Gate:
             async with self._locks.setdefault(key, anyio.Lock()):
                 if key in self._cache:
                     self.cache_hits += 1
-                elif store is not None and image:
-                    kept = store.entry_key(key, image, evaluator)
-                    facts = store.get(kept)
-                    if facts is None:
-                        facts = dict(await self._baseline(evaluator, sandbox, task))
-                        store.put(kept, facts)
+                elif self._known(key, evaluator, sandbox, store) is None:
+                    facts = dict(await self._baseline(evaluator, sandbox, task))
+                    if store is not None and image:
+                        store.put(store.entry_key(key, image, evaluator), facts)
                         facts[COMPUTED_BY] = store.run_id
                     self._cache[key] = facts
-                else:
-                    self._cache[key] = await self._baseline(evaluator, sandbox, task)
             results[evaluator.name] = self._cache[key]
         return results
 

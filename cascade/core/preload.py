@@ -6,11 +6,12 @@ blocking the event loop."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 
 import anyio
+
+from cascade.core.prices import load_litellm
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ async def ready() -> None:
 
 def _load() -> None:
     try:
-        litellm = importlib.import_module("litellm")
-        litellm.suppress_debug_info = True  # type: ignore[attr-defined]  # no banner on a failure
+        load_litellm()
     except Exception as exc:  # said where litellm is needed, by that import
         log.debug("preloading litellm failed: %s", exc)

@@ -13,7 +13,7 @@ from cascade.core.budget import Price
 log = logging.getLogger(__name__)
 
 
-def _litellm() -> ModuleType:
+def load_litellm() -> ModuleType:
     import litellm
 
     litellm.suppress_debug_info = True  # no banner on a lookup that fails
@@ -23,7 +23,7 @@ def _litellm() -> ModuleType:
 def map_info(model: str) -> dict[str, Any]:
     """litellm's entry for `model` (input/output price, max_input_tokens), or {} if unknown."""
     try:
-        info = _litellm().get_model_info(model)
+        info = load_litellm().get_model_info(model)
     except Exception as exc:  # litellm raises for any model not in its map
         log.debug("no litellm model info for %s: %s", model, exc)
         return {}
@@ -32,7 +32,7 @@ def map_info(model: str) -> dict[str, Any]:
 
 def unit_prices(model: str) -> tuple[float, float] | None:
     """(input, output) USD per token by `litellm.cost_per_token`, or None when unpriced."""
-    litellm = _litellm()
+    litellm = load_litellm()
     try:
         prompt, _ = litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=0)
         _, completion = litellm.cost_per_token(model=model, prompt_tokens=0, completion_tokens=1)

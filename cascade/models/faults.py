@@ -96,7 +96,7 @@ LITELLM_ACTIONS: Final[Mapping[str, Action]] = {
     "OpenAIError": "status",
 }
 
-_KEY_ENV: Final[Mapping[str, str]] = {
+KEY_ENV: Final[Mapping[str, str]] = {
     "openai": "OPENAI_API_KEY",
     "text-completion-openai": "OPENAI_API_KEY",
     "anthropic": "ANTHROPIC_API_KEY",
@@ -300,7 +300,7 @@ def _key_env(model: str) -> str:
         return "the provider's API key environment variable"
     if missing:
         return f"{', '.join(missing)} (not set)"
-    return _KEY_ENV.get(provider, f"the API key environment variable for provider {provider!r}")
+    return KEY_ENV.get(provider, f"the API key environment variable for provider {provider!r}")
 
 
 def retry_after(exc: BaseException) -> float | None:

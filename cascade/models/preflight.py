@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from cascade.config import RungConfig
 from cascade.errors import ConfigError
+from cascade.models.faults import KEY_ENV
 from cascade.models.litellm_model import litellm_module
 
 log = logging.getLogger(__name__)
@@ -55,13 +56,8 @@ def rung_problem(rung: RungConfig) -> str | None:
 # a `provider/model` rung of one of them whose key is set passes without importing litellm, which
 # takes seconds; anything else, or a missing key, is asked of litellm (its words in the error).
 ONLY_A_KEY = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-    "xai": "XAI_API_KEY",
+    provider: KEY_ENV[provider]
+    for provider in ("openai", "anthropic", "mistral", "groq", "deepseek", "openrouter", "xai")
 }
 
 
