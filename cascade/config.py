@@ -18,6 +18,9 @@ from cascade.workflow_config import (
     check_lane,
 )
 
+REPAIR_PREFIX = "repair/"
+REPAIR_MODELS = ("repair/mutate",)
+
 
 class RungConfig(Section):
     name: str
@@ -47,11 +50,19 @@ class RungConfig(Section):
     def _replay_needs_cassette(self) -> RungConfig:
         if self.model.startswith("replay/") and not self.cassette:
             raise ValueError(f'rung {self.name!r}: a replay/ model needs `cassette = "FILE"`')
+        if self.is_repair and self.model not in REPAIR_MODELS:
+            known = ", ".join(REPAIR_MODELS)
+            raise ValueError(f"rung {self.name!r}: unknown repair model {self.model!r} ({known})")
         return self
 
     @property
     def is_replay(self) -> bool:
         return self.model.startswith("replay/")
+
+    @property
+    def is_repair(self) -> bool:
+        """`repair/mutate`: no provider; mutations of the most suspicious code, cost 0."""
+        return self.model.startswith(REPAIR_PREFIX)
 
 
 class SandboxConfig(Section):
@@ -129,6 +140,31 @@ class RunConfig(Section):
     # gate waits for it only if the answer comes first. false: take it before any model call
     # (a repository whose gate cannot run then costs no call).
     overlap_baseline: bool = True
+
+
+class LocaliseConfig(Section):
+    """`[localise]`: fault localisation once a task has proving tests — the suite at the base
+    commit under coverage, a context per test, statements and functions ranked by Ochiai. The
+    top functions lead every rung's context; `repair/mutate` mutates the top statements."""
+
+    enabled: bool = True
+    # Seconds for the measured test runs (the first prompt waits for them; a hung test ends them).
+    timeout: float = Field(default=120.0, gt=0)
+    # Tests run besides the proving ones (the first in collection order); None: all of them.
+    max_tests: int | None = Field(default=2000, ge=0)
+    show: int = Field(default=5, ge=0, le=50)  # functions put first in a rung's context
+
+
+class RepairConfig(Section):
+    """`[repair]`: the `repair/mutate` rung's limits, per attempt."""
+
+    max_candidates: int = Field(default=300, ge=1)  # mutants run against the proving tests
+    max_seconds: float = Field(default=300.0, gt=0)  # wall time of the whole search
+    test_timeout: float = Field(default=20.0, gt=0)  # seconds for one candidate's test run
+    # Seconds for the visible suite, run on a candidate the proving tests pass (and once without
+    # it): a candidate that breaks another test is not handed to the gate.
+    suite_timeout: float = Field(default=120.0, gt=0)
+    statements: int = Field(default=20, ge=1, le=50)  # the top-ranked statements mutated
 
 
 class LearnedSkipConfig(Section):
@@ -252,6 +288,8 @@ class CascadeConfig(Section):
     routing: RoutingConfig = RoutingConfig()
     reproduce: ReproduceConfig = ReproduceConfig()
     proof: ProofConfig = ProofConfig()
+    localise: LocaliseConfig = LocaliseConfig()
+    repair: RepairConfig = RepairConfig()
     workflows: tuple[WorkflowConfig, ...] = ()  # the first whose `match` holds is a task's
 
     @model_validator(mode="after")
@@ -283,7 +321,20 @@ class CascadeConfig(Section):
                 )
             seen.add(flow.name)
             check_lane(flow, names, [r.name for r in self.reproduce.ladder])
+            self._reviewer_reads(flow)
         return self
+
+    def _reviewer_reads(self, flow: WorkflowConfig) -> None:
+        """A model review needs a model: a search rung (`repair/mutate`) reads no patch."""
+        if flow.review != "model":
+            return
+        lane = [r for r in self.ladder if not flow.ladder.rungs or r.name in flow.ladder.rungs]
+        reviewer = flow.review_rung or lane[-1].name
+        if any(r.name == reviewer and r.is_repair for r in lane):
+            raise ValueError(
+                f"workflow {flow.name!r}: the review rung {reviewer!r} is a search rung "
+                f"({REPAIR_PREFIX}...), which reads no patch; name a model rung in review_rung"
+            )
 
     @property
     def lanes(self) -> tuple[WorkflowConfig, ...]:

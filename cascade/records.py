@@ -308,6 +308,12 @@ class Attempt(Record):
     base_commit: str = ""
     gate_sha256: str = ""
     policy: AppliedPolicy | None = None  # a gated fix: the workflow's policy it was held to
+    # Fault localisation at the base commit (a blob: the ranked statements and functions), and
+    # which of the context's functions it put first ("path::qualname"), when the run had one.
+    localisation_sha256: str = ""
+    localised: tuple[str, ...] = ()
+    # A search rung (`repair/mutate`): every candidate it tried (operator, place, result), a blob.
+    candidates_sha256: str = ""
 
 
 RunStatus = Literal["verified", "unproven", "exhausted", "budget_exhausted", "error"]

@@ -164,7 +164,11 @@ async def collect_spectra(
             await sandbox.write_files(dict.fromkeys(measure.created))
     if raw is None:
         raise InfraError(f"localisation: coverage's data could not be read: {_tail(result)}")
-    lines, unattributed = _spectra(_json(raw, "coverage's data"))
+    try:
+        lines, unattributed = _spectra(_json(raw, "coverage's data"))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        what = f"localisation: coverage's data is not what the reader writes: {exc}"
+        raise InfraError(what) from exc
     return Spectra(
         outcomes=outcomes,
         lines=lines,
@@ -252,6 +256,8 @@ class _Measure:
                 f"and {'no' if raw is None else 'a'} report: {_tail(result)}"
             )
         report = _json(raw, "the test run's report")
+        if not isinstance(report, dict) or not isinstance(report.get("outcomes"), dict):
+            raise InfraError("localisation: the test run's report is not the runner's")
         if not report.get("measured"):
             raise InfraError("localisation: the test run was not under coverage")
         if report.get("foreign"):

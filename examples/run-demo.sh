@@ -2,7 +2,8 @@
 # The README's first command: copy the demo into a real git repository under build/demo, then run
 # `cascade fix` on each demo issue (scripted model answers, real sandbox, gate and proof) and
 # check each run's proof with `cascade proof verify`. DEMO-4 names no test, so its run writes
-# the proving test first (the reproduce stage), then the fix.
+# the proving test first (the reproduce stage), then the fix. DEMO-5 is a one-token bug that the
+# `repair` rung (repair/mutate: no model, no cassette, $0) fixes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LITELLM_LOCAL_MODEL_COST_MAP=True
@@ -14,7 +15,7 @@ git -C "$DEMO_DIR" add -A
 git -C "$DEMO_DIR" -c user.name=demo -c user.email=demo@localhost commit -q -m "demo: base"
 echo "demo repository: $DEMO_DIR (issues in $DEMO_DIR/.cascade/issues)"
 failed=0
-for issue in DEMO-1 DEMO-2 DEMO-3 DEMO-4; do
+for issue in DEMO-1 DEMO-2 DEMO-3 DEMO-4 DEMO-5; do
   echo
   echo "== cascade fix $issue"
   code=0

@@ -62,12 +62,22 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
-    """The bundled demo (examples/demo) as a fresh one-commit git repository."""
+    """The bundled demo (examples/demo) as a fresh one-commit git repository: its cassette
+    ladder alone, without rung zero (`demo_repo`; `full_demo` has it)."""
     from cascade.testing.demo import demo_repo
 
     return demo_repo(
         Path(__file__).resolve().parent.parent / "examples" / "demo", tmp_path / "demo"
     )
+
+
+@pytest.fixture
+def full_demo(tmp_path: Path) -> Path:
+    """The bundled demo exactly as `make demo` runs it: the repair rung first, DEMO-5 too."""
+    from cascade.testing.demo import demo_repo
+
+    root = Path(__file__).resolve().parent.parent
+    return demo_repo(root / "examples" / "demo", tmp_path / "demo", rung_zero=True)
 
 
 @pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])

@@ -19,6 +19,7 @@ from cascade.ci.event import Refusal, ReviewRequest, Trigger, decide
 from cascade.cli.main import app
 from cascade.proof.signing import read_receipt
 from cascade.testing import git
+from cascade.testing.demo import without_rung_zero
 from tests.fake_github import FakeGitHub, serve
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -101,6 +102,8 @@ def _cassette(seed: Path) -> None:
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     seed = tmp_path / "seed"
     shutil.copytree(DEMO, seed, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    config = seed / "cascade.toml"  # the cassette's ladder alone: rung zero is not the subject
+    config.write_text(without_rung_zero(config.read_text()))
     _cassette(seed)
     hidden = seed / ".cascade" / "hidden" / "gh-2" / "tests"
     hidden.mkdir(parents=True)

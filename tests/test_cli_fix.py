@@ -147,9 +147,12 @@ def test_record_writes_a_cassette_only_for_real_models(demo: Path, tmp_path: Pat
 @pytest.mark.docker
 @pytest.mark.usefixtures("docker_engine")
 def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
-    """The README's first command, as a user runs it: every demo issue takes one rejected and one
-    verified attempt in the Docker sandbox (DEMO-4, which names no test, first a rejected and an
-    accepted reproduction), and each proof verifies; one flipped byte fails it."""
+    """The README's first command, as a user runs it in the Docker sandbox: DEMO-5, a one-token
+    bug, is verified on the repair rung at no cost with no scripted answer; on the others the
+    repair rung finds nothing (DEMO-2, whose only failing test is hidden, and DEMO-3, whose
+    tests fail on a name that does not exist yet, pass it over), then
+    one rejected and one verified model attempt (DEMO-4, which names no test, first a rejected
+    and an accepted reproduction); each proof verifies; one flipped byte fails it."""
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env["CASCADE"] = str(Path(sys.executable).parent / "cascade")
@@ -160,24 +163,30 @@ def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stderr.count("sandbox docker") == 4
+    assert proc.stderr.count("sandbox docker") == 5
     runs = sorted(p for p in (tmp_path / "demo" / ".cascade" / "runs").iterdir() if p.is_dir())
     outcomes = {RunFolder(run).outcome().task_id: (run, RunFolder(run).outcome()) for run in runs}
-    assert sorted(outcomes) == ["DEMO-1", "DEMO-2", "DEMO-3", "DEMO-4"]
+    assert sorted(outcomes) == ["DEMO-1", "DEMO-2", "DEMO-3", "DEMO-4", "DEMO-5"]
+    searched, model = ("fix", "empty_patch"), [("fix", "rejected"), ("fix", "verified")]
+    expected = {
+        "DEMO-1": [searched, *model],
+        "DEMO-2": model,
+        "DEMO-3": model,  # its tests fail on a missing name: no statement to suspect
+        "DEMO-4": [("reproduce", "rejected"), ("reproduce", "accepted"), searched, *model],
+        "DEMO-5": [("fix", "verified")],
+    }
     for task_id, (run, _) in outcomes.items():
         records = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
-        steps = [(r["role"], r["status"]) for r in records]
-        if task_id == "DEMO-4":
-            assert steps == [("reproduce", "rejected"), ("reproduce", "accepted"),
-                             ("fix", "rejected"), ("fix", "verified")]  # fmt: skip
-        else:
-            assert steps == [("fix", "rejected"), ("fix", "verified")]
+        assert [(r["role"], r["status"]) for r in records] == expected[task_id], task_id
         assert all(r["sandbox"].startswith("docker sha256:") for r in records)
     assert all(outcome.status == "verified" for _, outcome in outcomes.values())
+    run, demo5 = outcomes["DEMO-5"]
+    assert (demo5.verified_rung, demo5.cost_usd) == ("repair", 0)
+    assert "+    if item.quantity >= BULK_QUANTITY" in (run / "patch.diff").read_text()
     # DEMO-4 is proven by the test its reproduce stage wrote, which ships in its patch.
     run, demo4 = outcomes["DEMO-4"]
     assert demo4.proving and demo4.proving[0].source == "reproduction"
@@ -192,7 +201,8 @@ def test_demo_fixes_every_issue_in_docker_with_proof(tmp_path: Path) -> None:
     log.write_bytes(bytes(data))
     bad = runner.invoke(app, ["proof", "verify", str(runs[0])])
     assert bad.exit_code == 1
-    assert "line 1 (seq 1)" in bad.stdout
+    line = data[:at].count(b"\n") + 1
+    assert f"attempts.jsonl line {line}" in bad.stdout
 
 
 def test_record_then_replay_gives_the_same_run(

@@ -215,6 +215,8 @@ def _report(outcome: RunOutcome, as_json: bool, *, applying: bool = False) -> No
         )
     elif outcome.status == "exhausted":
         head = f"no verified patch: the ladder is exhausted after {outcome.attempts} attempt(s)"
+        if not outcome.attempts:  # every rung passed over: say why
+            head = f"no verified patch: {outcome.stop_reason}"
     elif outcome.status == "budget_exhausted":
         head = (
             f"no verified patch: the budget stopped the ladder after {outcome.attempts} "

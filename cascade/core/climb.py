@@ -22,12 +22,14 @@ from cascade.core.feedback import carried, tried
 from cascade.core.gate import Baselines, Gate
 from cascade.core.history import learned_stats
 from cascade.core.ladder import Plan, Step, Stop, Tried, decision, next_step
+from cascade.core.localise import Localisation
 from cascade.core.opening import Underway
 from cascade.core.policy import PolicyRaiser
 from cascade.core.prompt import build_messages, render
 from cascade.core.proving import combined, excluded_models
 from cascade.core.routing import TaskFacts
 from cascade.core.samples import draw_round
+from cascade.core.search import Searcher, SearchJob, cannot_search
 from cascade.core.taskgroups import task_group
 from cascade.core.workflows import default_workflow
 from cascade.errors import CascadeError, ModelError, fault_kind
@@ -79,6 +81,9 @@ class Climbing:
         self.stage_start = 0  # index into `attempts` where the current stage began
         self.base_sha256 = ""  # the task's named tests at the base commit, as a blob
         self.proving: tuple[ProvingTest, ...] = ()
+        self.localisation: Localisation | None = None  # once the proving tests are known
+        self.localisation_sha256 = ""
+        self.unlocalised = "the task's proving tests are not known yet"  # why there is none
         self.winner: tuple[Patch, Task] | None = None  # the accepted reproduction, the task with it
         self.spares = Spares(engine.open_sandbox, Path(task.repo), task.base_commit)
         e = engine  # the default workflow, until `_choose` says which one is the task's
@@ -114,6 +119,7 @@ class Climbing:
             {n: p.max_input_tokens for n, p in prices.items()}, skips,
             spent_before=sum(a.cost_usd for a in self.attempts[: self.stage_start]),
             exclude_models=excluded_models(self.proving, independent) if fix else frozenset(),
+            unsearchable=self._unsearchable(),
         )  # fmt: skip
         await preload.ready()
         while True:
@@ -143,12 +149,16 @@ class Climbing:
             rung=rung.name, model=rung.model, attempt=step.attempt, retry=step.retry,
             reason=step.reason, prompt_sha256=self.proof.put_blob(render(messages)),
             context_files=tuple(f.path for f in self.contexts[rung.context_tokens].files),
+            localised=tuple(s.label for s in self.contexts[rung.context_tokens].suspects),
+            localisation_sha256=self.localisation_sha256 if self.role == "fix" else "",
             decision=said,
             role=self.role, baseline_sha256=self.base_sha256 if self.role == "fix" else "",
             base_commit=self.task.base_commit, gate_sha256=self._judging_gate().digest,
         )  # fmt: skip
         self.notes.clear()  # said once, on the first attempt after them (in place: the baseline
         # underway adds the faults it retries to this same list)
+        for passed in step.rejected:  # said as the run goes, not only in the record
+            self.e.on_event(Event("baseline", f"passed over {passed.rung!r}: {passed.why}"))
         what = f"#{len(self.attempts) + 1} {rung.name} ({rung.model}) attempt {step.attempt}"
         self.e.on_event(Event("attempt", what + (f" retry {step.retry}" if step.retry else "")))
         if step.kind != "infra_retry":
@@ -223,6 +233,9 @@ class Climbing:
         )  # fmt: skip
         stage = self.e.reproduce
         models = stage.models if self.role == "reproduce" and stage else self.e.models
+        model = models[rung.name]
+        if isinstance(model, Searcher):
+            return await self._search(model, base), False
 
         def fault(sample: int, fault: ModelError) -> None:
             wait = f" [Retry-After {fault.retry_after:g}s]" if fault.retry_after else ""
@@ -231,10 +244,40 @@ class Climbing:
             self._record("provider_error", draft, fault)
 
         answers, stop = await draw_round(
-            models[rung.name], messages, params, rung.samples, fault, purse=self.e.purse,
+            model, messages, params, rung.samples, fault, purse=self.e.purse,
             estimate=step.estimate,
         )  # fmt: skip
         return [(answer, sample, False) for answer, sample in answers], stop
+
+    def _visible(self) -> tuple[str, ...]:
+        """The proving tests a model may know of and localisation may run: not hidden ones."""
+        return tuple(p.test for p in self.proving if p.source != "hidden")
+
+    def _unsearchable(self) -> str:
+        if self.role != "fix":
+            return "a search rung writes fixes, not tests"
+        return cannot_search(self._visible(), self.localisation, self.unlocalised)
+
+    async def _search(self, model: Searcher, base: Draft) -> list[Answer]:
+        """A search rung's one candidate (or none: recorded, and the ladder climbs)."""
+        assert self.localisation is not None, "the plan passes over a search rung without one"
+        job = SearchJob(
+            self.proof.run_id, self.task, self._visible(), self.localisation, self.spares.take
+        )
+        try:
+            found = await model.search(job)
+        except CascadeError as exc:  # a sandbox that failed it: no candidate, said why
+            draft = base.for_sample(1, timed=False)
+            draft.error = f"the search could not run: {exc}"
+            self._record("empty_patch", draft)
+            return []
+        base.candidates_sha256 = self.proof.put_blob(found.tried)
+        if found.completion is None:
+            draft = base.for_sample(1, timed=False)
+            draft.error = found.why
+            self._record("empty_patch", draft)
+            return []
+        return [(found.completion, 1, False)]
 
     def _judging_gate(self) -> Gate:
         stage = self.e.reproduce
@@ -278,6 +321,8 @@ class Climbing:
             self.contexts[budget] = await build_context(
                 self._untouched(), self.task, self.failures, budget=budget,
                 count=self.e.counter(rung), paths=self.paths,
+                localisation=self.localisation if self.role == "fix" else None,
+                show=self.e.localising.show if self.e.localising else 0,
             )  # fmt: skip
         policy = self.e.policy
         diffs = self.diffs if policy.carry_patch else None

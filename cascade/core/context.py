@@ -1,6 +1,8 @@
 """What a model is shown of the repository: the most relevant source files, whole, within a token
-budget. Files named in the issue or in the target tests' failures come first, then files ranked
-by how many of the issue's identifiers they contain. Hidden tests are never candidates."""
+budget. With a fault localisation, its most suspicious functions lead (numbered, suspicious
+lines marked) and their files come first; then files named in the issue or in the target tests'
+failures, then files ranked by how many of the issue's identifiers they contain. Hidden tests
+are never candidates."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import anyio
 
+from cascade.core.localise import Localisation
+from cascade.core.localised import Suspect, suspects
 from cascade.protocols import Sandbox
 from cascade.records import Task
 from cascade.workspace.checkout import read_blobs
@@ -52,6 +56,7 @@ class Context:
     listing: tuple[str, ...]  # tracked paths (capped), so the model knows what else exists
     omitted: tuple[str, ...]  # relevant files left out for the budget
     tokens: int
+    suspects: tuple[Suspect, ...] = ()  # from fault localisation, most suspicious first
 
 
 async def tracked_files(sandbox: Sandbox) -> list[str]:
@@ -69,9 +74,12 @@ async def build_context(
     budget: int,
     count: TokenCounter,
     paths: Sequence[str] | None = None,
+    localisation: Localisation | None = None,
+    show: int = 0,
 ) -> Context:
     """Pick files for the prompt. `failures` maps target test ids to their (scrubbed) failure
-    text at baseline; `count` is the rung model's token counter."""
+    text at baseline; `count` is the rung model's token counter; the `show` most suspicious
+    functions of `localisation` lead, within the same budget."""
     issue = task.issue
     hidden = set(issue.hidden_files) | {t.split("::", 1)[0] for t in issue.hidden_tests}
     candidates = [p for p in (paths if paths is not None else await tracked_files(sandbox))]
@@ -89,9 +97,19 @@ async def build_context(
     }
     prose = f"{issue.title}\n{issue.body}"
     ranked = rank_files(prose, texts, tests=issue.tests, failures=failures.values())
+    leads: list[Suspect] = []
+    used = 0
+    for suspect in suspects(localisation, texts, show) if localisation else ():
+        cost = count(f"{suspect.label}\n```\n{suspect.excerpt}\n```\n")
+        if used + cost <= budget // 3:  # the leads never crowd out the files they point into
+            leads.append(suspect)
+            used += cost
+    first: dict[str, str] = {}
+    for lead in leads:
+        first.setdefault(lead.path, f"fault localisation: {lead.name} ranks {lead.rank}")
+    ranked = [*first.items(), *((p, why) for p, why in ranked if p not in first)]
     chosen: list[ContextFile] = []
     omitted: list[str] = []
-    used = 0
     for path, why in ranked:
         cost = count(f"{path}\n```\n{texts[path]}\n```\n")
         if used + cost <= budget:
@@ -104,6 +122,7 @@ async def build_context(
         listing=tuple(candidates[:LISTING_MAX]),
         omitted=tuple(omitted),
         tokens=used,
+        suspects=tuple(leads),
     )
 
 

@@ -51,6 +51,9 @@ class Draft:
     base_commit: str = ""
     gate_sha256: str = ""
     policy: AppliedPolicy | None = None
+    localisation_sha256: str = ""
+    localised: tuple[str, ...] = ()
+    candidates_sha256: str = ""
 
     def for_sample(self, sample: int, *, timed: bool = True) -> Draft:
         """A copy for one sample of the round, timed from now (or from the round's start)."""
@@ -92,4 +95,6 @@ class Draft:
             error=self.error, role=self.role, proving=self.proving,
             baseline_sha256=self.baseline_sha256, base_commit=self.base_commit,
             gate_sha256=self.gate_sha256, policy=self.policy,
+            localisation_sha256=self.localisation_sha256, localised=self.localised,
+            candidates_sha256=self.candidates_sha256,
         )  # fmt: skip

@@ -18,6 +18,7 @@ from cascade.core.context import TokenCounter
 from cascade.core.events import Event
 from cascade.core.gate import Gate
 from cascade.core.ladder import start_index
+from cascade.core.localised import Localising
 from cascade.core.loop import Run
 from cascade.core.prices import rung_price
 from cascade.core.reproduce import ReproduceStage
@@ -49,6 +50,7 @@ class Engine:
     reproduce: ReproduceStage | None = None  # the test-first stage (None: never)
     baseline_store: BaselineStore | None = None  # baselines kept across runs
     overlap_baseline: bool = True  # the first model call does not wait for the whole baseline
+    localising: Localising | None = None  # fault localisation ([localise]; None: never)
 
     def __post_init__(self) -> None:
         # Checked when the run's engine is built, so a bad --start-at is a usage error before

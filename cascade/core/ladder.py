@@ -49,6 +49,8 @@ class Plan:
     spent_before: float = 0.0  # what earlier stages of the run spent (the reproduce stage)
     # `[reproduce] independent`: models that wrote the only proving test may not write the fix.
     exclude_models: frozenset[str] = frozenset()
+    # Why a search rung (`repair/mutate`) cannot run on this task ("": it can).
+    unsearchable: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ class _Chooser:
         return Stop("exhausted", f"the ladder is exhausted: {because}; passed over {gone}")
 
     def _unfit(self, rung: RungConfig, fresh: bool, last_chance: bool, larger_than: int) -> str:
+        if rung.is_repair and self.plan.unsearchable:
+            return self.plan.unsearchable
         if rung.model in self.plan.exclude_models:
             return (
                 f"its model {rung.model} wrote the only proving test, and [reproduce] "

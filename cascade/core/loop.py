@@ -20,6 +20,7 @@ from cascade.core.context import tracked_files
 from cascade.core.events import Event
 from cascade.core.gate import Baselines, target_failures
 from cascade.core.ladder import Stop
+from cascade.core.localised import said as localisation_said
 from cascade.core.opening import Underway, open_at_base, sandbox_label
 from cascade.core.policy import PolicyRaiser, choose_workflow, said
 from cascade.core.proving import NOTHING_PROVES, proving_tests
@@ -139,13 +140,45 @@ class Run(Climbing):
             self._begin("fix", reproduction_note(self.task, stop, self.proving))
         elif not self.proving:
             self._begin("fix", "nothing can prove a fix: " + NOTHING_PROVES.split(": ", 1)[1])
+        await self._localise()
         return await self._climb(tuple(self.e.ladder))
 
     def _begin(self, role: Role, note: str) -> None:
         self.role, self.stage_start, self.history = role, len(self.attempts), []
         if note:
-            self.notes.append(note)
-            self.e.on_event(Event("baseline", note))
+            self._say(note)
+
+    def _say(self, note: str) -> None:
+        """A note for the next attempt's record, shown as the run goes."""
+        self.notes.append(note)
+        self.e.on_event(Event("baseline", note))
+
+    async def _localise(self) -> None:
+        """Fault localisation, once the visible proving tests are known, in a sandbox of its own
+        (the gate's baselines go on meanwhile); a measurement that fails leaves the run without
+        one, said, and a search rung is then passed over."""
+        how, tests = self.e.localising, self._visible()
+        if how is not None and not how.show and not any(r.is_repair for r in self.e.ladder):
+            how = None  # nothing would read it: no rung searches, no prompt shows it
+        if how is None or not tests:
+            none = "no visible proving test fails at the base commit"
+            self.unlocalised = "[localise] enabled = false" if how is None else none
+            return
+        box: Sandbox | None = None
+        try:
+            box = await self.spares.take()
+            loc, origin = await how.run(box, self.task, tests, self.e.baseline_store)
+        except CascadeError as exc:
+            self.unlocalised = f"it could not be measured: {exc}"
+            self._say(f"no localisation: {exc}")
+            return
+        finally:
+            if box is not None:
+                with anyio.CancelScope(shield=True):
+                    await box.close()
+        self.localisation, self.localisation_sha256 = loc, self.proof.put_blob(loc.to_json())
+        self.contexts.clear()  # the fix stage's prompts lead with it
+        self._say(localisation_said(loc, origin))
 
     async def _prove_apart(self) -> Baselines | None:
         """`_prove` in a sandbox of its own (opened beside the base one), so the untouched one is

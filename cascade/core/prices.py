@@ -45,7 +45,9 @@ def unit_prices(model: str) -> tuple[float, float] | None:
 def rung_price(rung: RungConfig) -> Price:
     """The rung's override prices where set, the map's for the rest; an unknown price is 0 and
     marked unknown (a local model). The context window: the rung's `max_input_tokens`, else the
-    map's."""
+    map's. A search rung (`repair/mutate`) calls no provider: it costs 0, known."""
+    if rung.is_repair:
+        return Price(input_cost_per_token=0.0, output_cost_per_token=0.0, known=True)
     window = rung.max_input_tokens
     in_price, out_price = rung.input_cost_per_token, rung.output_cost_per_token
     mapped = None

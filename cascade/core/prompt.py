@@ -112,7 +112,7 @@ def _rejected(feedback: str, what: str) -> list[str]:
 
 
 def _context(context: Context) -> list[str]:
-    parts: list[str] = []
+    parts: list[str] = _suspects(context)
     if context.files:
         parts += ["", "## Relevant files", ""]
         for item in context.files:
@@ -122,6 +122,23 @@ def _context(context: Context) -> list[str]:
         parts += ["", f"Also relevant but left out for space: {names}"]
     if context.listing:
         parts += ["", "## Files in the repository", "", *context.listing]
+    return parts
+
+
+def _suspects(context: Context) -> list[str]:
+    if not context.suspects:
+        return []
+    parts = [
+        "",
+        "## Where the failing tests point",
+        "",
+        "Fault localisation ran the test suite on the current code: these functions are run by "
+        "the failing tests more than by the passing ones, most suspicious first (`>>` marks "
+        "their most suspicious lines). A lead, not a verdict.",
+        "",
+    ]
+    for suspect in context.suspects:
+        parts += [f"{suspect.label}  (rank {suspect.rank})", "```", suspect.excerpt, "```", ""]
     return parts
 
 

@@ -21,7 +21,7 @@ def rung_problem(rung: RungConfig) -> str | None:
     """What stops this rung's calls before they are made, or None. Only a missing `*_API_KEY`
     refuses: other variables litellm lists (a region, a project, an API base with a default) may
     come from elsewhere (an instance role, a local default), so they are a warning."""
-    if rung.is_replay or _key_is_set(rung.model):
+    if rung.is_replay or rung.is_repair or _key_is_set(rung.model):
         return None
     litellm = litellm_module()
     try:

@@ -32,7 +32,11 @@ def replay_model(rung: RungConfig) -> str:
 
 def as_replay(rung: RungConfig, cassette: str) -> RungConfig:
     """`rung` served from a recorded cassette (path relative to the config's folder). Override
-    prices are kept, so a replayed run reports what the recorded one cost under them."""
+    prices are kept, so a replayed run reports what the recorded one cost under them. A search
+    rung (`repair/mutate`) calls no model: it is kept, and searches again (free, and the same
+    candidates in the same order)."""
+    if rung.is_repair:
+        return rung
     return rung.model_copy(update={"model": replay_model(rung), "cassette": cassette})
 
 

@@ -190,6 +190,11 @@ def _why_attempt(attempt: Attempt) -> list[str]:
             lines.append(f"  - passed over: {passed}")
         if decision.wait_s:
             lines.append(f"  - waited {decision.wait_s:g}s before the call")
+        if attempt.localised:
+            led = ", ".join(f"`{cell(name)}`" for name in attempt.localised)
+            lines.append(f"  - context led by fault localisation: {led}")
+        if attempt.candidates_sha256:
+            lines.append(f"  - candidates tried: `blobs/{attempt.candidates_sha256}`")
         estimate = (
             "local model, no price: counted as $0"
             if decision.local

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from anyio import CapacityLimiter, Lock
 
+from cascade.core.search import Searcher
 from cascade.protocols import Model, Sandbox, SandboxOpener
 from cascade.records import Completion, CompletionParams, Message
 
@@ -26,7 +27,12 @@ class LimitedModel:
 
 
 def limited_models(models: Mapping[str, Model], limiter: CapacityLimiter) -> dict[str, Model]:
-    return {name: LimitedModel(model, limiter) for name, model in models.items()}
+    """Each model behind the limiter; a search rung's (`repair/mutate`) calls no provider and is
+    kept as it is: a wrapper would hide its search, and its sandboxes are limited already."""
+    return {
+        name: model if isinstance(model, Searcher) else LimitedModel(model, limiter)
+        for name, model in models.items()
+    }
 
 
 class SandboxSlot:

@@ -21,6 +21,12 @@ DEMO_CASSETTE = "cassettes/demo.jsonl"
 _EVALUATORS = re.compile(r"^evaluators = \[.*\]$", re.MULTILINE)  # the [gate] line
 # A `[[workflows]]` table: its header and the `key = value` lines under it.
 _WORKFLOWS = re.compile(r"^\[\[workflows\]\]\n(?:\w[^\n]*\n)*", re.MULTILINE)
+# Rung zero: the `repair` rung's table and the `[repair]` table.
+_RUNG_ZERO = re.compile(
+    r'^\[\[ladder\]\]\nname = "repair"\n(?:\w[^\n]*\n)*\n?|^\[repair\]\n(?:\w[^\n]*\n)*',
+    re.MULTILINE,
+)
+RUNG_ZERO_ISSUE = "DEMO-5"  # the one-token bug the repair rung fixes, with no scripted answer
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,21 @@ def without_workflows(config: str) -> str:
     return _WORKFLOWS.sub("", config)
 
 
-def demo_repo(demo: Path, dest: Path) -> Path:
-    """A git repository at `dest` holding a copy of the demo in one commit."""
+def without_rung_zero(config: str) -> str:
+    """The demo's cascade.toml text without its `repair` rung and `[repair]` settings."""
+    return _RUNG_ZERO.sub("", config)
+
+
+def demo_repo(demo: Path, dest: Path, *, rung_zero: bool = False) -> Path:
+    """A git repository at `dest` holding a copy of the demo in one commit. Without `rung_zero`
+    its ladder is the cassette's alone (cheap, strong) and DEMO-5, which only the repair rung
+    fixes, is left out: what the tests of everything else replay, at no search's cost (its
+    failing test stays in the suite, a failure at the base commit like the others')."""
     shutil.copytree(demo, dest, ignore=shutil.ignore_patterns("__pycache__", "runs", "replay"))
+    if not rung_zero:
+        config = dest / "cascade.toml"
+        config.write_text(without_rung_zero(config.read_text(encoding="utf-8")), encoding="utf-8")
+        (dest / ".cascade" / "issues" / f"{RUNG_ZERO_ISSUE}.md").unlink()
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "demo: base")

@@ -16,6 +16,7 @@ from cascade.core.context import litellm_counter
 from cascade.core.engine import Engine
 from cascade.core.events import Event
 from cascade.core.gate import Gate
+from cascade.core.localised import Localising
 from cascade.core.reproduce import ReproduceStage
 from cascade.core.workflows import Workflow
 from cascade.models import Recorder, build_model
@@ -27,6 +28,7 @@ from cascade.wiring.registry import (
     choose_backend,
     sandbox_opener,
 )
+from cascade.wiring.rung_zero import build_localising, build_repair
 from cascade.wiring.settings import LoadedConfig
 from cascade.wiring.workflows import build_workflows
 
@@ -45,6 +47,7 @@ class Parts:
     reproduce: ReproduceStage | None = None  # the test-first stage ([reproduce] when != never)
     workflows: tuple[Workflow, ...] = ()  # `[[workflows]]`, built, in matching order
     store: BaselineStore | None = None  # baselines kept across runs ([run] baseline_cache)
+    localising: Localising | None = None  # fault localisation ([localise])
 
     def engine(
         self,
@@ -68,6 +71,7 @@ class Parts:
             workflows=self.workflows,
             baseline_store=self.store.for_run(run_id) if self.store else None,
             overlap_baseline=cfg.run.overlap_baseline,
+            localising=self.localising,
             purse=self.purse,
             start_at=start_at,
             reproduce=self.reproduce,
@@ -91,7 +95,10 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
 
     def models_for(ladder: tuple[RungConfig, ...]) -> dict[str, Model]:
         return {
-            r.name: build_model(r, config_dir=loaded.config_dir, recorder=recorder) for r in ladder
+            r.name: build_repair(r, cfg)
+            if r.is_repair
+            else build_model(r, config_dir=loaded.config_dir, recorder=recorder)
+            for r in ladder
         }
 
     models = models_for(cfg.ladder)
@@ -131,7 +138,9 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
     store = None
     if cfg.run.baseline_cache:
         store = BaselineStore.open(loaded.repo / ".cascade" / "cache" / "baselines")
-    return Parts(loaded, models, gate, backend, purse, stage, workflows, store)
+    return Parts(
+        loaded, models, gate, backend, purse, stage, workflows, store, build_localising(cfg)
+    )
 
 
 # What each built-in evaluator runs with the sandbox's `python -m`.

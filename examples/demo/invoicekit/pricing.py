@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .items import Invoice
+from .items import Invoice, LineItem
 from .money import round_half_up
 
 
@@ -41,3 +41,15 @@ def totals(
     discount = percent_discount(subtotal, discount_percent)
     tax = tax_on(subtotal - discount, tax_rate)
     return Totals(subtotal, discount, tax, subtotal - discount + tax)
+
+
+BULK_QUANTITY = 10  # this many of one item, or more, earn the bulk discount
+BULK_PERCENT = 5
+
+
+def bulk_discount(item: LineItem) -> int:
+    """The bulk discount on one line, in cents: BULK_PERCENT off a line of BULK_QUANTITY or more
+    of one item, rounded half up; none on a credit line."""
+    if item.quantity > BULK_QUANTITY and item.unit_price > 0:
+        return percent_discount(item.amount, BULK_PERCENT)
+    return 0
