@@ -106,11 +106,19 @@ class BaselineStore:
 
 def _code_digest(evaluator: Evaluator) -> str:
     """The evaluator's module source: new evaluator code may find other facts."""
-    try:
-        source = inspect.getsource(inspect.getmodule(type(evaluator)) or type(evaluator))
-    except (OSError, TypeError):
-        return type(evaluator).__qualname__
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+    return code_digest(inspect.getmodule(type(evaluator)) or type(evaluator))
+
+
+def code_digest(*sources: object) -> str:
+    """The sha256 of these modules' (or classes') source, what a kept fact depends on; one
+    without source (a frozen build) counts by its name."""
+    if len(sources) == 1:  # one module: the digest of its source alone, as entries always had
+        try:
+            text = inspect.getsource(sources[0])  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            return str(getattr(sources[0], "__qualname__", getattr(sources[0], "__name__", "?")))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256("\0".join(code_digest(s) for s in sources).encode()).hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from cascade.core.baseline_store import BaselineStore
+from cascade.core.baseline_store import COMPUTED_BY, BaselineStore
 from cascade.core.localise import Localisation, SuspectFunction
 from cascade.protocols import ImageSandbox, Sandbox
 from cascade.records import Task
@@ -56,7 +56,7 @@ class Localising:
             if facts is not None:
                 try:
                     found = Localisation.model_validate(facts["localisation"])
-                    return found, str(facts.get("_computed_by") or "an earlier run")
+                    return found, str(facts.get(COMPUTED_BY) or "an earlier run")
                 except (KeyError, ValidationError) as exc:
                     log.info("localisation cache: an entry is not a localisation (%s)", exc)
         if task.reproduction is not None:  # the accepted reproduction's files, as the gate has
@@ -75,7 +75,6 @@ class Suspect:
     path: str
     name: str
     rank: int
-    ochiai: float
     excerpt: str
 
     @property
@@ -95,7 +94,7 @@ def suspects(loc: Localisation, texts: Mapping[str, str], show: int) -> tuple[Su
         marked = _marked(loc, function)
         chosen.append(
             Suspect(
-                function.path, function.name, function.rank, round(function.ochiai, 3),
+                function.path, function.name, function.rank,
                 excerpt(text, function.first, function.last, marked, function.line),
             )
         )  # fmt: skip

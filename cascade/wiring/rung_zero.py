@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import inspect
 
 from cascade.config import CascadeConfig, RungConfig
 from cascade.core import localise as ranking
+from cascade.core.baseline_store import code_digest
 from cascade.core.localised import Localising
 from cascade.protocols import Model
 from cascade.repair.search import MutationRepair
@@ -25,19 +24,9 @@ def build_localising(cfg: CascadeConfig) -> Localising | None:
         localisation.localise, timeout=settings.timeout, max_tests=settings.max_tests
     )
     said = settings.model_dump_json(exclude={"show", "enabled"})
-    return Localising(measure, said, _code(localisation, ranking), show=settings.show)
+    return Localising(measure, said, code_digest(localisation, ranking), show=settings.show)
 
 
 def build_repair(rung: RungConfig, cfg: CascadeConfig) -> Model:
     """The model of a `repair/*` rung (its search is what a run calls)."""
     return MutationRepair(rung, cfg.repair)
-
-
-def _code(*modules: object) -> str:
-    digest = hashlib.sha256()
-    for module in modules:
-        try:
-            digest.update(inspect.getsource(module).encode())  # type: ignore[arg-type]
-        except (OSError, TypeError):  # no source (a frozen build): its name, as the baselines do
-            digest.update(getattr(module, "__name__", "?").encode())
-    return digest.hexdigest()
