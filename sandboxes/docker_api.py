@@ -36,7 +36,7 @@ SETUP_KEY_LABEL = "cascade.setup-key"  # on an environment image: the key it was
 RESOURCE_EXCEEDED = "resource_exceeded"
 
 NO_ENGINE = (
-    "no Docker engine is reachable ({detail}). Start one (`sudo systemctl start docker`, or "
+    "no Docker engine is reachable{where} ({detail}). Start one (`sudo systemctl start docker`, or "
     "`sudo dockerd > /tmp/dockerd.log 2>&1 &`), or choose the unsafe local backend with "
     '`--sandbox local` / `[sandbox] backend = "local"`.'
 )
@@ -84,9 +84,9 @@ def connect(timeout: int = 60) -> Any:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except DockerException as exc:
-        raise SandboxError(NO_ENGINE.format(detail=_short(exc))) from exc
+        raise SandboxError(_no_engine(exc)) from exc
     except OSError as exc:  # requests' ConnectionError is an OSError
-        raise SandboxError(NO_ENGINE.format(detail=_short(exc))) from exc
+        raise SandboxError(_no_engine(exc)) from exc
     return client
 
 
@@ -96,6 +96,13 @@ def engine_available() -> bool:
     except SandboxError:
         return False
     return True
+
+
+def _no_engine(exc: BaseException) -> str:
+    # The SDK's own error often names no address ("No such file or directory"): name the one
+    # DOCKER_HOST gave, so a remote engine that does not answer is told from a local one.
+    host = os.environ.get("DOCKER_HOST", "")
+    return NO_ENGINE.format(where=f" at DOCKER_HOST={host}" if host else "", detail=_short(exc))
 
 
 def _short(exc: BaseException) -> str:

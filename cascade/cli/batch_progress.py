@@ -42,12 +42,12 @@ class BatchProgress:
             self._update(tally)
             if event.kind == "task_done" and event.outcome is not None:
                 self._bar_print(_done_line(event))
-            elif event.kind == "budget_stop":
+            elif event.kind in ("budget_stop", "task_node"):
                 self._bar_print(event.message)
             return
         if event.kind == "task_done" and event.outcome is not None:
             self.note(f"{_done_line(event)}  [{_status(tally)}]")
-        elif event.kind == "budget_stop":
+        elif event.kind in ("budget_stop", "task_node"):  # a cluster's task: where it runs
             self.note(event.message)
 
     def note(self, message: str) -> None:
@@ -87,7 +87,8 @@ def _done_line(event: BatchEvent) -> str:
     mark = {"verified": "✓", "unproven": "~", "exhausted": "✗"}.get(o.status, "!")
     where = f" on {o.verified_rung}" if o.verified_rung else ""
     error = f" — {o.error.splitlines()[0][:160]}" if o.error else ""
+    node = f" on node {event.node}" if event.node else ""
     return (
         f"{mark} {o.task_id}: {o.status}{where}, {o.attempts} attempt(s), "
-        f"${o.cost_usd:.4f}, {o.duration_s:.1f}s{error}"
+        f"${o.cost_usd:.4f}, {o.duration_s:.1f}s{node}{error}"
     )

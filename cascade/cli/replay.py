@@ -5,7 +5,7 @@ re-judges recorded patches with the current gate. Sync at the edge; the batch ru
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +15,17 @@ import typer
 
 from cascade.cli.failures import reported, usage_error
 from cascade.cli.options import SandboxOption, check_cost_cap
+from cascade.cli.replay_cluster import (
+    ExecutorOption,
+    RayAddressOption,
+    RayResourcesOption,
+    open_cluster,
+)
 
 if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
     from cascade.cli.batch_progress import BatchProgress
     from cascade.records import Issue
+    from cascade.replay.cluster import Cluster
     from cascade.wiring.settings import LoadedConfig
 
 
@@ -42,7 +49,13 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
             help="The batch folder (default .cascade/replay/<backlog>); re-run to resume."
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight.")] = 1,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Tasks in flight (default 1; with --executor ray, the slots the cluster offers).",
+        ),
+    ] = None,
     model_concurrency: Annotated[
         int | None, typer.Option(min=1, help="Model calls in flight (default: --concurrency).")
     ] = None,
@@ -105,6 +118,9 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
             "by start rung, with the most the first calls can cost. No model, no sandbox.",
         ),
     ] = False,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_resources: RayResourcesOption = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -132,7 +148,7 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
     request = ReplayRequest(
         backlog, repo, config, out, concurrency, model_concurrency, sandbox_concurrency,
         max_cost_usd, sandbox, record, cassette, shard, shadow, retry_errors, skip_bad_issues,
-        as_json, plan,
+        as_json, plan, executor, ray_address, ray_resources,
     )  # fmt: skip
     with reported(f"interrupted: {RESUME}"):
         check_cost_cap(max_cost_usd)
@@ -141,7 +157,9 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
 
             if backlog is not None:
                 raise usage_error("--regate RUN_DIR takes no BACKLOG: it re-judges that folder")
-            code = run_regate(regate, repo, config, sandbox, concurrency)
+            if executor != "local":
+                raise usage_error("--regate runs on this machine: drop --executor")
+            code = run_regate(regate, repo, config, sandbox, concurrency or 1)
         else:
             from cascade.cli.interrupt import Interrupted
 
@@ -162,7 +180,7 @@ class ReplayRequest:
     repo: Path
     config_file: Path | None
     out: Path | None
-    concurrency: int
+    concurrency: int | None
     model_concurrency: int | None
     sandbox_concurrency: int | None
     max_cost_usd: float | None
@@ -175,6 +193,9 @@ class ReplayRequest:
     skip_bad_issues: bool = False
     as_json: bool = False
     plan: bool = False
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_resources: str | None = None
 
 
 def _replay(req: ReplayRequest) -> int:
@@ -208,67 +229,43 @@ def _replay(req: ReplayRequest) -> int:
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
     out = (req.out or repo / ".cascade" / "replay" / f"{backlog.stem}{suffix}").resolve()
     progress = BatchProgress(sys.stderr)
+    refused = {
+        "--record": req.record is not None, "--model-concurrency": bool(req.model_concurrency),
+        "--sandbox-concurrency": bool(req.sandbox_concurrency),
+    }  # fmt: skip
+    cluster = open_cluster(
+        req.executor, req.ray_address, req.ray_resources, req.concurrency, refused, progress.note
+    )
+    in_flight = req.concurrency or (cluster.capacity() if cluster else 1)
+    req = dataclasses.replace(req, concurrency=in_flight)
     progress.note(
         f"replay {len(issues)} issue(s) of {backlog.name} (shard {shard}) into {out}; "
         f"ladder {' → '.join(r.name for r in loaded.config.ladder)}, "
-        f"concurrency {req.concurrency}"
+        f"concurrency {in_flight}"
     )
     batches = {"the batch": out}  # every folder this command writes, for the error count
     if shadow is not None:
         batches[f"shadow {shadow[0]}"] = out / SHADOW_DIR / shadow[0]
+    run = functools.partial(_run_batch, cluster=cluster)
     try:
-        stopped = _run_batch(req, loaded, issues, repo, commit, out, str(shard), progress, "")
+        stopped = run(req, loaded, issues, repo, commit, out, str(shard), progress, "")
         if shadow is not None and not stopped:
             name, shadow_loaded = shadow
             progress.note(
                 f"shadow {name}: {' → '.join(r.name for r in shadow_loaded.config.ladder)}"
             )
             where = batches[f"shadow {name}"]
-            stopped = _run_batch(
+            stopped = run(
                 req, shadow_loaded, issues, repo, commit, where, str(shard), progress, str(out)
             )
     finally:
         progress.close()
+        if cluster is not None:
+            cluster.close()
     ids = {issue.id for issue in issues}
-    return _finish(out, batches, ids, stopped=stopped, as_json=req.as_json)
+    from cascade.cli.replay_summary import finish
 
-
-def _finish(
-    out: Path, batches: dict[str, Path], ids: set[str], *, stopped: bool, as_json: bool = False
-) -> int:
-    """Write the report, sum the batch up on stderr, and choose the exit code."""
-    from cascade.report.data import load as load_report
-    from cascade.report.numbers import build_report
-    from cascade.report.render import write_report
-
-    report = build_report(load_report([out]))
-    written = write_report(report, out)
-    t = report["tasks"]
-    outcomes = "".join(
-        f", {t[s]} {s.replace('_', ' ')}" for s in t["statuses"] if s != "verified" and t[s]
-    )
-    typer.echo(
-        f"{t['verified']}/{t['total']} verified{outcomes}; "
-        f"cost ${report['cost']['total_usd']:.4f} (per verified patch "
-        f"{_usd(report['cost']['per_verified_usd'])})",
-        err=True,
-    )
-    typer.echo(f"report: {written[1]}", err=True)
-    # Counted from the ledgers, not this session's tallies: an error an earlier session left
-    # stays in the batch (a resume does not run it again), and a shadow the budget kept from
-    # running this time still holds its own.
-    errored = {label: _errored(path, ids) for label, path in batches.items()}
-    code = 3 if any(errored.values()) else 1 if stopped else 0  # 3 first: a re-run goes on
-    if any(errored.values()):  # after a budget stop, but does not mend these
-        typer.echo(_errored_note(errored), err=True)
-    if as_json:
-        summary = {
-            "out": str(out), "tasks": t, "cost": report["cost"],
-            "report": [str(p) for p in written], "errored": errored,
-            "budget_stopped": stopped, "exit_code": code,
-        }  # fmt: skip
-        typer.echo(json.dumps(summary, indent=2))
-    return code
+    return finish(out, batches, ids, stopped=stopped, as_json=req.as_json)
 
 
 def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) -> LoadedConfig:
@@ -285,33 +282,6 @@ def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) ->
     return dataclasses.replace(loaded, config=config)
 
 
-def _usd(value: float | None) -> str:
-    return "—" if value is None else f"${value:.4f}"
-
-
-def _errored(batch: Path, ids: set[str]) -> list[str]:
-    """This shard's tasks whose run ended in error, as the batch folder's ledger records them."""
-    from cascade.replay.batch import LEDGER_FILE
-    from cascade.replay.ledger import read_ledger
-
-    tasks = read_ledger(batch / LEDGER_FILE).tasks
-    done = [tasks[task_id].done for task_id in sorted(ids & tasks.keys())]
-    return [d.task for d in done if d and d.outcome and d.outcome.status == "error"]
-
-
-def _errored_note(errored: dict[str, list[str]]) -> str:
-    """The last line of a batch with errors: how many, which, and how to run them again."""
-    total = sum(len(ids) for ids in errored.values())
-    where = "; ".join(
-        f"{len(ids)} in {label} ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
-        for label, ids in errored.items()
-        if ids
-    )
-    from cascade.report.data import RETRY_ADVICE
-
-    return f"{total} task(s) ended in an infrastructure error: {where}; {RETRY_ADVICE}."
-
-
 def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     req: ReplayRequest,
     loaded: LoadedConfig,
@@ -322,6 +292,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     shard: str,
     progress: BatchProgress,
     shadow_of: str,
+    cluster: Cluster | None = None,
 ) -> bool:
     """Run (or resume) one batch folder; True when the budget stopped it."""
     from cascade.cli.interrupt import docker_leftovers, run_interruptible
@@ -332,7 +303,10 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     cfg = loaded.config
     # A shadow's answers are not recorded: they share cassette keys with the main ladder's.
     record = req.record.resolve() if req.record and not shadow_of else None
-    runner = IssueRunner.prepare(loaded, repo, record=record, commit=commit, progress=progress.note)
+    runner = IssueRunner.prepare(
+        loaded, repo, record=record, commit=commit, progress=progress.note,
+        sandbox_here=cluster is None,
+    )  # fmt: skip
     parts = runner.parts
     header = BatchHeader(
         backlog=_backlog_name(req.backlog),
@@ -357,7 +331,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
         plan = BatchPlan(
             issues=issues,
             repo=repo,
-            concurrency=req.concurrency,
+            concurrency=req.concurrency or 1,
             model_concurrency=req.model_concurrency,
             sandbox_concurrency=req.sandbox_concurrency,
             max_cost_usd=req.max_cost_usd,
@@ -369,8 +343,12 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
         )
         # Ctrl-C or SIGTERM: the tasks in flight are cancelled, their sandboxes closed, and what
         # this process still owns is removed before it exits (`Interrupted`).
-        leftovers = docker_leftovers() if parts.backend == "docker" else None
-        work = BatchRunner(at_batch, batch, plan, progress).run
+        here = cluster is None and parts.backend == "docker"  # a cluster's nodes own theirs
+        leftovers = docker_leftovers() if here else None
+        executor = (
+            cluster.executor(loaded, repo, batch.header.base_commit, out) if cluster else None
+        )
+        work = BatchRunner(at_batch, batch, plan, progress, executor).run
         result = run_interruptible(work, progress.note, leftovers, RESUME)
     finally:
         batch.close()

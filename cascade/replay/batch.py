@@ -150,6 +150,7 @@ class BatchDir:
         labels: Sequence[str] = (),
         *,
         recovered: bool = False,
+        node: str = "",
     ) -> None:
         line = LedgerLine(
             event="done",
@@ -159,6 +160,7 @@ class BatchDir:
             labels=tuple(labels),
             outcome=outcome,
             recovered=recovered,
+            node=node or None,
         )
         self._append(line)
 

@@ -35,6 +35,7 @@ class LedgerLine(BaseModel):
     labels: tuple[str, ...] = ()
     outcome: RunOutcome | None = None  # done
     recovered: bool = False  # done: read back from a sealed run whose done line was lost
+    node: str | None = None  # done: the cluster node that ran it (`--executor ray`)
     reason: str = ""  # aborted, budget_stop
     spent_usd: float = 0.0  # budget_stop
     not_started: int = 0  # budget_stop

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import anyio
 
@@ -27,7 +27,7 @@ from cascade.wiring.run_issue import IssueRunner, describe
 
 log = logging.getLogger(__name__)
 
-BatchEventKind = Literal["task_start", "task_done", "budget_stop"]
+BatchEventKind = Literal["task_start", "task_node", "task_done", "budget_stop"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class BatchEvent:
     tally: Tally  # a snapshot
     task: str = ""
     outcome: RunOutcome | None = None
+    node: str = ""  # the cluster node that runs the task ("" in this process)
 
 
 @dataclass(frozen=True)
@@ -89,99 +90,48 @@ class BatchResult:
     budget_stopped: bool = False
 
 
-class BatchRunner:
-    """Runs the plan's unfinished tasks. Use one runner per `run`."""
+class Executor(Protocol):
+    """Where a batch's tasks run: this process (`LocalExecutor`) or the nodes of a cluster
+    (`cascade.replay.cluster`). The batch runner keeps the ledger; an executor runs one task
+    into the run folder `run_id` of the batch and returns its sealed outcome, calling
+    `on_cost` with each attempt's cost as it is paid and `on_node` once it knows where the task
+    runs."""
 
-    def __init__(
+    async def run_task(
         self,
-        runner: IssueRunner,
-        batch: BatchDir,
-        plan: BatchPlan,
-        on_event: Callable[[BatchEvent], None] = lambda _event: None,
-    ) -> None:
+        issue: Issue,
+        run_id: str,
+        on_cost: Callable[[float], None],
+        on_node: Callable[[str], None],
+    ) -> RunOutcome: ...
+
+
+class LocalExecutor:
+    """Tasks run in this process: one purse, and model calls and sandboxes behind the plan's
+    limiters."""
+
+    def __init__(self, runner: IssueRunner, plan: BatchPlan, spent_before: float) -> None:
         self.runner = runner  # its base commit and runs folder are the batch's
-        self.batch = batch
-        self.plan = plan
-        self.on_event = on_event
-        self.tally = Tally(total=len(plan.issues))
-        self._pending: deque[Issue] = deque()
-        self._stopped = False
-        self._spent_before = 0.0
-        self._purse: Purse | None = None
         n = plan.concurrency
         self._model_limiter = anyio.CapacityLimiter(plan.model_concurrency or n)
         self._sandbox_limiter = anyio.CapacityLimiter(plan.sandbox_concurrency or n)
+        # One purse for the whole batch, so `[budget] batch_max_cost_usd` caps all its tasks
+        # together; what earlier sessions spent counts against it too.
+        self._purse = Purse(runner.parts.loaded.config.budget.batch_max_cost_usd)
+        self._purse.spent = spent_before
 
-    async def run(self) -> BatchResult:
-        state = self.batch.state
-        self._spent_before = self.tally.spent_usd = _spent_before(self.batch)
-        for issue in self.plan.issues:
-            done = state.task(issue.id).done
-            if done is not None and done.outcome is not None:
-                if not (self.plan.retry_errors and done.outcome.status == "error"):
-                    self.tally.count(done.outcome)
-                    continue
-                self.batch.retry(issue.id, done.run_id)
-            self._pending.append(issue)
-        self.batch.plan([i.id for i in self.plan.issues])
-        workers = min(max(self.plan.concurrency, 1), len(self._pending))
-        async with anyio.create_task_group() as group:
-            for _ in range(workers):
-                group.start_soon(self._worker)
-        left = len(self._pending)
-        if self._stopped and self.plan.max_cost_usd is not None:
-            self.batch.budget_stop(self.tally.spent_usd, left, self.plan.max_cost_usd)
-            self._emit("budget_stop", f"budget spent: {left} task(s) not started")
-        return BatchResult(_snapshot(self.tally), left, self._stopped)
-
-    def _next(self) -> Issue | None:
-        limit = self.plan.max_cost_usd
-        if self._pending and limit is not None and self.tally.spent_usd >= limit:
-            self._stopped = True
-        if self._stopped or not self._pending:
-            return None
-        return self._pending.popleft()
-
-    async def _worker(self) -> None:
-        while (issue := self._next()) is not None:
-            await self._one(issue)
-
-    async def _one(self, issue: Issue) -> None:
-        run_id = self.batch.start(issue)
-        self.tally.running += 1
-        self._emit("task_start", f"{issue.id}: started", task=issue.id)
-        live = 0.0  # attempt costs seen so far, counted toward the budget as they happen
-
-        def on_event(event: Event) -> None:
-            nonlocal live
-            if event.kind == "attempt_done" and event.attempt is not None:
-                live += event.attempt.cost_usd
-                self.tally.spent_usd += event.attempt.cost_usd
-
-        started = time.monotonic()
-        slot = SandboxSlot(self._sandbox_limiter)
-        try:
-            outcome = await self._run(issue, run_id, slot, on_event)
-        except Exception as exc:  # one task's bug or broken run is that task's error record
-            _warn(issue.id, exc)
-            outcome = self._failed(issue, run_id, exc, time.monotonic() - started)
-        finally:
-            slot.release()
-        self.tally.spent_usd += outcome.cost_usd - live  # the sealed outcome is the account
-        self.batch.done(issue.id, outcome, issue.labels)
-        self.tally.running -= 1
-        self.tally.done_here += 1
-        self.tally.count(outcome)
-        self._emit("task_done", f"{issue.id}: {outcome.status}", task=issue.id, outcome=outcome)
-
-    async def _run(
-        self, issue: Issue, run_id: str, slot: SandboxSlot, on_event: Callable[[Event], None]
+    async def run_task(
+        self,
+        issue: Issue,
+        run_id: str,
+        on_cost: Callable[[float], None],
+        on_node: Callable[[str], None],
     ) -> RunOutcome:
-        if self._purse is None:
-            # One purse for the whole batch, so `[budget] batch_max_cost_usd` caps all its
-            # tasks together; what earlier sessions spent counts against it too.
-            self._purse = Purse(self.runner.parts.loaded.config.budget.batch_max_cost_usd)
-            self._purse.spent = self._spent_before
+        def on_event(event: Event) -> None:
+            if event.kind == "attempt_done" and event.attempt is not None:
+                on_cost(event.attempt.cost_usd)
+
+        slot = SandboxSlot(self._sandbox_limiter)
         purse = self._purse
 
         def limited(engine: Engine) -> Engine:
@@ -197,8 +147,100 @@ class BatchRunner:
                 reproduce=stage,
             )
 
-        run = self.runner.new_run(run_id=run_id, on_event=on_event, adapt=limited)
-        return await run(issue)
+        try:
+            run = self.runner.new_run(run_id=run_id, on_event=on_event, adapt=limited)
+            return await run(issue)
+        finally:
+            slot.release()
+
+
+class BatchRunner:
+    """Runs the plan's unfinished tasks. Use one runner per `run`."""
+
+    def __init__(
+        self,
+        runner: IssueRunner,
+        batch: BatchDir,
+        plan: BatchPlan,
+        on_event: Callable[[BatchEvent], None] = lambda _event: None,
+        executor: Callable[[float], Executor] | None = None,
+    ) -> None:
+        self.runner = runner  # its base commit and runs folder are the batch's
+        self.batch = batch
+        self.plan = plan
+        self.on_event = on_event
+        self.tally = Tally(total=len(plan.issues))
+        self._pending: deque[Issue] = deque()
+        self._stopped = False
+        # Given what earlier sessions spent, the executor (default: this process).
+        self._executor = executor or (lambda spent: LocalExecutor(runner, plan, spent))
+
+    async def run(self) -> BatchResult:
+        state = self.batch.state
+        self.tally.spent_usd = spent_before = _spent_before(self.batch)
+        executor = self._executor(spent_before)
+        for issue in self.plan.issues:
+            done = state.task(issue.id).done
+            if done is not None and done.outcome is not None:
+                if not (self.plan.retry_errors and done.outcome.status == "error"):
+                    self.tally.count(done.outcome)
+                    continue
+                self.batch.retry(issue.id, done.run_id)
+            self._pending.append(issue)
+        self.batch.plan([i.id for i in self.plan.issues])
+        workers = min(max(self.plan.concurrency, 1), len(self._pending))
+        async with anyio.create_task_group() as group:
+            for _ in range(workers):
+                group.start_soon(self._worker, executor)
+        left = len(self._pending)
+        if self._stopped and self.plan.max_cost_usd is not None:
+            self.batch.budget_stop(self.tally.spent_usd, left, self.plan.max_cost_usd)
+            self._emit("budget_stop", f"budget spent: {left} task(s) not started")
+        return BatchResult(_snapshot(self.tally), left, self._stopped)
+
+    def _next(self) -> Issue | None:
+        limit = self.plan.max_cost_usd
+        if self._pending and limit is not None and self.tally.spent_usd >= limit:
+            self._stopped = True
+        if self._stopped or not self._pending:
+            return None
+        return self._pending.popleft()
+
+    async def _worker(self, executor: Executor) -> None:
+        while (issue := self._next()) is not None:
+            await self._one(issue, executor)
+
+    async def _one(self, issue: Issue, executor: Executor) -> None:
+        run_id = self.batch.start(issue)
+        self.tally.running += 1
+        self._emit("task_start", f"{issue.id}: started", task=issue.id)
+        live = 0.0  # attempt costs seen so far, counted toward the budget as they happen
+        where = ""
+
+        def on_cost(cost: float) -> None:
+            nonlocal live
+            live += cost
+            self.tally.spent_usd += cost
+
+        def on_node(node: str) -> None:
+            nonlocal where
+            where = node
+            self._emit("task_node", f"{issue.id}: running on {node}", task=issue.id, node=node)
+
+        started = time.monotonic()
+        try:
+            outcome = await executor.run_task(issue, run_id, on_cost, on_node)
+        except Exception as exc:  # one task's bug or broken run is that task's error record
+            _warn(issue.id, exc)
+            outcome = self._failed(issue, run_id, exc, time.monotonic() - started)
+        self.tally.spent_usd += outcome.cost_usd - live  # the sealed outcome is the account
+        self.batch.done(issue.id, outcome, issue.labels, node=where)
+        self.tally.running -= 1
+        self.tally.done_here += 1
+        self.tally.count(outcome)
+        self._emit(
+            "task_done", f"{issue.id}: {outcome.status}", task=issue.id, outcome=outcome, node=where
+        )
 
     def _failed(self, issue: Issue, run_id: str, exc: Exception, duration: float) -> RunOutcome:
         run = RunFolder(self.batch.runs_dir / run_id)
@@ -206,9 +248,14 @@ class BatchRunner:
         return error_outcome(run, issue.id, commit, describe(exc), duration_s=duration)
 
     def _emit(
-        self, kind: BatchEventKind, message: str, task: str = "", outcome: RunOutcome | None = None
+        self,
+        kind: BatchEventKind,
+        message: str,
+        task: str = "",
+        outcome: RunOutcome | None = None,
+        node: str = "",
     ) -> None:
-        self.on_event(BatchEvent(kind, message, _snapshot(self.tally), task, outcome))
+        self.on_event(BatchEvent(kind, message, _snapshot(self.tally), task, outcome, node))
 
 
 def _warn(task_id: str, exc: Exception) -> None:

@@ -41,6 +41,7 @@ class TaskResult:
     title: str = ""  # the title (untrusted text: escape wherever it is shown)
     run_dir: str = ""  # the run folder, when there is one
     proof: ProofCheck | None = None  # None: not checked (no run folder, or not asked)
+    node: str | None = None  # the cluster node that ran it (`--executor ray`); None: local
 
 
 # What to do about tasks that ended in an infrastructure error (the report and `cascade replay`).
@@ -134,6 +135,7 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool, verify: bool) 
             title=_title(path, line.task, run),
             run_dir=str(run.path),
             proof=check_proof(run.path) if verify else None,
+            node=line.node or None,
         )
         _add(data, result, path)
     for task_state in state.tasks.values():

@@ -1,6 +1,6 @@
 """The numbers of a replay report, as one JSON-able dict: outcomes, rungs, workflows, cost, time,
-tokens, where patches fail, and counterfactual baselines computed only from data that holds them
-(a baseline the data cannot support is listed with the reason, never estimated)."""
+tokens, cluster nodes, where patches fail, and counterfactual baselines computed only from data
+that holds them (a baseline the data cannot support is listed with the reason, never estimated)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from cascade.proof.run_folder import PATCH_FILE, SUMMARY_FILE
 from cascade.records import SCHEMA_VERSION, RunStatus
 from cascade.report.data import ReportData, TaskResult
 from cascade.report.headline import build_headline
+from cascade.report.nodes import node_rows
 from cascade.report.provenance import provenance
 
 NO_LABEL = "(no label)"
@@ -122,6 +123,7 @@ def build_report(data: ReportData) -> dict[str, Any]:
         "workflows": _workflows(tasks),
         "failures": _failures(tasks),
         "baselines": _baselines(data),
+        "nodes": node_rows(tasks),  # [] unless a task ran on a cluster node
         "task_rows": [_row(t) for t in tasks],
         "notes": data.notes,
         "provenance": provenance(ladder, data.models, data.config_files),
@@ -350,6 +352,7 @@ def _row(task: TaskResult) -> dict[str, Any]:
         "tokens_in": usage_in,
         "tokens_out": usage_out,
         "duration_s": o.duration_s,
+        "node": task.node,
         "run_id": o.run_id,
         "error": o.error.splitlines()[0][:300] if o.error else "",
         # Absolute paths (the renderers link them relative to the report's folder); "" when absent.

@@ -1,7 +1,8 @@
 """What a replay report says, section by section, from the report dict (`cascade.report.numbers`):
-the headline and where its numbers come from first, then outcomes, workflows, rungs, cost,
-baselines, labels, failures, charts, and every task linked to its run's summary and patch with
-the run's proof status. Plain text only; `render` (Markdown) and `page` (HTML) escape it."""
+the headline and where its numbers come from first, then outcomes, workflows, rungs, cost, the
+cluster nodes (when any ran a task), baselines, labels, failures, charts, and every task linked
+to its run's summary and patch with the run's proof status. Plain text only; `render` (Markdown)
+and `page` (HTML) escape it."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def report_document(
 ) -> Document:
     """`out` is the report's folder: links to run folders are relative to it."""
     flows = shows_workflows(report)
+    nodes = report["nodes"]  # [] when the batch ran locally
     return Document(
         TITLE,
         [
@@ -56,10 +58,11 @@ def report_document(
             *([Section("Per workflow", _workflows(report), id="workflows")] if flows else []),
             Section("Per rung", (_rungs(report["rungs"]),), id="rungs"),
             Section("Cost, time, tokens", (_cost(report),), id="cost"),
+            *([Section("Nodes", _nodes(nodes), id="nodes")] if nodes else []),
             Section("Baselines", _baselines(report["baselines"]), id="baselines"),
             Section("Per label", (_labels(report["labels"]),), id="labels"),
             Section("Where patches fail", _failures(report["failures"]), id="failures"),
-            Section("Tasks", (_tasks(report["task_rows"], out, flows),), id="tasks"),
+            Section("Tasks", (_tasks(report["task_rows"], out, flows, bool(nodes)),), id="tasks"),
             Section("Prices", (_prices(report["provenance"]["prices"]),), id="prices"),
             *(
                 [Section("Notes", (Bullets(tuple(report["notes"])),), id="notes")]
@@ -195,6 +198,20 @@ def _cost(report: dict[str, Any]) -> Bullets:
     )
 
 
+def _nodes(nodes: list[dict[str, Any]]) -> tuple[Block, ...]:
+    rows: list[tuple[Cell, ...]] = [
+        (r["node"], str(r["tasks"]), str(r["verified"]), str(r["errors"]), usd(r["cost_usd"]),
+         sec(r["busy_s"]))
+        for r in nodes
+    ]  # fmt: skip
+    head = ("node", "tasks", "verified", "errors", "cost", "busy time")
+    lead = Text(
+        "The cluster nodes that ran the tasks (host/node id). Busy time: the sum of their tasks' "
+        "wall time, which overlaps when a node runs several at once."
+    )
+    return lead, Table(head, rows, frozenset(range(1, 6)), id="nodes-table")
+
+
 def _baselines(rows: list[dict[str, Any]]) -> tuple[Block, ...]:
     table: list[tuple[Cell, ...]] = []
     notes = []
@@ -246,8 +263,9 @@ def _failures(failures: dict[str, Any]) -> tuple[Block, ...]:
     return (*blocks, Bullets(errors)) if errors else tuple(blocks)
 
 
-def _tasks(rows: list[dict[str, Any]], out: Path, flows: bool) -> Table:
-    """`flows`: a column for each task's workflow, and a status that says it waits for review."""
+def _tasks(rows: list[dict[str, Any]], out: Path, flows: bool, nodes: bool) -> Table:
+    """`flows`: a column for each task's workflow, and a status that says it waits for review;
+    `nodes`: a column for the cluster node that ran each task."""
     cells: list[tuple[Cell, ...]] = []
     for r in rows:
         files = tuple(
@@ -260,12 +278,12 @@ def _tasks(rows: list[dict[str, Any]], out: Path, flows: bool) -> Table:
         row: tuple[Cell, ...] = (
             r["task"], r.get("title", ""), ", ".join(r["labels"]), status,
             " → ".join(r["rungs"]), str(r["attempts"]), usd(r["cost_usd"]),
-            f"{r['duration_s']:.1f}",
+            f"{r['duration_s']:.1f}", *((r.get("node") or "—",) if nodes else ()),
             Mark(proof["status"], proof["ok"]) if proof else "—", files or "—",
         )  # fmt: skip
         cells.append((*row[:3], r.get("workflow", NOT_RECORDED), *row[3:]) if flows else row)
     head = ("task", "title", "labels", "status", "rungs", "attempts", "cost", "seconds",
-            "proof", "files")  # fmt: skip
+            *(("node",) if nodes else ()), "proof", "files")  # fmt: skip
     if flows:
         return Table((*head[:3], "workflow", *head[3:]), cells, frozenset({6, 7, 8}),
                      id="tasks-table")  # fmt: skip

@@ -78,17 +78,21 @@ class IssueRunner:
         runs_dir: Path | None = None,
         commit: str | None = None,
         progress: Callable[[str], None] | None = None,
+        sandbox_here: bool = True,
     ) -> IssueRunner:
         """Load the signing key, resolve the base commit (HEAD unless given) and build the
         parts; the key, cassettes and the sandbox backend (its image, and the Python it runs)
         are checked now, before any issue is read. With `progress`, a `[sandbox] setup`
-        environment is built now too, shown there (a batch's tasks then share it)."""
+        environment is built now too, shown there (a batch's tasks then share it). Without
+        `sandbox_here` (a cluster's driver: its nodes open the sandboxes) the backend is not
+        checked here."""
         signer = _signer(loaded)
         base = commit or resolve_commit(repo)
         parts = assemble(loaded, record=record)
-        line = prepare_sandbox(loaded.config.sandbox, parts.backend, repo, base, progress)
-        if line:
-            (progress or log.info)(line)
+        if sandbox_here:
+            line = prepare_sandbox(loaded.config.sandbox, parts.backend, repo, base, progress)
+            if line:
+                (progress or log.info)(line)
         out = runs_dir.resolve() if runs_dir else loaded.path(loaded.config.run.out)
         return cls(parts, repo, base, out, signer)
 
