@@ -428,3 +428,48 @@ async def test_a_purse_shared_by_a_batch_stops_the_task_that_would_overspend(
         "budget: the batch has committed $0.2500 of its batch_max_cost_usd $0.3000"
     )
     assert "**Budget exhausted**" in (Path(outcome.run_dir) / "summary.md").read_text()
+
+
+class _Elsewhere(Purse):
+    """A purse shared with tasks on other machines: one of them reserves the rest of the cap
+    right after this task has read what is committed, before its call is held."""
+
+    def __init__(self, limit: float, taken: float) -> None:
+        super().__init__(limit)
+        self.taken, self.reads = taken, 0
+
+    @property
+    def committed(self) -> float:
+        self.reads += 1
+        seen = self.spent + self.reserved
+        if self.reads == 1:
+            self.reserve(self.taken)  # the other node's reservation lands after this read
+        return seen
+
+
+@pytest.mark.anyio
+async def test_a_call_is_held_in_the_purse_only_if_it_still_fits(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The check and the reservation are one step (`Purse.hold`): money another task reserved
+    between this task's check and its call stops it before the call, not after."""
+    priced = tuple(
+        r.model_copy(update={"input_cost_per_token": 1e-5, "output_cost_per_token": 2e-5})
+        for r in LADDER
+    )  # one call may cost up to ~$0.08
+    purse = _Elsewhere(limit=0.3, taken=0.25)
+    cheap = ScriptedModel("cheap", sequence=[RIGHT])
+    eng = engine({"cheap": cheap, "strong": ScriptedModel("strong")}, ladder=priced, purse=purse)
+    outcome = await run(eng, task(repo), tmp_path / "runs")
+    assert not cheap.prompts, "the call was made although the cap had been taken"
+    assert outcome.status == "budget_exhausted"
+    assert outcome.stop_reason.startswith("budget: the batch has committed $0.2500")
+    assert purse.reserved == pytest.approx(0.25) and purse.spent == 0  # nothing held, left over
+
+
+def test_hold_reserves_only_what_fits_under_the_limit() -> None:
+    purse = Purse(limit=1.0)
+    assert purse.hold(0.6) and purse.reserved == pytest.approx(0.6)
+    assert not purse.hold(0.5) and purse.reserved == pytest.approx(0.6)
+    assert purse.hold(0.4) and purse.committed == pytest.approx(1.0)
+    assert Purse().hold(5.0)  # no limit: always held

@@ -195,7 +195,10 @@ def replay_process(b: DemoBacklog, out: Path, log: Path) -> Iterator[subprocess.
 def owned(client: Any, pid: int) -> tuple[list[str], list[str]]:
     """The containers and volumes the process `pid` of this host opened that still exist."""
     mine = {"label": f"{OWNER_LABEL}={socket.gethostname()}:{pid}"}
-    containers = [str(c.name) for c in client.containers.list(all=True, filters=mine)]
+    # `sparse`: names from the listing itself; a full listing inspects each container after, and
+    # one the replay removes in between would raise NotFound.
+    listed = client.containers.list(all=True, filters=mine, sparse=True)
+    containers = [str(c.attrs["Names"][0]).lstrip("/") for c in listed]
     return containers, [str(v.name) for v in client.volumes.list(filters=mine)]
 
 

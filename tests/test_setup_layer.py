@@ -17,7 +17,8 @@ import pytest
 
 from cascade.config import SandboxConfig
 from cascade.errors import SandboxError
-from sandboxes.docker_api import RUN_LABEL, SETUP_LABEL, VENV, DockerOptions, connect
+from sandboxes.cleanup import this_owner
+from sandboxes.docker_api import OWNER_LABEL, RUN_LABEL, SETUP_LABEL, VENV, DockerOptions, connect
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.setup_key import dependency_files, environment_key
 from sandboxes.setup_layer import ensure_env_image
@@ -174,9 +175,12 @@ async def test_a_failing_setup_command_is_named(repo: Path, env_images: None) ->
     message = str(caught.value)
     assert repr(failing) in message and "exit 3" in message and "about-to-fail" in message
     client = connect()
-    try:  # neither the setup container nor its volumes are left behind
-        assert client.containers.list(all=True, filters={"name": "cascade-setup-"}) == []
-        assert client.volumes.list(filters={"name": "cascade-setup-"}) == []
+    # Neither the setup container nor its volumes are left behind: those this process made (the
+    # owner label), whatever another process on the engine is building meanwhile.
+    mine = {"name": "cascade-setup-", "label": f"{OWNER_LABEL}={this_owner()}"}
+    try:
+        assert client.containers.list(all=True, filters=mine) == []
+        assert client.volumes.list(filters=mine) == []
     finally:
         client.close()
 

@@ -19,7 +19,8 @@ from cascade.cli.replay_cluster import (
     ExecutorOption,
     RayAddressOption,
     RayResourcesOption,
-    open_cluster,
+    cluster_plan,
+    join_cluster,
 )
 
 if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
@@ -208,6 +209,8 @@ def _replay(req: ReplayRequest) -> int:
 
     if req.backlog is None:
         raise usage_error("give a BACKLOG (a folder of issue files or a JSONL file), or --regate")
+    # The cluster's flags, checked before the backlog is read (a --plan joins no cluster).
+    cluster_at = cluster_plan(req)
     repo = req.repo.resolve()
     loaded = load_for_run(repo, RunFlags(req.config_file, req.backend))
     if req.cassette is not None:
@@ -229,13 +232,7 @@ def _replay(req: ReplayRequest) -> int:
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
     out = (req.out or repo / ".cascade" / "replay" / f"{backlog.stem}{suffix}").resolve()
     progress = BatchProgress(sys.stderr)
-    refused = {
-        "--record": req.record is not None, "--model-concurrency": bool(req.model_concurrency),
-        "--sandbox-concurrency": bool(req.sandbox_concurrency),
-    }  # fmt: skip
-    cluster = open_cluster(
-        req.executor, req.ray_address, req.ray_resources, req.concurrency, refused, progress.note
-    )
+    cluster = join_cluster(cluster_at, progress.note)
     in_flight = req.concurrency or (cluster.capacity() if cluster else 1)
     req = dataclasses.replace(req, concurrency=in_flight)
     progress.note(

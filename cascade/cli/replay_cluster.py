@@ -12,7 +12,8 @@ import typer
 from cascade.cli.failures import usage_error
 
 if TYPE_CHECKING:
-    from cascade.replay.cluster import Cluster
+    from cascade.cli.replay import ReplayRequest
+    from cascade.replay.cluster import Cluster, ClusterPlan
 
 ExecutorOption = Annotated[
     str,
@@ -39,16 +40,14 @@ RayResourcesOption = Annotated[
 ]
 
 
-def open_cluster(  # noqa: PLR0917 - the request's cluster flags, checked together
-    executor: str,
-    address: str | None,
-    resources: str | None,
-    concurrency: int | None,
-    refused: dict[str, bool],
-    note: Callable[[str], None],
-) -> Cluster | None:
-    """None for the local executor; else the cluster, joined. `refused` names the flags given
-    that a cluster cannot honour."""
+def cluster_plan(req: ReplayRequest) -> ClusterPlan | None:
+    """The cluster flags checked before any work (no Ray needed yet): None for the local
+    executor, else what to join."""
+    executor, address, resources = req.executor, req.ray_address, req.ray_resources
+    refused = {
+        "--record": req.record is not None, "--model-concurrency": bool(req.model_concurrency),
+        "--sandbox-concurrency": bool(req.sandbox_concurrency),
+    }  # fmt: skip
     if executor not in ("local", "ray"):
         raise usage_error(f"--executor {executor!r}: choose 'local' or 'ray'")
     if executor == "local":
@@ -59,7 +58,7 @@ def open_cluster(  # noqa: PLR0917 - the request's cluster flags, checked togeth
     for flag, used in refused.items():
         if used:
             raise usage_error(f"{flag} is not available with --executor ray: {_WHY[flag]}")
-    from cascade.replay.cluster import Cluster, ClusterPlan, parse_resources
+    from cascade.replay.cluster import ClusterPlan, parse_resources
 
     address = address or os.environ.get("RAY_ADDRESS") or ""
     if not address:
@@ -67,7 +66,14 @@ def open_cluster(  # noqa: PLR0917 - the request's cluster flags, checked togeth
             "--executor ray needs a cluster: --ray-address HOST:PORT (or RAY_ADDRESS), or "
             "--ray-address local to start one on this machine"
         )
-    plan = ClusterPlan(address, parse_resources(resources), local_slots=concurrency or 2)
+    return ClusterPlan(address, parse_resources(resources), local_slots=req.concurrency or 2)
+
+
+def join_cluster(plan: ClusterPlan | None, note: Callable[[str], None]) -> Cluster | None:
+    if plan is None:
+        return None
+    from cascade.replay.cluster import Cluster
+
     cluster = Cluster(plan)
     note(cluster.connect())
     return cluster

@@ -99,6 +99,15 @@ class Purse:
         self.reserved += amount
         return amount
 
+    def hold(self, amount: float) -> bool:
+        """Reserve `amount` unless that takes what is committed past the limit (then nothing is
+        reserved): the check and the reservation as one step, for purses that tasks share
+        across processes, where another task can reserve between a read and a `reserve`."""
+        if self.limit is not None and amount > 0 and self.committed + amount > self.limit:
+            return False
+        self.reserve(amount)
+        return True
+
     def settle(self, reserved: float, actual: Sequence[float]) -> None:
         self.reserved = max(self.reserved - reserved, 0.0)
         self.spent += sum(actual)

@@ -67,6 +67,7 @@ class Climbing:
         self.diffs: dict[str, str] = {}  # patch sha256 -> diff, for carry_patch
         self.pending: list[Answer] = []  # answers of the current round not gated yet
         self.drawn: Draft | None = None  # the round they were drawn in
+        self.held: float | None = None  # reserved in the batch's purse for the next draw
         self.notes: list[str] = []  # infrastructure retries before the first attempt
         self.patch: Patch | None = None
         self.started = time.monotonic()
@@ -136,7 +137,14 @@ class Climbing:
                 if self.pending and self.drawn is not None:
                     self._cancel(self.drawn, f"not gated: the run stopped ({step.reason})")
                 return step
-            await self._step(step, *prompts[step.rung.name], prices[step.rung.name].local)
+            if not self._hold(step):
+                continue  # another task took that money since: decide again with what is left
+            try:
+                await self._step(step, *prompts[step.rung.name], prices[step.rung.name].local)
+            finally:
+                if self.held is not None and self.e.purse is not None:  # held, never drawn
+                    self.e.purse.settle(self.held, [])
+                    self.held = None
 
     async def _step(self, step: Step, messages: list[Message], tokens: int, local: bool) -> None:
         """Carry out one step: wait if asked, draw the rung's samples (or reuse the answers an
@@ -243,11 +251,27 @@ class Climbing:
             draft.error = f"{fault}{wait}"
             self._record("provider_error", draft, fault)
 
+        held, self.held = self.held, None
         answers, stop = await draw_round(
             model, messages, params, rung.samples, fault, purse=self.e.purse,
-            estimate=step.estimate,
+            estimate=step.estimate, held=held,
         )  # fmt: skip
         return [(answer, sample, False) for answer, sample in answers], stop
+
+    def _hold(self, step: Step) -> bool:
+        """Reserve the step's estimate in the batch's purse before its calls, unless the purse
+        refuses (a task elsewhere committed money since the check): then False, nothing held."""
+        purse = self.e.purse
+        if purse is None or step.kind == "infra_retry":  # an infra retry calls no model
+            return True
+        stage = self.e.reproduce
+        models = stage.models if self.role == "reproduce" and stage else self.e.models
+        if isinstance(models[step.rung.name], Searcher):
+            return True
+        if not purse.hold(step.estimate):
+            return False
+        self.held = step.estimate
+        return True
 
     def _visible(self) -> tuple[str, ...]:
         """The proving tests a model may know of and localisation may run: not hidden ones."""

@@ -23,8 +23,10 @@ async def draw(
     *,
     purse: Purse | None = None,
     estimate: float = 0.0,
+    held: float | None = None,
 ) -> list[Result]:
-    """`count` answers (or faults), in sample order."""
+    """`count` answers (or faults), in sample order. `held`: what the caller has already
+    reserved in the purse for these calls (else the estimate is reserved here)."""
     results: list[Result | None] = [None] * count
 
     async def one(i: int) -> None:
@@ -34,7 +36,7 @@ async def draw(
         except ModelError as exc:
             results[i] = exc
 
-    reserved = purse.reserve(estimate) if purse else 0.0
+    reserved = held if held is not None else purse.reserve(estimate) if purse else 0.0
     try:
         async with task_group() as group:
             for i in range(count):
@@ -54,10 +56,11 @@ async def draw_round(
     *,
     purse: Purse | None = None,
     estimate: float = 0.0,
+    held: float | None = None,
 ) -> tuple[list[tuple[Completion, int]], bool]:
     """`draw`, with each sample's fault handed to `on_fault` (sample number, fault) at once: the
     answers with their sample numbers, and whether a fault stops the run."""
-    results = await draw(model, messages, params, count, purse=purse, estimate=estimate)
+    results = await draw(model, messages, params, count, purse=purse, estimate=estimate, held=held)
     stop = False
     for i, result in enumerate(results, 1):
         if isinstance(result, ModelError):

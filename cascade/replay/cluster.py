@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,24 @@ def parse_resources(text: str | None) -> dict[str, float]:
             f"--ray-resources {text!r}: give a JSON object of resource names to amounts above "
             f"0, e.g. '{{\"{SLOT}\": 1}}'"
         )
-    return {k: float(v) for k, v in value.items()}
+    asked = {k: float(v) for k, v in value.items()}
+    odd = [k for k, v in asked.items() if abs(v * 10_000 - round(v * 10_000)) > 1e-6]
+    if odd:  # Ray counts resources in steps of 0.0001
+        raise UsageError(f"--ray-resources: {', '.join(odd)}: amounts are multiples of 0.0001")
+    reserved = sorted(set(asked) & {"memory", "object_store_memory"})
+    if reserved:
+        raise UsageError(f"--ray-resources: {', '.join(reserved)} cannot be asked per task here")
+    return asked
+
+
+def task_options(resources: Mapping[str, float]) -> dict[str, Any]:
+    """Ray's options for one task asking for `resources` (CPU and GPU are Ray's own keywords);
+    never retried by Ray: a task may have spent money, and `--retry-errors` is the user's."""
+    rest = dict(resources)
+    options: dict[str, Any] = {"num_cpus": rest.pop("CPU", 0), "max_retries": 0}
+    if "GPU" in rest:
+        options["num_gpus"] = rest.pop("GPU")
+    return {**options, "resources": rest}
 
 
 def import_ray() -> Any:
@@ -93,6 +111,7 @@ class Cluster:
         }
         if self.plan.address == "local":
             options.update(
+                address="local",  # a new cluster, whatever RAY_ADDRESS or a running head says
                 num_cpus=max(self.plan.local_slots, 1),
                 resources={SLOT: float(self.plan.local_slots)},
                 object_store_memory=80 * 1024 * 1024,
@@ -102,8 +121,12 @@ class Cluster:
             options["address"] = self.plan.address
             _reachable(self.plan.address)  # Ray would wait for a dead address for minutes
         try:
+            ray.remote(run_on_node).options(**task_options(self.plan.resources))
+        except ValueError as exc:  # Ray's own check of what a task asks for
+            raise UsageError(f"--ray-resources: {_first(exc)}") from None
+        try:
             ray.init(**options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
             raise UsageError(
                 f"--ray-address {self.plan.address}: cannot join the cluster: {_first(exc)}"
             ) from None
@@ -127,7 +150,9 @@ class Cluster:
             if not node.get("Alive"):
                 continue
             have = node.get("Resources", {})
-            fits = [math.floor(have.get(k, 0.0) / v) for k, v in self.plan.resources.items()]
+            fits = [
+                math.floor(round(have.get(k, 0.0) / v, 4)) for k, v in self.plan.resources.items()
+            ]
             total += min(fits)
         return total
 
@@ -171,11 +196,11 @@ class RayExecutor:
         self.ray = ray
         self.spec = ray.put(spec)
         self.runs_dir = batch_dir / RUNS_DIR
-        self.remote = ray.remote(run_on_node).options(
-            num_cpus=0, resources=dict(cluster.plan.resources), max_retries=0
-        )
+        self.remote = ray.remote(run_on_node).options(**task_options(cluster.plan.resources))
         self._listeners: dict[str, tuple[Callable[[float], None], Callable[[str], None]]] = {}
         self._nodes: dict[str, str] = {}
+        self._draining = anyio.Lock()  # one drain at a time, however many tasks poll
+        self._drained = 0.0  # when the last drain ended (monotonic)
 
     async def run_task(
         self,
@@ -186,12 +211,14 @@ class RayExecutor:
     ) -> RunOutcome:
         self._listeners[run_id] = (on_cost, on_node)
         ref = self.remote.remote(self.spec, issue.model_dump_json(), run_id)
+        done = False
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._poll)  # any task's poll serves every task's listener
                 try:
                     result = await ref
                 except self.ray.exceptions.RayError as exc:
+                    done = True  # the task is over, one way or another
                     sealed = RunFolder(self.runs_dir / run_id).sealed_outcome()
                     if sealed is not None:  # the node sealed the run, then died: it stands
                         log.warning("%s; its run was sealed first", self._lost(run_id, exc))
@@ -200,14 +227,20 @@ class RayExecutor:
                     raise InfraError(self._lost(run_id, exc)) from None
                 finally:
                     group.cancel_scope.cancel()
-            await self._drain()  # the task's last costs, before its outcome is counted
-        except anyio.get_cancelled_exc_class():
-            # Interrupted: the node's worker process is killed; the sandboxes it opened are
-            # removed by the next cascade run on that host (their owner process is gone).
-            self.ray.cancel(ref, force=True)
+            done = True
+            await self._drain(force=True)  # the task's last costs, before its outcome counts
+        except BaseException:
+            if not done:
+                # Interrupted (or the driver's own failure): the node's worker process is
+                # killed; the sandboxes it opened go at the next cascade run on that host
+                # (their owner process is gone).
+                self.ray.cancel(ref, force=True)
             raise
         finally:
             self._listeners.pop(run_id, None)
+        if run_id not in self._nodes:  # it ended before the desk relayed where it ran
+            self._nodes[run_id] = result.node
+            on_node(result.node)
         if result.error:
             raise InfraError(result.error)
         return self._seen(run_id, result.node)
@@ -217,8 +250,21 @@ class RayExecutor:
             await anyio.sleep(POLL_S)
             await self._drain()
 
-    async def _drain(self) -> None:
-        for kind, run_id, value in await self.desk.drain.remote():
+    async def _drain(self, *, force: bool = False) -> None:
+        """Relay the desk's events to their tasks' listeners. Shielded: a drain the actor has
+        answered is never lost to a cancelled poll. Skipped when another task's poll drained
+        just now (the desk serves the nodes' purse calls too)."""
+        with anyio.CancelScope(shield=True):
+            async with self._draining:
+                if not force and time.monotonic() - self._drained < POLL_S / 2:
+                    return
+                try:
+                    events = await self.desk.drain.remote()
+                except self.ray.exceptions.RayError as exc:  # the desk is gone: say so once
+                    log.warning("the batch's desk does not answer: %s", _first(exc))
+                    events = []
+                self._drained = time.monotonic()
+        for kind, run_id, value in events:
             if kind == "node":
                 self._nodes[run_id] = str(value)
             listener = self._listeners.get(run_id)
@@ -243,6 +289,9 @@ class RayExecutor:
 
     def _lost(self, run_id: str, exc: BaseException) -> str:
         node = self._nodes.get(run_id, "an unknown node")
+        if isinstance(exc, self.ray.exceptions.RayTaskError):  # raised by our code on the node
+            cause = getattr(exc, "cause", None) or exc
+            return f"node {node}: the task failed: {type(cause).__name__}: {_first(cause)}"
         return f"node {node} was lost while it ran the task ({type(exc).__name__}: {_first(exc)})"
 
     def _mark_lost(self, run_id: str, exc: BaseException) -> None:
@@ -256,12 +305,16 @@ class RayExecutor:
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
-    """A UsageError unless something listens at HOST:PORT (`ray://HOST:PORT` alike); `auto` is
-    Ray's to resolve."""
+    """A UsageError unless something listens at HOST:PORT; `auto` is Ray's to resolve."""
     import socket
 
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
+    if address.startswith("ray://"):
+        raise UsageError(
+            f"--ray-address {address}: Ray Client addresses are not supported; give the head's "
+            "HOST:PORT (the port of `ray start --head --port`) and run the driver on a machine "
+            "that sees the batch folder"
+        )
+    host, _, port = address.rpartition(":")
     if address == "auto" or not port.isdigit():
         return
     try:

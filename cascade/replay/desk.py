@@ -28,6 +28,9 @@ class Desk:
     def reserve(self, amount: float) -> float:
         return self.purse.reserve(amount)
 
+    def hold(self, amount: float) -> bool:
+        return self.purse.hold(amount)
+
     def settle(self, reserved: float, actual: Sequence[float]) -> None:
         self.purse.settle(reserved, actual)
 
@@ -44,8 +47,9 @@ class Desk:
 
 class RemotePurse(Purse):
     """A node's view of the desk's purse: every read and change is a call to the actor, made
-    when the engine asks (blocking for a loopback round trip), so what a task sees committed
-    includes every other node's reservations."""
+    when the engine asks (blocking for a round trip), so what a task sees committed includes
+    every other node's reservations, and a call's estimate is held (`hold`) only if it still
+    fits."""
 
     def __init__(self, desk: Any, limit: float | None) -> None:
         super().__init__(limit)
@@ -57,6 +61,11 @@ class RemotePurse(Purse):
 
     def reserve(self, amount: float) -> float:
         return float(_get(self._desk.reserve.remote(amount)))
+
+    def hold(self, amount: float) -> bool:
+        """Checked and reserved in one call to the actor, which serves one call at a time: two
+        nodes cannot both take the last of the cap."""
+        return bool(_get(self._desk.hold.remote(amount)))
 
     def settle(self, reserved: float, actual: Sequence[float]) -> None:
         _get(self._desk.settle.remote(reserved, list(actual)))

@@ -1,13 +1,17 @@
 """A real Ray cluster on this machine's loopback, for tests and benchmarks: a head and worker
 nodes, each a `ray start --block` in a session of its own, so one node can be killed (SIGKILL to
 its whole process group: raylet, agents and the worker processes running its tasks) while the
-others go on. Small object stores; node death noticed within a second or two. Never `ray stop`:
+others go on. Small object stores; node death noticed within a second or two; token
+authentication on, with a token of its own (a `~/.ray/auth_token` that an earlier local
+`ray.init()` left must not decide it: Ray 2.60 turns token auth on for a head that finds one, and
+a node or driver without it is then refused). Drivers need `driver_env()`. Never `ray stop`:
 that would stop every Ray node of the machine."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -48,10 +52,15 @@ class LocalRayCluster:
     env: dict[str, str] = field(default_factory=dict)  # added to every node's environment
     nodes: list[Node] = field(default_factory=list)
     port: int = 0
+    token: str = field(default_factory=lambda: secrets.token_hex(32))
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def driver_env(self) -> dict[str, str]:
+        """What a process that joins the cluster needs in its environment: the auth token."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
 
     def start(self, slots: float = 2, **resources: float) -> LocalRayCluster:
         """The head node, offering `slots` sandbox slots (and any other resources)."""
@@ -117,6 +126,7 @@ class LocalRayCluster:
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", **self.env, **extra)
+        env.update(self.driver_env())
         env.pop("RAY_ADDRESS", None)
         return env
 
