@@ -135,12 +135,14 @@ def _progress(out: Path) -> tuple[int, int]:
 def test_a_sigkilled_driver_resumes_losing_and_duplicating_nothing(
     tmp_path: Path, cluster: LocalRayCluster
 ) -> None:
-    b = demo_backlog(DEMO, tmp_path / "b", copies=2, latency_s=1.0,
+    b = demo_backlog(DEMO, tmp_path / "b", copies=1, latency_s=1.0,
                      gate='["diff_scope", "pytest"]', cheap_without_edits=True,
                      focus_only=True, issues=NAMED)  # fmt: skip
     out = tmp_path / "out"
+    # Two of the three at a time: when the first is done, another is in flight.
     argv = [CASCADE, "replay", str(b.backlog), "--repo", str(b.repo), "--config", str(b.config),
-            "--out", str(out), "--executor", "ray", "--ray-address", cluster.address]  # fmt: skip
+            "--out", str(out), "--executor", "ray", "--ray-address", cluster.address,
+            "--concurrency", "2"]  # fmt: skip
     proc = subprocess.Popen(
         argv, env={**ENV, **cluster.driver_env()}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -190,12 +192,17 @@ def test_a_sigkilled_driver_resumes_losing_and_duplicating_nothing(
     assert report_json["attempts"]["total"] == 2 * len(b.ids)  # aborted runs counted apart
 
 
+def _slow_one(tmp_path: Path) -> Any:
+    """DEMO-1 alone, proven by its test, each answer LATENCY s: time to act inside a call."""
+    return demo_backlog(DEMO, tmp_path / "b", copies=1, latency_s=LATENCY,
+                        gate='["diff_scope", "pytest"]', focus_only=True, cheap_without_edits=True,
+                        issues=("DEMO-1",))  # fmt: skip
+
+
 def test_a_node_killed_mid_task_is_an_error_that_retry_errors_runs_again(
     tmp_path: Path, cluster: LocalRayCluster
 ) -> None:
-    b = demo_backlog(DEMO, tmp_path / "b", copies=1, latency_s=LATENCY,
-                     gate='["diff_scope", "pytest"]', focus_only=True, cheap_without_edits=True,
-                     issues=("DEMO-1",))  # fmt: skip
+    b = _slow_one(tmp_path)
     out = tmp_path / "out"
     victim = cluster.add_node("victim", slots=1, victim=1)
     cluster.wait_for(3)
@@ -281,9 +288,7 @@ def test_ctrl_c_kills_the_nodes_tasks_and_the_next_run_collects_their_sandboxes(
 ) -> None:
     from sandboxes.docker_api import OWNER_LABEL, RUN_LABEL, connect
 
-    b = demo_backlog(DEMO, tmp_path / "b", copies=1, latency_s=LATENCY,
-                     gate='["diff_scope", "pytest"]', focus_only=True, cheap_without_edits=True,
-                     issues=("DEMO-1",))  # fmt: skip
+    b = _slow_one(tmp_path)
     out = tmp_path / "out"
     argv = [CASCADE, "replay", str(b.backlog), "--repo", str(b.repo), "--config", str(b.config),
             "--out", str(out), "--executor", "ray", "--ray-address", cluster.address]  # fmt: skip
