@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -47,7 +49,7 @@ from cascade.replay.batch import BatchDir, BatchHeader  # noqa: E402
 from cascade.replay.runner import BatchEvent, BatchPlan, BatchRunner, Executor  # noqa: E402
 from cascade.testing.demo import demo_backlog  # noqa: E402
 from cascade.wiring.run_issue import IssueRunner  # noqa: E402
-from cascade.wiring.settings import load_config  # noqa: E402
+from cascade.wiring.settings import LoadedConfig, load_config  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_SPEEDUP_2 = 1.8
@@ -73,7 +75,7 @@ def run_batch(
     where: Path,
     work: Workload,
     concurrency: int,
-    executor: Callable[[Any, IssueRunner, BatchDir], ExecutorFactory | None] | None = None,
+    executor: Callable[[LoadedConfig, IssueRunner, BatchDir], ExecutorFactory] | None = None,
 ) -> dict[str, Any]:
     """One batch of the demo backlog in `where`, timed from the runner's start to its end (for
     the Ray executor that includes making the batch's desk actor)."""
@@ -104,11 +106,18 @@ def run_batch(
     plan = BatchPlan(issues=issues, repo=demo.repo, concurrency=concurrency)
     factory = executor(loaded, runner, batch) if executor else None
     attempts = 0
+    began: dict[str, float] = {}
+    seen: list[float] = []  # each task's time from its start to its end, as the runner saw it
+    engine: list[float] = []  # each task's own run, as its sealed outcome says
 
     def count(event: BatchEvent) -> None:
         nonlocal attempts
+        if event.kind == "task_start":
+            began[event.task] = time.perf_counter()
         if event.kind == "task_done" and event.outcome is not None:
             attempts += event.outcome.attempts
+            seen.append(time.perf_counter() - began[event.task])
+            engine.append(event.outcome.duration_s)
 
     started = time.perf_counter()
     try:
@@ -125,6 +134,8 @@ def run_batch(
         "model_calls": attempts,  # one per attempt: the demo ladder has no model-free rung
         "wall_s": round(wall, 3),
         "tasks_per_min": round(60 * tally.total / wall, 2),
+        "task_s_mean": round(statistics.fmean(seen), 3) if seen else None,
+        "engine_s_mean": round(statistics.fmean(engine), 3) if engine else None,
         "load_average": round(os.getloadavg()[0], 2),
     }
 
@@ -136,10 +147,9 @@ def warm_up(tmp: Path, gate: str) -> None:
 
 
 def run_ray(tmp: Path, work: Workload, nodes: int, slots: int) -> list[dict[str, Any]]:
-    """The backlog twice on a fresh cluster of `nodes` worker nodes: cold (the nodes' worker
-    processes start and import cascade and litellm during the batch), then warm (the same
-    processes again; each batch still makes its desk actor and, per worker, its runner)."""
-    from cascade.replay.cluster import Cluster, ClusterPlan
+    """The backlog twice on a fresh cluster of `nodes` worker nodes, driven by `drive` in a
+    process of its own (Ray's auth token and configuration are read once per process, and each
+    cluster has a token of its own); this process starts and stops the nodes."""
     from cascade.testing.ray_cluster import LocalRayCluster
 
     # A LocalRayCluster node says it has 1 CPU, and a Ray node keeps at most that many idle
@@ -147,31 +157,52 @@ def run_ray(tmp: Path, work: Workload, nodes: int, slots: int) -> list[dict[str,
     # that slot starts a fresh one (and imports cascade and litellm again). A real node has a
     # CPU per slot or more; give these nodes that many kept workers too.
     local = LocalRayCluster(env={**NODE_ENV, "RAY_num_workers_soft_limit": str(slots)})
-    rows = []
+    kept = False
     try:
         local.start(slots=0)  # the head: the driver's desk actor only
-        for n in range(1, nodes + 1):
+        local.wait_for(1)
+        for n in range(1, nodes + 1):  # one at a time: two starting together once timed out
             local.add_node(f"worker{n}", slots=slots)
-        local.wait_for(nodes + 1)
-        cluster = Cluster(ClusterPlan(local.address))
-        cluster.connect()
-        try:
-            capacity = cluster.capacity()
-            if capacity != nodes * slots:
-                raise RuntimeError(f"the cluster offers {capacity} slots, not {nodes * slots}")
-
-            def on_ray(loaded: Any, runner: IssueRunner, batch: BatchDir) -> ExecutorFactory:
-                return cluster.executor(loaded, runner.repo, runner.commit, batch.path)
-
-            for phase in ("cold", "warm"):
-                where = tmp / f"ray-{nodes}n-{phase}"
-                row = run_batch(where, work, capacity, on_ray)
-                rows.append({"nodes": nodes, "slots_per_node": slots, "phase": phase, **row})
-        finally:
-            cluster.close()
+            local.wait_for(n + 1)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            args = (local.address, local.driver_env(), tmp, work, nodes, slots)
+            rows: list[dict[str, Any]] = pool.apply(drive, args)
+    except BaseException:
+        kept = True
+        print(f"the Ray nodes' logs are kept in {local.root}", file=sys.stderr)
+        raise
     finally:
         local.stop()
-        shutil.rmtree(local.root, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(local.root, ignore_errors=True)
+    return rows
+
+
+def drive(  # noqa: PLR0917 - one call, from run_ray
+    address: str, env: dict[str, str], tmp: Path, work: Workload, nodes: int, slots: int
+) -> list[dict[str, Any]]:
+    """The driver: cold (the nodes' worker processes start and import cascade and litellm
+    during the batch), then warm (the same processes again; each batch still makes its desk
+    actor and, per worker process, its runner)."""
+    os.environ.update(env)  # before Ray is imported
+    from cascade.replay.cluster import Cluster, ClusterPlan
+
+    cluster = Cluster(ClusterPlan(address))
+    cluster.connect()
+    rows = []
+    try:
+        capacity = cluster.capacity()
+        if capacity != nodes * slots:
+            raise RuntimeError(f"the cluster offers {capacity} slots, not {nodes * slots}")
+
+        def on_ray(loaded: LoadedConfig, runner: IssueRunner, batch: BatchDir) -> ExecutorFactory:
+            return cluster.executor(loaded, runner.repo, runner.commit, batch.path)
+
+        for phase in ("cold", "warm"):
+            row = run_batch(tmp / f"ray-{nodes}n-{phase}", work, capacity, on_ray)
+            rows.append({"nodes": nodes, "slots_per_node": slots, "phase": phase, **row})
+    finally:
+        cluster.close()
     return rows
 
 
@@ -260,6 +291,10 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"{result['measured_at']} · {result['machine']}",
         "",
+        "*load* is the machine's 1-minute load average as each row ended, the benchmark's own "
+        "processes included: it shows when other work on this shared 2-CPU machine may have "
+        "slowed a row.",
+        "",
         f"{result['backlog']}; ladder {result['ladder']}; gate `{result['gate']}` "
         f"(`{result['evaluators']}`); sandbox {result['sandbox']}; simulated model latency "
         f"{result['model_latency_s']} s per answer.",
@@ -269,13 +304,14 @@ def render(result: dict[str, Any]) -> str:
         lines += [
             "## Local executor",
             "",
-            "| concurrency | tasks | verified | errors | wall | tasks/min | speed-up |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "| concurrency | tasks | verified | errors | wall | tasks/min | speed-up | load |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in result["rows"]:
             lines.append(
                 f"| {r['concurrency']} | {r['tasks']} | {r['verified']} | {r['errors']} "
-                f"| {r['wall_s']:.1f} s | {r['tasks_per_min']:.1f} | {r['speedup']:.2f}× |"
+                f"| {r['wall_s']:.1f} s | {r['tasks_per_min']:.1f} | {r['speedup']:.2f}× "
+                f"| {r['load_average']:.1f} |"
             )
         target = result["target"]
         if target["applies"]:
@@ -291,6 +327,7 @@ def render(result: dict[str, Any]) -> str:
             ]
     if result["ray"]["rows"]:
         lines += render_ray(result["ray"]["rows"])
+        lines += render_split(result["rows"], result["ray"]["rows"])
     return "\n".join(lines)
 
 
@@ -303,8 +340,8 @@ def render_ray(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "| worker nodes | slots | run | tasks | verified | errors | wall | tasks/min "
         "| speed-up vs local c1 | local wall at equal concurrency | Ray ÷ local "
-        "| overhead per task |",
-        "|---:|---:|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| overhead per task | load |",
+        "|---:|---:|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
@@ -312,23 +349,24 @@ def render_ray(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['verified']} | {r['errors']} | {r['wall_s']:.1f} s "
             f"| {r['tasks_per_min']:.1f} | {num(r['speedup'], '.2f', '×')} "
             f"| {num(r['local_wall_s'], '.1f', ' s')} | {num(r['overhead_ratio'], '.2f', '×')} "
-            f"| {num(r['overhead_per_task_s'], '+.2f', ' s')} |"
+            f"| {num(r['overhead_per_task_s'], '+.2f', ' s')} | {r['load_average']:.1f} |"
         )
     lines += [
         "",
         "Each node count gets a fresh cluster (`LocalRayCluster`): a head offering no sandbox "
         "slots, which hosts only the driver's desk actor, and the worker nodes, each offering "
-        "the slots shown divided by the node count; every task asks for one slot, and the batch "
-        "runs at the cluster's capacity. The same backlog runs twice on each cluster: *cold* is "
-        "the first batch (each node's worker processes start, import cascade and litellm, and "
-        "build their runner during it), *warm* the second (the processes are reused; each batch "
-        "still makes its desk actor and, per worker process, its runner). The driver is this "
-        "process; the nodes run the local sandbox. *Ray ÷ local* compares with the local "
-        "executor at the same concurrency; *overhead per task* is the extra wall time times "
-        "the concurrency, divided by the tasks: the slot-seconds each task cost more. A test "
-        "cluster's node says it has one CPU, and Ray keeps only that many idle worker processes "
-        "per node; these nodes are told to keep one per slot (`RAY_num_workers_soft_limit`), as "
-        "a real node with a CPU per slot would, so that *warm* reuses every slot's process.",
+        "the slots shown divided by the node count; every task asks for one slot, and the batch"
+        " runs at the cluster's capacity. The same backlog runs twice on each cluster: *cold* "
+        "is the first batch (each node's worker processes start, import cascade and litellm, "
+        "and build their runner during it), *warm* the second (the processes are reused; each "
+        "batch still makes its desk actor and, per worker process, its runner). The driver runs"
+        " the batch in a Python process of its own per cluster; the nodes run the local "
+        "sandbox. *Ray ÷ local* compares with the local executor at the same concurrency; "
+        "*overhead per task* is the extra wall time times the concurrency, divided by the "
+        "tasks: the slot-seconds each task cost more. A test cluster's node says it has one "
+        "CPU, and Ray keeps only that many idle worker processes per node; these nodes are told"
+        " to keep one per slot (`RAY_num_workers_soft_limit`), as a real node with a CPU per "
+        "slot would, so that *warm* reuses every slot's process.",
         "",
         "All nodes run on this one machine, so a second node adds sandbox slots, not CPUs: "
         "what this shows is that the executor scales with slots while model latency dominates, "
@@ -336,6 +374,36 @@ def render_ray(rows: list[dict[str, Any]]) -> list[str]:
         "",
     ]
     return lines
+
+
+def render_split(local: list[dict[str, Any]], ray: list[dict[str, Any]]) -> list[str]:
+    """Per task: the time the batch runner waited for it against the time its own run took (the
+    engine's, as sealed): the difference is what the executor adds around a run."""
+    slots = {r["concurrency"] for r in ray}
+    lines = [
+        "### Per task",
+        "",
+        "| executor | concurrency | task, as the runner waited | its run, as sealed | added |",
+        "|:--|---:|---:|---:|---:|",
+    ]
+    named = [("local", r) for r in local if r["concurrency"] in slots]
+    named += [(f"ray, {r['nodes']} node(s), {r['phase']}", r) for r in ray]
+    for name, r in named:
+        if r.get("task_s_mean") is None or r.get("engine_s_mean") is None:
+            continue
+        added = r["task_s_mean"] - r["engine_s_mean"]
+        lines.append(
+            f"| {name} | {r['concurrency']} | {r['task_s_mean']:.2f} s "
+            f"| {r['engine_s_mean']:.2f} s | {added:+.2f} s |"
+        )
+    return [
+        *lines,
+        "",
+        "*added* is the time around each run: handing the task to a node, the node's checks and "
+        "(once per worker process and batch) building its runner. A cold run's own time grows "
+        "too: a worker process's first model call imports litellm.",
+        "",
+    ]
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """A real Ray cluster on this machine's loopback, for tests and benchmarks: a head and worker
 nodes, each a `ray start --block` in a session of its own, so one node can be killed (SIGKILL to
-its whole process group: raylet, agents and the worker processes running its tasks) while the
-others go on. Small object stores; node death noticed within a second or two; token
-authentication on, with a token of its own (a `~/.ray/auth_token` that an earlier local
-`ray.init()` left must not decide it: Ray 2.60 turns token auth on for a head that finds one, and
-a node or driver without it is then refused). Drivers need `driver_env()`. Never `ray stop`:
-that would stop every Ray node of the machine."""
+its process group: raylet and agents; the worker processes running its tasks, in sessions of
+their own, exit once their raylet is gone) while the others go on. Small object stores; node
+death noticed within a second or two; token authentication on, with a token of its own (a
+`~/.ray/auth_token` that an earlier local `ray.init()` left must not decide it: Ray 2.60 turns
+token auth on for a head that finds one, and a node or driver without it is then refused).
+Drivers need `driver_env()`. Never `ray stop`: that would stop every Ray node of the machine."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class Node:
     log: Path
 
     def kill(self) -> None:
-        """SIGKILL the node's whole process group, as a machine's sudden death would."""
+        """SIGKILL the node's process group, as a machine's sudden death would (its workers
+        follow their raylet)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
