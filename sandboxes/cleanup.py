@@ -35,8 +35,11 @@ def collect_garbage(client: Any, *, now: float | None = None) -> list[str]:
     for container in client.containers.list(all=True, filters=label):
         if not container.labels.get(RUN_LABEL):
             continue  # a blank label inherited from an environment image: not a sandbox
+        stopped = container.status in ("exited", "dead")
+        # A stopped container a live process of this host owns is still its own: a `[sandbox]
+        # setup` build stops its container to commit it, and removes it after.
         why = _orphaned(container.labels, now) or (
-            "stopped" if container.status in ("exited", "dead") else ""
+            "stopped" if stopped and not _owned_here(container.labels) else ""
         )
         if why and _remove(container):
             removed.append(f"container {container.name} ({why})")
@@ -167,6 +170,12 @@ def _orphaned(labels: dict[str, str], now: float) -> str:
     if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
         return f"run {labels.get(RUN_LABEL, '?')} is gone"
     return ""
+
+
+def _owned_here(labels: dict[str, str]) -> bool:
+    """Opened by a process of this host that is still running."""
+    host, _, pid = labels.get(OWNER_LABEL, "").rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:

@@ -378,3 +378,34 @@ async def test_without_its_command_server_the_sandbox_still_works(box: DockerSan
     assert await box.read_file("README.md") is None
     timed = await box.exec(["sleep", "30"], timeout=1)
     assert timed.timed_out and timed.exit_code == 124
+
+
+def test_gc_leaves_a_stopped_container_to_its_live_owner() -> None:
+    """A `[sandbox] setup` build stops its container to commit it: a collection run by another
+    cascade process at that moment must not remove it (the commit would fail). A stopped
+    container whose owner is gone, or of another host, is still collected."""
+    import os
+    import time
+
+    from sandboxes.cleanup import collect_garbage
+    from sandboxes.docker_api import CREATED_LABEL, OWNER_LABEL, TTL_LABEL
+
+    client = connect()
+    names = {who: "cascade-stopped-" + uuid.uuid4().hex[:8] for who in ("mine", "elsewhere")}
+    owners = {"mine": f"{socket.gethostname()}:{os.getpid()}", "elsewhere": "another-host:1"}
+    try:
+        for who, name in names.items():
+            labels = {RUN_LABEL: name, CREATED_LABEL: str(int(time.time())),
+                      TTL_LABEL: "3600", OWNER_LABEL: owners[who]}  # fmt: skip
+            container = client.containers.create(IMAGE, ["true"], name=name, labels=labels)
+            container.start()
+            container.wait(timeout=30)
+        removed = collect_garbage(client)
+        assert any(names["elsewhere"] in line and "stopped" in line for line in removed), removed
+        assert not any(names["mine"] in line for line in removed), removed
+        assert client.containers.list(all=True, filters={"name": names["mine"]})
+    finally:
+        for name in names.values():
+            for container in client.containers.list(all=True, filters={"name": name}):
+                container.remove(force=True)
+        client.close()
