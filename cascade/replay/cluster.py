@@ -27,6 +27,7 @@ from cascade.records import Issue, RunOutcome
 from cascade.replay.batch import ABORTED_FILE, RUNS_DIR
 from cascade.replay.desk import Desk
 from cascade.replay.on_node import MARK_FILE, NodeSpec, run_on_node
+from cascade.replay.runner import OnCost, OnNode
 from cascade.wiring.settings import LoadedConfig
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ class RayExecutor:
         self.spec = ray.put(spec)
         self.runs_dir = batch_dir / RUNS_DIR
         self.remote = ray.remote(run_on_node).options(**task_options(cluster.plan.resources))
-        self._listeners: dict[str, tuple[Callable[[float], None], Callable[[str], None]]] = {}
+        self._listeners: dict[str, tuple[OnCost, OnNode]] = {}
         self._nodes: dict[str, str] = {}
         self._draining = anyio.Lock()  # one drain at a time, however many tasks poll
         self._drained = 0.0  # when the last drain ended (monotonic)
@@ -206,8 +207,8 @@ class RayExecutor:
         self,
         issue: Issue,
         run_id: str,
-        on_cost: Callable[[float], None],
-        on_node: Callable[[str], None],
+        on_cost: OnCost,
+        on_node: OnNode,
     ) -> RunOutcome:
         self._listeners[run_id] = (on_cost, on_node)
         ref = self.remote.remote(self.spec, issue.model_dump_json(), run_id)

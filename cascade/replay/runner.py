@@ -27,6 +27,8 @@ from cascade.wiring.run_issue import IssueRunner, describe
 
 log = logging.getLogger(__name__)
 
+OnCost = Callable[[float], None]  # an attempt's cost, as it is paid
+OnNode = Callable[[str], None]  # the cluster node a task runs on, once known
 BatchEventKind = Literal["task_start", "task_node", "task_done", "budget_stop"]
 
 
@@ -101,8 +103,8 @@ class Executor(Protocol):
         self,
         issue: Issue,
         run_id: str,
-        on_cost: Callable[[float], None],
-        on_node: Callable[[str], None],
+        on_cost: OnCost,
+        on_node: OnNode,
     ) -> RunOutcome: ...
 
 
@@ -124,8 +126,8 @@ class LocalExecutor:
         self,
         issue: Issue,
         run_id: str,
-        on_cost: Callable[[float], None],
-        on_node: Callable[[str], None],
+        on_cost: OnCost,
+        on_node: OnNode,
     ) -> RunOutcome:
         def on_event(event: Event) -> None:
             if event.kind == "attempt_done" and event.attempt is not None:
