@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from cascade.workflow_config import (
     DEFAULT_WORKFLOW,
     Section,
+    ToolPolicy,
     WorkflowConfig,
     WorkflowLadder,
     WorkflowMatch,
@@ -45,11 +46,18 @@ class RungConfig(Section):
     # 4,096-token answer (~4 characters a token): only an endpoint that ignores max_tokens, or a
     # broken or hostile one, sends more. Raise it with max_tokens above ~250,000.
     max_answer_chars: int = Field(default=1_000_000, ge=1)
+    # "agent": the model works in the task's sandbox, one shell command a turn, under `tools`
+    # (a workflow's `tools` replaces them); its patch is the workspace's diff, gated as any.
+    mode: Literal["single", "agent"] = "single"
+    tools: ToolPolicy = ToolPolicy()
 
     @model_validator(mode="after")
     def _replay_needs_cassette(self) -> RungConfig:
         if self.model.startswith("replay/") and not self.cassette:
             raise ValueError(f'rung {self.name!r}: a replay/ model needs `cassette = "FILE"`')
+        if self.mode == "agent" and (self.is_repair or self.samples > 1):
+            why = "a repair rung calls no model" if self.is_repair else "samples must be 1"
+            raise ValueError(f'rung {self.name!r}: mode = "agent": {why}')
         if self.is_repair and self.model not in REPAIR_MODELS:
             known = ", ".join(REPAIR_MODELS)
             raise ValueError(f"rung {self.name!r}: unknown repair model {self.model!r} ({known})")

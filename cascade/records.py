@@ -104,6 +104,7 @@ class CompletionParams(Record):
     attempt: int = 1
     sample: int = 1  # which of a rung's `samples` answers this call is (a cassette's key too)
     role: CallRole = "fix"  # the reproduce stage's and the review's calls are keyed apart
+    step: int = 0  # an agent rung's turn (1, 2, ...; a cassette's key too); 0: a single answer
 
 
 class Completion(Record):
@@ -314,6 +315,13 @@ class Attempt(Record):
     localised: tuple[str, ...] = ()
     # A search rung (`repair/mutate`): every candidate it tried (operator, place, result), a blob.
     candidates_sha256: str = ""
+    # An agent rung (`mode = "agent"`): its turns, and the whole trajectory as a blob (each
+    # model message, command, exit code and output); usage and cost are summed over the turns.
+    mode: Literal["single", "agent"] = "single"
+    steps: int = 0
+    trajectory_sha256: str = ""
+    ended: str = ""  # how the agent's loop ended: submitted, max_steps, wall_time, budget, ...
+    last_commands: tuple[str, ...] = ()  # its last few commands, each cut short
 
 
 RunStatus = Literal["verified", "unproven", "exhausted", "budget_exhausted", "error"]

@@ -83,6 +83,41 @@ class WorkflowLadder(Section):
     rungs: tuple[str, ...] = ()
 
 
+class ToolPolicy(Section):
+    """What an agent rung (`mode = "agent"`) may do in its sandbox: at most `max_steps` model
+    turns, each command killed at `command_timeout` seconds, the whole loop ended at `wall_time`
+    seconds, `output_chars` of a command's output fed back. `allow` (optional): the argv prefixes
+    a command must start with (`[["pytest"], ["git", "diff"]]`); a command outside it is refused
+    with a message the model reads, not run. The sandbox, not this list, is the security
+    boundary: a list of strings cannot see what `python -c` or a test file will run."""
+
+    max_steps: int = Field(default=30, ge=1, le=500)
+    command_timeout: float = Field(default=60.0, gt=0, le=3600)
+    wall_time: float = Field(default=1800.0, gt=0, le=86400)
+    output_chars: int = Field(default=10_000, ge=200, le=200_000)
+    allow: tuple[tuple[str, ...], ...] | None = None
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _prefixes(cls, value: Any) -> Any:
+        """Each prefix is a list of argv words; a plain string is one command's words."""
+        if value is None:
+            return value
+        if not isinstance(value, list | tuple):
+            raise ValueError('is a list of argv prefixes, e.g. [["pytest"], ["git", "diff"]]')
+        out = []
+        for item in value:
+            words = item.split() if isinstance(item, str) else item
+            if (
+                not isinstance(words, list | tuple)
+                or not words
+                or not all(isinstance(w, str) and w.strip() for w in words)
+            ):
+                raise ValueError(f"{item!r} is not an argv prefix (a list of non-empty words)")
+            out.append(tuple(words))
+        return tuple(out)
+
+
 class WorkflowBudget(Section):
     max_cost_usd: float | None = Field(default=None, gt=0)  # per task; `--max-cost-usd` caps it
 
@@ -103,6 +138,7 @@ class WorkflowConfig(Section):
     ladder: WorkflowLadder = WorkflowLadder()
     budget: WorkflowBudget = WorkflowBudget()
     context_tokens: int | None = Field(default=None, ge=500)  # every rung's, for this workflow
+    tools: ToolPolicy | None = None  # every agent rung's, for this workflow
     apply: Apply = "draft_pr"
     reviewers: tuple[str, ...] = ()  # requested on the pull request (users or org/team)
 

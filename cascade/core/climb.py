@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from cascade.config import RungConfig
 from cascade.core import preload
+from cascade.core.agent import said
+from cascade.core.agent_rung import RungMeter, agent_attempt, described
 from cascade.core.attempt import AnswerJudge, Held, Reviewer, Spares
 from cascade.core.budget import estimate_cost, with_purse
 from cascade.core.context import Context, build_context
@@ -34,7 +36,7 @@ from cascade.core.taskgroups import task_group
 from cascade.core.workflows import default_workflow
 from cascade.errors import CascadeError, ModelError, fault_kind
 from cascade.proof.log import ProofLog
-from cascade.protocols import Sandbox
+from cascade.protocols import Model, Sandbox
 from cascade.records import (
     Attempt,
     AttemptStatus,
@@ -244,6 +246,8 @@ class Climbing:
         model = models[rung.name]
         if isinstance(model, Searcher):
             return await self._search(model, base), False
+        if rung.mode == "agent" and self.role == "fix":  # a test written first: one answer
+            return await self._agent(model, rung, params, messages, base)
 
         def fault(sample: int, fault: ModelError) -> None:
             wait = f" [Retry-After {fault.retry_after:g}s]" if fault.retry_after else ""
@@ -257,6 +261,38 @@ class Climbing:
             estimate=step.estimate, held=held,
         )  # fmt: skip
         return [(answer, sample, False) for answer, sample in answers], stop
+
+    async def _agent(
+        self, model: Model, rung: RungConfig, params: CompletionParams,
+        messages: list[Message], base: Draft,
+    ) -> tuple[list[Answer], bool]:  # fmt: skip
+        """An agent rung's attempt: its answer is the carried patch, or it is recorded here."""
+        purse, held, self.held = self.e.purse, self.held, None
+        if purse is not None and held is not None:  # each turn holds its own call's estimate
+            purse.settle(held, [])
+        stage = self.attempts[self.stage_start :]
+        meter = RungMeter(
+            rung, self.e.prices(rung), with_purse(self.e.budget, purse), purse,
+            sum(a.cost_usd for a in self.attempts),
+            sum(a.cost_usd for a in stage if a.rung == rung.name), self.e.counter(rung),
+        )  # fmt: skip
+        got = await agent_attempt(
+            model, rung, messages, params, take=self.spares.take, meter=meter,
+            on_turn=lambda turn: self.e.on_event(Event("agent", said(turn))),
+        )  # fmt: skip
+        described(base, got.trajectory, self.proof.put_blob)
+        if got.completion is not None:
+            return [(got.completion, 1, False)], False
+        draft, done = base.for_sample(1, timed=False), got.trajectory
+        draft.usage, draft.cost_usd, draft.model_used = done.usage, done.cost_usd, done.model
+        draft.latency_s = round(done.latency_s, 3)
+        if done.fault is not None:
+            draft.error = got.words
+            self._record("provider_error", draft, done.fault)
+            return [], done.fault.action == "stop"
+        draft.feedback = got.words
+        self._record(got.status, draft)
+        return [], False
 
     def _hold(self, step: Step) -> bool:
         """Reserve the step's estimate in the batch's purse before its calls, unless the purse

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from cascade.records import (
     AppliedPolicy,
@@ -54,6 +55,11 @@ class Draft:
     localisation_sha256: str = ""
     localised: tuple[str, ...] = ()
     candidates_sha256: str = ""
+    mode: Literal["single", "agent"] = "single"
+    steps: int = 0
+    trajectory_sha256: str = ""
+    ended: str = ""
+    last_commands: tuple[str, ...] = ()
 
     def for_sample(self, sample: int, *, timed: bool = True) -> Draft:
         """A copy for one sample of the round, timed from now (or from the round's start)."""
@@ -96,5 +102,7 @@ class Draft:
             baseline_sha256=self.baseline_sha256, base_commit=self.base_commit,
             gate_sha256=self.gate_sha256, policy=self.policy,
             localisation_sha256=self.localisation_sha256, localised=self.localised,
-            candidates_sha256=self.candidates_sha256,
+            candidates_sha256=self.candidates_sha256, mode=self.mode, steps=self.steps,
+            trajectory_sha256=self.trajectory_sha256, ended=self.ended,
+            last_commands=self.last_commands,
         )  # fmt: skip

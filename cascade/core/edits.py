@@ -18,6 +18,7 @@ REPLACE = re.compile(r"^>{5,9} REPLACE<?$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`]*?)\s*$")
 PATH = re.compile(r"^[\w.+@~-]+(?:/[\w.+@~-]+)*$")
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
+EMPTY_ORIGINAL = re.compile(r"^ -0,0 ")  # a hunk header after its @@: the file had no lines
 DIFF_METADATA = re.compile(r"^(?:diff --git |index |(?:new|deleted) file mode|(?:old|new) mode)")
 SHOWN_LINES = 8  # file lines quoted back when a SEARCH is not found
 
@@ -220,9 +221,12 @@ def _parse_udiff(body: list[str]) -> list[Edit]:
             raise EditError(f"The diff for {path} has no `@@` hunk.")
         # git finds a hunk by its context or removed lines; one made only of added lines would
         # be placed by its line number alone, which is guesswork.
+        # A hunk numbered `-0,0` is the exception: the file is empty, so there is one place.
         hunks = "\n".join(text[2:]).split("\n@@")
         if text[0] != "--- /dev/null" and any(
-            all(line.startswith("+") for line in hunk.split("\n")[1:]) for hunk in hunks
+            all(line.startswith("+") for line in hunk.split("\n")[1:])
+            and not EMPTY_ORIGINAL.match(hunk.lstrip("@"))
+            for hunk in hunks
         ):
             raise EditError(f"A hunk for {path} has only added lines: include context lines.")
         edits.append(Edit(path=path, kind="udiff", diff=_join(text)))

@@ -9,7 +9,7 @@ from typing import Literal
 
 from cascade.records import Attempt, RunOutcome
 
-EventKind = Literal["workflow", "open", "baseline", "attempt", "attempt_done", "done"]
+EventKind = Literal["workflow", "open", "baseline", "attempt", "agent", "attempt_done", "done"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ A rung with `samples > 1` records `"sample": n` (2, 3, ...) on each of its answe
 a replay with more samples than were recorded serves sample 1's answer to the others. Answers of
 the reproduce stage (a test written before the fix) carry `"role": "reproduce"`, and a model
 review of a patch that passed the gate (`cascade.core.review`) `"role": "review"`, keyed by the
-reviewing rung's model and the review's number; a line without a role is the fix's.
+reviewing rung's model and the review's number; a line without a role is the fix's. An agent
+rung (`mode = "agent"`) records one line per turn with `"step": n` (1, 2, ...): a trajectory
+replays turn by turn, each answer keyed by its step, and a missing step is a miss like any.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from cascade.errors import ConfigError, ProviderEscalate
 from cascade.records import CallRole, Usage
 from cascade.validation import describe
 
-CassetteKey = tuple[str, str, int, int, str]  # (task id, rung model, attempt, sample, role)
+CassetteKey = tuple[str, str, int, int, str, int]  # task, rung model, attempt, sample, role, step
 
 
 class CassetteEntry(BaseModel):
@@ -42,10 +44,11 @@ class CassetteEntry(BaseModel):
     usage: Usage = Usage()
     latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
     role: CallRole = "fix"
+    step: int = Field(default=0, ge=0)  # an agent's turn; 0: a single-shot answer
 
     @property
     def key(self) -> CassetteKey:
-        return (self.task, self.model, self.attempt, self.sample, self.role)
+        return (self.task, self.model, self.attempt, self.sample, self.role, self.step)
 
     def to_line(self) -> str:
         data = self.model_dump(mode="json")
@@ -55,6 +58,8 @@ class CassetteEntry(BaseModel):
             del data["sample"]
         if self.role == "fix":
             del data["role"]
+        if not self.step:
+            del data["step"]
         return json.dumps(data, ensure_ascii=False) + "\n"
 
 
@@ -90,10 +95,17 @@ class Cassette:
         return cls(path, entries)
 
     def find(
-        self, task: str, model: str, attempt: int, sample: int = 1, role: CallRole = "fix"
+        self,
+        task: str,
+        model: str,
+        attempt: int,
+        sample: int = 1,
+        role: CallRole = "fix",
+        *,
+        step: int = 0,
     ) -> CassetteEntry | None:
-        found = self._entries.get((task, model, attempt, sample, role))
-        return found or self._entries.get((task, model, attempt, 1, role))
+        found = self._entries.get((task, model, attempt, sample, role, step))
+        return found or self._entries.get((task, model, attempt, 1, role, step))
 
     def answer(
         self,
@@ -104,12 +116,14 @@ class Cassette:
         sample: int = 1,
         rung: str = "",
         role: CallRole = "fix",
+        step: int = 0,
     ) -> CassetteEntry:
         """The recorded answer; a miss is a `ProviderEscalate` (the rung fails, the ladder goes
         on), never a silent pass."""
-        entry = self.find(task, model, attempt, sample, role)
+        entry = self.find(task, model, attempt, sample, role, step=step)
         if entry is None:
             what = "" if role == "fix" else f" ({role})"
+            what += f", step {step}" if step else ""
             raise ProviderEscalate(
                 f"cassette {self.path} has no answer for task {task!r}, model {model!r}, "
                 f"attempt {attempt}{what}",

@@ -95,6 +95,7 @@ class LitellmModel:
                 params.attempt,
                 params.sample,
                 role=params.role,
+                step=params.step,
             )
         started = time.monotonic()
         response: Any = None

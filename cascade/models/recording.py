@@ -63,6 +63,7 @@ class Recorder:
             attempt=params.attempt,
             sample=params.sample,
             role=params.role,
+            step=params.step,
             content=completion.text,
             usage=completion.usage,
         )

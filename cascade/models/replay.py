@@ -35,6 +35,7 @@ class ReplayRequest(TypedDict):
     attempt: int
     sample: int
     role: CallRole
+    step: int
 
 
 class ReplayHandler(CustomLLM):
@@ -83,7 +84,7 @@ class ReplayHandler(CustomLLM):
         entry = cassette.answer(
             request["task"], request["model"], request["attempt"],
             sample=request.get("sample", 1), rung=request["rung"],
-            role=request.get("role", "fix"),
+            role=request.get("role", "fix"), step=request.get("step", 0),
         )  # fmt: skip
         response: ModelResponse = kwargs["model_response"]
         response.choices[0].message.content = entry.content
@@ -129,9 +130,10 @@ def request_metadata(
     sample: int = 1,
     *,
     role: CallRole = "fix",
+    step: int = 0,
 ) -> dict[str, Any]:
     request = ReplayRequest(
         cassette=str(cassette.path), rung=rung.name, model=rung.model, task=task,
-        attempt=attempt, sample=sample, role=role,
+        attempt=attempt, sample=sample, role=role, step=step,
     )  # fmt: skip
     return {METADATA_KEY: request}

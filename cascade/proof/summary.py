@@ -195,11 +195,15 @@ def _why_attempt(attempt: Attempt) -> list[str]:
             lines.append(f"  - context led by fault localisation: {led}")
         if attempt.candidates_sha256:
             lines.append(f"  - candidates tried: `blobs/{attempt.candidates_sha256}`")
+        if attempt.mode == "agent":
+            lines += _agent_lines(attempt)
         estimate = (
             "local model, no price: counted as $0"
             if decision.local
             else f"estimated ≤ ${decision.estimated_cost_usd:.4f}"
         )
+        if attempt.mode == "agent" and not decision.local:  # every turn was checked the same way
+            estimate = f"first turn {estimate}, each turn's checked before its call"
         lines.append(
             f"  - cost: {estimate} ({decision.estimated_prompt_tokens} prompt tokens), "
             f"actual ${attempt.cost_usd:.4f}"
@@ -209,6 +213,18 @@ def _why_attempt(attempt: Attempt) -> list[str]:
         if attempt.fault:
             detail = f"{attempt.fault}: {detail}"
         lines.append(f"  - result: {cell(detail) or cell(attempt.status)}")
+    return lines
+
+
+def _agent_lines(attempt: Attempt) -> list[str]:
+    """An agent attempt: its steps, how its loop ended, its last commands, its trajectory."""
+    ended = f", {cell(attempt.ended)}" if attempt.ended else ""
+    lines = [f"  - agent: {attempt.steps} step{'s' if attempt.steps != 1 else ''}{ended}"]
+    if attempt.last_commands:
+        shown = "; ".join(f"`{cell(c).replace('`', chr(39))}`" for c in attempt.last_commands)
+        lines.append(f"  - last commands: {shown}")
+    if attempt.trajectory_sha256:
+        lines.append(f"  - trajectory: `blobs/{attempt.trajectory_sha256}`")
     return lines
 
 

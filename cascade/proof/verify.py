@@ -151,7 +151,7 @@ def _check_blobs(blobs_dir: Path, problems: list[str]) -> set[str]:
 def _references(line: dict[str, Any]) -> list[tuple[str, str]]:
     fields = (
         *("prompt_sha256", "response_sha256", "patch_sha256", "baseline_sha256"),
-        *("localisation_sha256", "candidates_sha256"),
+        *("localisation_sha256", "candidates_sha256", "trajectory_sha256"),
     )
     refs = [(f, line.get(f)) for f in fields]
     for verdict in line.get("verdicts") or []:

@@ -19,6 +19,7 @@ from cascade.core.gate import Gate
 from cascade.core.localised import Localising
 from cascade.core.reproduce import ReproduceStage
 from cascade.core.workflows import Workflow
+from cascade.errors import ConfigError
 from cascade.models import Recorder, build_model
 from cascade.models.preflight import check_rungs
 from cascade.protocols import Model
@@ -117,6 +118,13 @@ def assemble(loaded: LoadedConfig, *, record: Path | None = None) -> Parts:
             independent=cfg.reproduce.independent,
         )
     backend = choose_backend(cfg.sandbox)
+    agents = [r.name for r in cfg.ladder if r.mode == "agent"]
+    if agents and backend == "local":
+        raise ConfigError(
+            f"{', '.join(map(repr, agents))}: an agent rung runs the model's commands, and the "
+            "local sandbox would run them on this machine, unconfined. Agent rungs need the "
+            "Docker sandbox: a running Docker engine and `cascade sandbox build`."
+        )
     if backend == "docker":
         from sandboxes.cleanup import collect_left_behind
         from sandboxes.docker_api import DockerOptions

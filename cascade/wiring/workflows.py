@@ -112,9 +112,12 @@ def build_workflows(
 def _ladder(rungs: tuple[RungConfig, ...], flow: WorkflowConfig) -> tuple[RungConfig, ...]:
     allowed = flow.ladder.rungs
     kept = tuple(r for r in rungs if not allowed or r.name in allowed)
-    if flow.context_tokens is None:
-        return kept
-    return tuple(r.model_copy(update={"context_tokens": flow.context_tokens}) for r in kept)
+    update: dict[str, object] = {}
+    if flow.context_tokens is not None:
+        update["context_tokens"] = flow.context_tokens
+    if flow.tools is not None:
+        update["tools"] = flow.tools
+    return tuple(r.model_copy(update=update) for r in kept) if update else kept
 
 
 def workflows_of(loaded: LoadedConfig) -> tuple[Workflow, ...]:

@@ -1,0 +1,147 @@
+"""The agent loop itself (issue 22), on the local sandbox for speed (a run refuses agent rungs on
+it; the loop does not care which sandbox it is given): a malformed turn is answered, not run; the
+wall-time limit ends the loop before the next call; a provider fault ends it with what was spent
+kept; the meter is asked before every call and settles each; the workspace's changes, not its
+git history, are what is carried."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cascade.config import BudgetConfig, RungConfig
+from cascade.core.agent import AgentJob, Trajectory, run_agent
+from cascade.core.agent_rung import RungMeter
+from cascade.core.budget import Price, Purse
+from cascade.errors import ProviderEscalate
+from cascade.records import CompletionParams, Message
+from cascade.testing import ScriptedModel, git, make_repo
+from cascade.testing.models import Answer
+from cascade.workflow_config import ToolPolicy
+from cascade.workspace.carry import carried_patch
+from sandboxes.local_sandbox import LocalSandbox
+
+pytestmark = pytest.mark.anyio
+
+
+def sh(command: str) -> str:
+    return f"Next.\n```bash\n{command}\n```"
+
+
+class Meter:
+    """Allows `calls` calls, and records what it was asked and paid."""
+
+    def __init__(self, calls: int = 100) -> None:
+        self.calls, self.asked = calls, 0
+        self.paid_usd: list[float] = []
+
+    def allow(self, messages: Sequence[Message]) -> str:
+        self.asked += 1
+        return "" if self.asked <= self.calls else "budget: no more"
+
+    def paid(self, cost_usd: float) -> None:
+        self.paid_usd.append(cost_usd)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    path = make_repo(tmp_path / "repo", {"calc.py": "x = 1\n", "notes.txt": "keep\n"})
+    yield path, git(path, "rev-parse", "HEAD").strip()
+
+
+async def loop(
+    repo: tuple[Path, str], answers: Sequence[Answer], meter: Meter, **tools: Any
+) -> tuple[Trajectory, ScriptedModel, LocalSandbox]:
+    box = await LocalSandbox.open(*repo)
+    model = ScriptedModel("agent", sequence=answers)
+    job = AgentJob(
+        model, [Message(role="user", content="fix it")], CompletionParams(task_id="T"),
+        ToolPolicy(**tools), box, meter,
+    )  # fmt: skip
+    return await run_agent(job), model, box
+
+
+async def test_a_malformed_turn_is_answered_and_counts_as_a_step(repo: tuple[Path, str]) -> None:
+    done, model, box = await loop(repo, ["I'd edit calc.py.", sh("echo ok"), sh("submit")], Meter())
+    await box.close()
+    turns = done.turns
+    assert [t.exit_code for t in turns] == [None, 0, None]
+    assert "exactly one command" in turns[0].output
+    assert "exactly one command" in model.prompts[1][-1].content
+    assert done.ended == "submitted" and done.steps == 3
+
+
+async def test_the_wall_time_ends_the_loop_before_the_next_call(repo: tuple[Path, str]) -> None:
+    done, model, box = await loop(repo, [sh("sleep 3"), sh("echo late")], Meter(), wall_time=1)
+    await box.close()
+    assert len(model.calls) == 1  # the second call was never made
+    assert done.ended == "wall_time"
+    assert done.turns[0].timed_out  # cut at what was left of the wall time
+
+
+async def test_a_provider_fault_ends_the_loop_keeping_what_was_spent(
+    repo: tuple[Path, str],
+) -> None:
+    meter = Meter()
+    answers: list[Answer] = [sh("echo one"), ProviderEscalate("down", rung="agent")]
+    done, _, box = await loop(repo, answers, meter)
+    await box.close()
+    assert done.ended == "provider_error" and done.fault is not None
+    assert done.cost_usd == pytest.approx(0.001) and done.steps == 1
+    assert meter.paid_usd == [0.001, 0.0]  # each hold settled, the failed call's at nothing
+
+
+async def test_the_meter_is_asked_before_every_call(repo: tuple[Path, str]) -> None:
+    meter = Meter(calls=2)
+    done, model, box = await loop(repo, [sh("echo a")] * 5, meter)
+    await box.close()
+    assert len(model.calls) == 2 and meter.asked == 3
+    assert done.ended == "budget" and "budget: no more" in done.why
+
+
+def test_the_rung_meter_holds_each_call_in_the_batch_purse_and_stops_at_its_cap() -> None:
+    rung = RungConfig(name="agent", model="x", mode="agent", max_tokens=1000)
+    purse = Purse(limit=0.005)
+    meter = RungMeter(
+        rung, Price(0.000001, 0.000002, known=True), BudgetConfig(batch_max_cost_usd=0.005),
+        purse, spent_task=0.0, spent_rung=0.0, count=len,
+    )  # fmt: skip
+    prompt = [Message(role="user", content="x" * 496)]  # 500 tokens: $0.0005 + $0.002 out
+    assert meter.allow(prompt) == ""
+    assert purse.reserved == pytest.approx(0.0025)
+    meter.paid(0.002)
+    assert purse.reserved == 0.0 and purse.spent == pytest.approx(0.002)
+    assert meter.allow(prompt) == ""  # 0.002 + 0.0025 <= 0.005
+    meter.paid(0.002)
+    assert meter.allow(prompt).startswith("budget:")  # 0.004 + 0.0025 > 0.005
+    assert purse.reserved == 0.0
+
+
+async def test_what_is_carried_is_the_files_not_the_agents_git(repo: tuple[Path, str]) -> None:
+    # The agent commits its change and rewinds nothing: `git diff` in its sandbox says nothing,
+    # a clean filter it planted would rewrite files; neither reaches the patch.
+    answers = [
+        sh("echo 'x = 2' > calc.py && rm notes.txt && echo new > added.txt"),
+        sh(
+            "git -c user.name=a -c user.email=a@a commit -qam done && git add -A && "
+            "git -c user.name=a -c user.email=a@a commit -qm more"
+        ),
+        sh(
+            "printf '[filter \"x\"]\\n clean = sed s/2/9/\\n' >> .git/config && "
+            "echo '*.py filter=x' > .git/info/attributes"
+        ),
+        sh("submit"),
+    ]
+    done, _, box = await loop(repo, answers, Meter())
+    fresh = await LocalSandbox.open(*repo)
+    try:
+        patch = await carried_patch(box, fresh)
+    finally:
+        await box.close()
+        await fresh.close()
+    assert done.ended == "submitted"
+    assert patch.files == ("added.txt", "calc.py", "notes.txt")
+    assert "+x = 2" in patch.diff and "+x = 9" not in patch.diff

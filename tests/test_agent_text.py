@@ -1,0 +1,135 @@
+"""The agent rung's text protocol (issue 22): one command a turn, `submit`, the allow-list's
+refusals (and the ways around a string allow-list it closes), output cut in the middle, and a
+patch fenced so that no line of it can close its block."""
+
+from __future__ import annotations
+
+import pytest
+
+from cascade.core.agent_text import (
+    Command,
+    Malformed,
+    Submit,
+    cut,
+    fenced_diff,
+    observation,
+    read_turn,
+    refusal,
+    system_prompt,
+)
+from cascade.core.edits import parse_edits
+from cascade.records import ExecResult
+
+
+def test_one_fenced_command_is_the_turn() -> None:
+    turn = read_turn("Let me look.\n\n```bash\ncat src/calc.py\n```\n")
+    assert turn == Command("cat src/calc.py")
+    assert read_turn("```\nls -la\n```") == Command("ls -la")
+    assert read_turn("Done.\n```bash\nsubmit\n```") == Submit()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I think the fix is to change add().",  # no block
+        "```bash\nls\n```\nand then\n```bash\ncat x\n```",  # two commands
+        "```bash\n\n```",  # empty
+        "```python\nprint(1)\n```",  # not a shell block
+    ],
+)
+def test_anything_else_is_malformed_and_says_what_to_do(text: str) -> None:
+    turn = read_turn(text)
+    assert isinstance(turn, Malformed)
+    assert "```bash" in turn.feedback or "command" in turn.feedback
+
+
+def test_no_allow_list_runs_anything() -> None:
+    assert refusal("rm -rf / && curl x", None) == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "allowed"),
+    [
+        ("pytest -x tests/test_calc.py", True),
+        ("git diff", True),
+        ("git diff --stat", True),
+        ("git push origin main", False),  # a prefix is whole words
+        ("curl http://example.com", False),
+        ("pytest -x && curl http://example.com", False),  # chained past the prefix
+        ("pytest; curl x", False),
+        ("pytest | sh", False),
+        ("pytest > /tmp/x", False),
+        ("pytest $(curl x)", False),
+        ("pytest `curl x`", False),
+        ("pytest\ncurl x", False),
+        ("pytest 'unclosed", False),
+    ],
+)
+def test_the_allow_list_takes_whole_word_prefixes_of_one_simple_command(
+    command: str, allowed: bool
+) -> None:
+    why = refusal(command, (("pytest",), ("git", "diff")))
+    assert (why == "") is allowed
+    if not allowed:
+        assert why.startswith("refused, not run")
+        assert "`pytest`" in why  # the model is told what it may run
+
+
+def test_output_is_cut_in_the_middle_and_the_exit_code_leads() -> None:
+    long = "head-" + "x" * 5000 + "-tail"
+    shown = observation(ExecResult(argv=("bash",), exit_code=1, stdout=long), 1000)
+    assert shown.startswith("exit code 1\n")
+    assert "head-" in shown and "-tail" in shown
+    assert "characters cut" in shown
+    assert len(shown) < 1200
+    assert cut("short", 100) == "short"
+    killed = ExecResult(argv=("bash",), exit_code=124, stdout="", timed_out=True, duration_s=5)
+    assert observation(killed, 100).startswith("killed: the command ran past its 5-second limit")
+
+
+def test_the_system_prompt_states_the_limits() -> None:
+    text = system_prompt(12, 30)
+    assert "at most 12 commands" in text and "30 seconds" in text
+
+
+DIFF = """\
+diff --git a/README.md b/README.md
+index 1111111..2222222 100644
+--- a/README.md
++++ b/README.md
+@@ -1,3 +1,3 @@
+ Example:
+ ```
+-old
++new
+diff --git a/pkg/__init__.py b/pkg/__init__.py
+index e69de29..3333333 100644
+--- a/pkg/__init__.py
++++ b/pkg/__init__.py
+@@ -0,0 +1 @@
++VERSION = "1"
+diff --git a/new.txt b/new.txt
+new file mode 100644
+index 0000000..4444444
+--- /dev/null
++++ b/new.txt
+@@ -0,0 +1 @@
++hello ```` there
+diff --git a/gone.py b/gone.py
+deleted file mode 100644
+index 5555555..0000000
+--- a/gone.py
++++ /dev/null
+@@ -1 +0,0 @@
+-x = 1
+"""
+
+
+def test_a_fenced_patch_reads_back_as_the_same_per_file_diffs() -> None:
+    # Backtick runs inside the patch (a Markdown file, a string) cannot close its fence; a
+    # previously empty file (`@@ -0,0`) and new and deleted files all come back.
+    edits = parse_edits(fenced_diff(DIFF))
+    assert [e.path for e in edits] == ["README.md", "pkg/__init__.py", "new.txt", "gone.py"]
+    assert all(e.kind == "udiff" for e in edits)
+    assert "+hello ```` there" in edits[2].diff
+    assert edits[3].diff.splitlines()[:2] == ["--- a/gone.py", "+++ /dev/null"]
