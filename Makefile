@@ -36,8 +36,11 @@ browser:
 docker: install
 	bash .ci/docker-setup.sh
 
+# Two workers (TEST_WORKERS=1 for one process), each given whole test files, so a file's shared
+# fixtures (a Ray cluster, a built image) are made once. Plain `pytest tests` runs it all serially.
+TEST_WORKERS ?= 2
 test: docker tools browser
-	$(PY) -m pytest -p no:cacheprovider -q tests
+	$(PY) -m pytest -p no:cacheprovider -q -n $(TEST_WORKERS) --dist loadfile tests
 
 demo: docker
 	bash examples/run-demo.sh
