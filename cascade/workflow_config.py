@@ -93,7 +93,7 @@ class ToolPolicy(Section):
 
     max_steps: int = Field(default=30, ge=1, le=500)
     command_timeout: float = Field(default=60.0, gt=0, le=3600)
-    wall_time: float = Field(default=1800.0, gt=0, le=86400)
+    wall_time: float = Field(default=1800.0, gt=0, le=18000)  # under the sandbox's 6-hour TTL
     output_chars: int = Field(default=10_000, ge=200, le=200_000)
     allow: tuple[tuple[str, ...], ...] | None = None
 

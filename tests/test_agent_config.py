@@ -13,7 +13,9 @@ from pydantic import ValidationError
 from cascade.config import RungConfig
 from cascade.errors import ConfigError
 from cascade.models.cassette import Cassette, CassetteEntry
+from cascade.records import Issue
 from cascade.wiring.assemble import assemble
+from cascade.wiring.route_plan import plan, render
 from cascade.wiring.settings import LoadedConfig, load_config
 from cascade.wiring.workflows import workflows_of
 
@@ -96,3 +98,14 @@ def test_a_cassette_keys_each_turn_by_its_step(tmp_path: Path) -> None:
     assert cassette.answer("T", "replay/a", 1, step=2).content == "turn two"
     with pytest.raises(Exception, match="step 3"):
         cassette.answer("T", "replay/a", 1, step=3)
+
+
+def test_route_says_what_each_agent_rung_may_do_for_the_tasks_workflow(tmp_path: Path) -> None:
+    loaded = load(tmp_path)
+    plain = plan(loaded, Issue(id="T-1", title="x"), set())
+    strict = plan(loaded, Issue(id="T-2", title="x", labels=("security",)), set())
+    assert list(plain.doc["tools"]) == ["agent"]  # the single-shot rung has none
+    assert plain.doc["tools"]["agent"]["max_steps"] == 12
+    assert strict.doc["tools"]["agent"]["allow"] == [["python", "-m", "pytest"]]
+    assert "tools:    agent (an agent) — 4 steps, 10 s a command" in render(strict)
+    assert "only python -m pytest" in render(strict)

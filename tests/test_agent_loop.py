@@ -14,14 +14,15 @@ import pytest
 
 from cascade.config import BudgetConfig, RungConfig
 from cascade.core.agent import AgentJob, Trajectory, run_agent
-from cascade.core.agent_rung import RungMeter
+from cascade.core.agent_rung import RungMeter, agent_attempt
 from cascade.core.budget import Price, Purse
 from cascade.errors import ProviderEscalate
-from cascade.records import CompletionParams, Message
+from cascade.records import CompletionParams, Issue, Message, Patch, Reproduction, Task
 from cascade.testing import ScriptedModel, git, make_repo
 from cascade.testing.models import Answer
 from cascade.workflow_config import ToolPolicy
-from cascade.workspace.carry import carried_patch
+from cascade.workspace.carry import put_changes, take_changes
+from cascade.workspace.tree import snapshot
 from sandboxes.local_sandbox import LocalSandbox
 
 pytestmark = pytest.mark.anyio
@@ -120,28 +121,87 @@ def test_the_rung_meter_holds_each_call_in_the_batch_purse_and_stops_at_its_cap(
     assert purse.reserved == 0.0
 
 
-async def test_what_is_carried_is_the_files_not_the_agents_git(repo: tuple[Path, str]) -> None:
-    # The agent commits its change and rewinds nothing: `git diff` in its sandbox says nothing,
-    # a clean filter it planted would rewrite files; neither reaches the patch.
-    answers = [
-        sh("echo 'x = 2' > calc.py && rm notes.txt && echo new > added.txt"),
-        sh(
-            "git -c user.name=a -c user.email=a@a commit -qam done && git add -A && "
-            "git -c user.name=a -c user.email=a@a commit -qm more"
-        ),
-        sh(
-            "printf '[filter \"x\"]\\n clean = sed s/2/9/\\n' >> .git/config && "
-            "echo '*.py filter=x' > .git/info/attributes"
-        ),
-        sh("submit"),
-    ]
-    done, _, box = await loop(repo, answers, Meter())
+async def carry(repo: tuple[Path, str], command: str) -> tuple[LocalSandbox, LocalSandbox, Patch]:
+    """Run `command` in one sandbox, carry its changes into a fresh one: both, and the patch."""
+    agent = await LocalSandbox.open(*repo)
+    before = await snapshot(agent)
+    result = await agent.exec(["bash", "-c", command], timeout=60)
+    assert result.exit_code == 0, result.stderr
     fresh = await LocalSandbox.open(*repo)
-    try:
-        patch = await carried_patch(box, fresh)
-    finally:
-        await box.close()
-        await fresh.close()
-    assert done.ended == "submitted"
+    return agent, fresh, await put_changes(fresh, await take_changes(agent, before))
+
+
+async def test_what_is_carried_is_the_files_not_the_agents_git(repo: tuple[Path, str]) -> None:
+    # The agent commits its change, so `git diff` in its sandbox says nothing, and plants a
+    # clean filter that would rewrite files: neither reaches the patch.
+    command = (
+        "echo 'x = 2' > calc.py && rm notes.txt && echo new > added.txt && "
+        "git -c user.name=a -c user.email=a@a commit -qam done && git add -A && "
+        "git -c user.name=a -c user.email=a@a commit -qm more && "
+        "printf '[filter \"x\"]\\n clean = sed s/2/9/\\n' >> .git/config && "
+        "echo '*.py filter=x' > .git/info/attributes"
+    )
+    agent, fresh, patch = await carry(repo, command)
+    await agent.close()
+    await fresh.close()
     assert patch.files == ("added.txt", "calc.py", "notes.txt")
     assert "+x = 2" in patch.diff and "+x = 9" not in patch.diff
+
+
+# What a text round trip of the diff lost (the first design sent the patch as a fenced diff):
+# each of these now arrives byte for byte, mode included.
+FIDELITY = {
+    "crlf": "printf 'a\\r\\nb\\r\\n' > win.txt && git add win.txt && "
+    "git -c user.name=a -c user.email=a@a commit -qm w && printf 'a\\r\\nc\\r\\n' > win.txt",
+    "latin-1": "printf 'caf\\xe9\\n' > latin.txt",
+    "unicode name": "echo hi > 'café menu.py'",
+    "empty file": "mkdir -p pkg && touch pkg/__init__.py",
+    "binary": "head -c 300 /dev/urandom > blob.bin",
+    "executable": "printf '#!/bin/sh\\necho hi\\n' > run.sh && chmod +x run.sh",
+    "folder becomes a file": "mkdir -p d && echo 1 > d/x && git add d && "
+    "git -c user.name=a -c user.email=a@a commit -qm d && rm -r d && echo file > d",
+    "edit-format lookalikes": "printf '<<<<<<< SEARCH\\n=======\\n>>>>>>> REPLACE\\n"
+    "--- a/x\\n+++ b/y\\n```\\n' >> notes.txt",
+}
+
+
+@pytest.mark.parametrize("command", FIDELITY.values(), ids=FIDELITY.keys())
+async def test_the_changes_arrive_byte_for_byte(repo: tuple[Path, str], command: str) -> None:
+    agent, fresh, patch = await carry(repo, command)
+    try:
+        assert patch.files
+        for path in patch.files:
+            assert await fresh.read_file(path) == await agent.read_file(path), path
+            there = (agent.workdir / path).exists()
+            if there and not (agent.workdir / path).is_dir():
+                mode = (agent.workdir / path).stat().st_mode & 0o111
+                assert (fresh.workdir / path).stat().st_mode & 0o111 == mode, path
+    finally:
+        await agent.close()
+        await fresh.close()
+
+
+async def test_an_agent_works_beside_the_runs_reproduction_test(tmp_path: Path) -> None:
+    # The prompt names the accepted reproduction test: it is in the agent's workspace, and it is
+    # not the agent's change (the patch ships it anyway, locked).
+    path = make_repo(tmp_path / "repo", {"calc.py": "x = 1\n"})
+    test = "def test_x():\n    from calc import x\n    assert x == 2\n"
+    issue = Issue(id="T", title="x")
+    repro = Reproduction(
+        files={"tests/test_repro.py": test}, diff="", tests=("tests/test_repro.py::test_x",)
+    )
+    task = Task(issue=issue, repo=str(path), base_commit=git(path, "rev-parse", "HEAD").strip(),
+                reproduction=repro)  # fmt: skip
+    turns = [sh("cat tests/test_repro.py"), sh("echo 'x = 2' > calc.py"), sh("submit")]
+    model = ScriptedModel("agent", sequence=turns)
+    rung = RungConfig(name="agent", model="x", mode="agent")
+
+    async def take() -> LocalSandbox:
+        return await LocalSandbox.open(path, task.base_commit)
+
+    got = await agent_attempt(
+        model, rung, [Message(role="user", content="fix")], CompletionParams(task_id="T"),
+        task=task, take=take, meter=Meter(), put_blob=lambda text: "sha",
+    )  # fmt: skip
+    assert "assert x == 2" in got.trajectory.turns[0].output
+    assert got.work is not None and set(got.work.carried.files) == {"calc.py"}

@@ -4,20 +4,23 @@ patch fenced so that no line of it can close its block."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
+from cascade.cli.progress import Progress
 from cascade.core.agent_text import (
     Command,
     Malformed,
     Submit,
     cut,
-    fenced_diff,
     observation,
     read_turn,
     refusal,
     system_prompt,
 )
 from cascade.core.edits import parse_edits
+from cascade.core.events import Event
 from cascade.records import ExecResult
 
 
@@ -125,11 +128,21 @@ index 5555555..0000000
 """
 
 
-def test_a_fenced_patch_reads_back_as_the_same_per_file_diffs() -> None:
-    # Backtick runs inside the patch (a Markdown file, a string) cannot close its fence; a
-    # previously empty file (`@@ -0,0`) and new and deleted files all come back.
-    edits = parse_edits(fenced_diff(DIFF))
+def test_a_git_diff_with_new_deleted_and_previously_empty_files_parses() -> None:
+    # A hunk numbered `-0,0` (a file that was empty: `__init__.py`) has only added lines, and
+    # there is one place for it, so it is not refused as unplaceable.
+    edits = parse_edits(f"````diff\n{DIFF}````\n")
     assert [e.path for e in edits] == ["README.md", "pkg/__init__.py", "new.txt", "gone.py"]
     assert all(e.kind == "udiff" for e in edits)
-    assert "+hello ```` there" in edits[2].diff
+    assert "+hello ```` there" in edits[2].diff  # a shorter fence inside cannot close it
     assert edits[3].diff.splitlines()[:2] == ["--- a/gone.py", "+++ /dev/null"]
+
+
+def test_progress_shows_a_command_as_text_never_as_markup() -> None:
+    # `[/]` in a command is rich markup's closing tag: on a terminal it raised MarkupError.
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress.live = True
+    progress(Event("agent", "step 1: sed -i 's/[/]/_/' f  (exit 0)"))
+    progress(Event("agent", "step 2: echo '[bold]x[/bold]'  (exit 0)"))
+    progress.close()

@@ -8,6 +8,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.status import Status
+from rich.text import Text
 
 from cascade.core.events import Event
 from cascade.proof.summary import headline
@@ -54,10 +55,10 @@ class Progress:
         if not self.live:
             self._line(message)
         elif self._status is None:
-            self._status = self.console.status(text)
+            self._status = self.console.status(Text(text))  # a command's `[/]` is not markup
             self._status.start()
         else:
-            self._status.update(text)
+            self._status.update(Text(text))
 
     def _line(self, message: str) -> None:
         stamp = f"[{time.monotonic() - self.started:6.1f}s] " if not self.live else ""

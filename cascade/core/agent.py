@@ -123,12 +123,18 @@ async def run_agent(job: AgentJob) -> Trajectory:
         if why:
             return _end(done, "budget", f"stopped before turn {step}: {why}")
         began = job.clock()
+        # No call outlives the loop's wall time (the rung's timeout bounds it as well).
+        timeout = max(1.0, min(job.params.timeout, deadline - began))
+        params = job.params.model_copy(update={"step": step, "timeout": timeout})
         try:
-            answer = await job.model.complete(history, job.params.model_copy(update={"step": step}))
+            answer = await job.model.complete(history, params)
         except ModelError as exc:
             job.meter.paid(0.0)
             done.fault = exc
             return _end(done, "provider_error", f"turn {step}: {exc}")
+        except BaseException:  # cancelled, or a failure after the call: the hold is let go
+            job.meter.paid(0.0)
+            raise
         job.meter.paid(answer.cost_usd)
         _add(done, answer)
         turn = Turn(step, answer.text, cost_usd=answer.cost_usd)

@@ -133,11 +133,3 @@ def cut(text: str, limit: int) -> str:
     keep = limit // 2
     dropped = len(text) - 2 * keep
     return f"{text[:keep]}\n[... {dropped:,} characters cut ...]\n{text[-keep:]}"
-
-
-def fenced_diff(diff: str) -> str:
-    """A patch as an answer the edit parser reads (one ```diff block), fenced longer than any
-    run of backticks inside it, so no line of the patch can close the block."""
-    longest = max((len(run) for run in re.findall(r"`+", diff)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}diff\n{diff.rstrip(chr(10))}\n{fence}\n"

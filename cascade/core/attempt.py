@@ -34,6 +34,7 @@ from cascade.records import (
     Usage,
     Verdict,
 )
+from cascade.workspace.carry import Carried, put_changes
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +125,16 @@ class AnswerJudge:
     reproduced: bool = False  # the run's reproduce stage ran (whatever it found)
     reviewer: Reviewer | None = None  # for a policy of review = "model"
 
-    async def __call__(self, text: str, draft: Draft, seq: int) -> Judged:
-        """Fills in `draft` (the record-to-be number `seq`) and says how the answer fared."""
+    async def __call__(
+        self, text: str, draft: Draft, seq: int, carried: Carried | None = None
+    ) -> Judged:
+        """Fills in `draft` (the record-to-be number `seq`) and says how the answer fared. An
+        agent's answer is its workspace's changes (`carried`), not edits in its text."""
+        edits: list[Edit] = []
         try:
-            edits = parse_edits(text)
-            if not edits:
+            if carried is None:
+                edits = parse_edits(text)
+            if carried is None and not edits:
                 raise EditError(f"Your answer contained no edits.\n\n{FORMAT_HELP}")
         except EditError as exc:
             draft.feedback = exc.feedback
@@ -139,14 +145,19 @@ class AnswerJudge:
             draft.error = f"a fresh sandbox could not be opened: {exc}"
             return Judged("infra_error")
         try:
-            return await self._in(box, edits, draft, seq)
+            return await self._in(box, edits, draft, seq, carried)
         finally:
             with anyio.CancelScope(shield=True):
                 await box.close()
 
-    async def _in(self, sandbox: Sandbox, edits: list[Edit], draft: Draft, seq: int) -> Judged:
+    async def _in(
+        self, sandbox: Sandbox, edits: list[Edit], draft: Draft, seq: int, carried: Carried | None
+    ) -> Judged:
         try:
-            patch = await sandbox.apply(edits)
+            if carried is not None:
+                patch = await put_changes(sandbox, carried)
+            else:
+                patch = await sandbox.apply(edits)
         except EditError as exc:
             draft.feedback = exc.feedback
             return Judged("edit_error")

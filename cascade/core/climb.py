@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from cascade.config import RungConfig
 from cascade.core import preload
 from cascade.core.agent import said
-from cascade.core.agent_rung import RungMeter, agent_attempt, described
+from cascade.core.agent_rung import AgentWork, RungMeter, agent_attempt
 from cascade.core.attempt import AnswerJudge, Held, Reviewer, Spares
 from cascade.core.budget import estimate_cost, with_purse
 from cascade.core.context import Context, build_context
@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Answer = tuple[Completion, int, bool]  # (the answer, its sample number, its cost recorded yet)
+# (the answer, its sample number, its cost recorded yet, an agent's workspace changes or None)
+Answer = tuple[Completion, int, bool, AgentWork | None]
 
 
 class Climbing:
@@ -184,13 +185,16 @@ class Climbing:
         if self.pending:
             await self._taken(base)
         while self.pending:
-            completion, sample, charged = self.pending[0]
+            completion, sample, charged, work = self.pending[0]
             draft = base.for_sample(sample).answered(completion, charged, self.proof.put_blob)
-            judged = await self._judge()(completion.text, draft, len(self.attempts) + 1)
+            if work is not None:
+                work.marks.put(draft)
+            carried = work.carried if work else None
+            judged = await self._judge()(completion.text, draft, len(self.attempts) + 1, carried)
             status, patch = judged.status, judged.patch
             if patch is not None:
                 self.diffs[patch.sha256] = patch.diff
-            self.pending[0] = (completion, sample, True)
+            self.pending[0] = (completion, sample, True, work)
             won = status in ("verified", "accepted")
             if won:  # the round is decided: the winner is recorded last
                 self.pending.pop(0)
@@ -226,8 +230,10 @@ class Climbing:
 
     def _cancel(self, base: Draft, why: str) -> None:
         """Record the answers of a decided round that were never gated."""
-        for completion, sample, charged in self.pending:
+        for completion, sample, charged, work in self.pending:
             draft = base.for_sample(sample, timed=False)
+            if work is not None:
+                work.marks.put(draft)
             draft.error = why
             self._record("cancelled", draft.answered(completion, charged, self.proof.put_blob))
         self.pending = []
@@ -260,7 +266,7 @@ class Climbing:
             model, messages, params, rung.samples, fault, purse=self.e.purse,
             estimate=step.estimate, held=held,
         )  # fmt: skip
-        return [(answer, sample, False) for answer, sample in answers], stop
+        return [(answer, sample, False, None) for answer, sample in answers], stop
 
     async def _agent(
         self, model: Model, rung: RungConfig, params: CompletionParams,
@@ -277,22 +283,15 @@ class Climbing:
             sum(a.cost_usd for a in stage if a.rung == rung.name), self.e.counter(rung),
         )  # fmt: skip
         got = await agent_attempt(
-            model, rung, messages, params, take=self.spares.take, meter=meter,
+            model, rung, messages, params, task=self.task, take=self.spares.take, meter=meter,
+            put_blob=self.proof.put_blob,
             on_turn=lambda turn: self.e.on_event(Event("agent", said(turn))),
         )  # fmt: skip
-        described(base, got.trajectory, self.proof.put_blob)
         if got.completion is not None:
-            return [(got.completion, 1, False)], False
-        draft, done = base.for_sample(1, timed=False), got.trajectory
-        draft.usage, draft.cost_usd, draft.model_used = done.usage, done.cost_usd, done.model
-        draft.latency_s = round(done.latency_s, 3)
-        if done.fault is not None:
-            draft.error = got.words
-            self._record("provider_error", draft, done.fault)
-            return [], done.fault.action == "stop"
-        draft.feedback = got.words
-        self._record(got.status, draft)
-        return [], False
+            return [(got.completion, 1, False, got.work)], False
+        draft, fault = base.for_sample(1, timed=False), got.trajectory.fault
+        self._record(got.status, got.unanswered(draft), fault)
+        return [], fault is not None and fault.action == "stop"
 
     def _hold(self, step: Step) -> bool:
         """Reserve the step's estimate in the batch's purse before its calls, unless the purse
@@ -337,7 +336,7 @@ class Climbing:
             draft.error = found.why
             self._record("empty_patch", draft)
             return []
-        return [(found.completion, 1, False)]
+        return [(found.completion, 1, False, None)]
 
     def _judging_gate(self) -> Gate:
         stage = self.e.reproduce

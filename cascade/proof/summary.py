@@ -221,11 +221,17 @@ def _agent_lines(attempt: Attempt) -> list[str]:
     ended = f", {cell(attempt.ended)}" if attempt.ended else ""
     lines = [f"  - agent: {attempt.steps} step{'s' if attempt.steps != 1 else ''}{ended}"]
     if attempt.last_commands:
-        shown = "; ".join(f"`{cell(c).replace('`', chr(39))}`" for c in attempt.last_commands)
+        shown = "; ".join(f"`{_code(c)}`" for c in attempt.last_commands)
         lines.append(f"  - last commands: {shown}")
     if attempt.trajectory_sha256:
         lines.append(f"  - trajectory: `blobs/{attempt.trajectory_sha256}`")
     return lines
+
+
+def _code(text: str) -> str:
+    """Text for a code span in a list line (not a table): one line, no backticks; a code span
+    shows backslashes and pipes as they are."""
+    return " ".join(text.split()).replace("`", "'")
 
 
 def _climbed(before: Attempt | None, attempt: Attempt) -> bool:

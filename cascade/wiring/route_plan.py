@@ -78,6 +78,8 @@ def plan(
             "passed_over": [a.model_dump(mode="json") for a in way.rejected],
         },
         "budget": flow.budget.model_dump(mode="json"),
+        # What each agent rung it can reach may do in the sandbox (none: every rung answers once).
+        "tools": {r.name: r.tools.model_dump(mode="json") for r in reach if r.mode == "agent"},
         "first_call_usd_at_most": round(first_usd, 6),
         "problems": problems,
         "note": "paths are those the issue names; the target tests' tracebacks and each patch's "
@@ -126,8 +128,18 @@ def render(p: Plan) -> str:
         f"  model:    start {p.start}, ceiling {p.ceiling} — {p.because}",
         f"  budget:   {_budget(d['budget'])}; first call at most ${p.first_call_usd:.4f}",
     ]
+    lines += [f"  tools:    {name} (an agent) — {_tools(t)}" for name, t in d["tools"].items()]
     lines += [f"  would stop: {problem}" for problem in d["problems"]]
     return "\n".join(lines)
+
+
+def _tools(t: dict[str, Any]) -> str:
+    allow = t["allow"]
+    what = "any command" if allow is None else "only " + ", ".join(" ".join(a) for a in allow)
+    return (
+        f"{t['max_steps']} steps, {t['command_timeout']:g} s a command, "
+        f"{t['wall_time']:g} s in all; {what}"
+    )
 
 
 def _budget(budget: dict[str, Any]) -> str:

@@ -1,13 +1,20 @@
-"""What an agent changed in its sandbox, carried into a fresh one: the files whose content or
-mode differ from the base commit are read out of the agent's workspace and written into a
-fresh sandbox at the same commit, whose own `git diff` is then the patch. Nothing of the agent's
-sandbox is trusted but its files' bytes: not its `.git` (a commit, a moved HEAD, a clean filter
-or an attribute planted there changes what its `git diff` says), not its processes, not what
-it left in caches or outside the tree."""
+"""What an agent changed in its sandbox, carried into the sandbox that judges it: the files whose
+content or mode differ from the snapshot taken before the agent's first command are read out of
+its workspace as bytes (with their executable bit), and written into a fresh sandbox at the same
+commit, whose own `git diff` is then the patch. Nothing of the agent's sandbox is trusted but
+its files' bytes: not its `.git` (a commit, a moved HEAD, a clean filter or an attribute planted
+there changes what its `git diff` says), not its processes, not what it left in caches or
+outside the tree. Bytes, not a diff's text, travel: no text round trip can lose a CRLF, an
+encoding, a binary file, an empty file or an unusual file name.
+
+A symbolic link is carried as a copy of what it points to (the gate refuses links anyway); a
+process the agent left running can still be writing while the files are read, so the sizes are
+checked before and after."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from cascade.errors import EditError, SandboxError
 from cascade.protocols import Sandbox
@@ -18,50 +25,82 @@ from cascade.workspace.tree import changed, snapshot
 MAX_FILES = 500  # changed paths; more is a generated tree, not a fix
 
 
-async def carried_patch(agent: Sandbox, fresh: Sandbox) -> Patch:
-    """The agent's changes as the canonical patch of `fresh` (a sandbox at the base commit
-    nothing has touched). An `EditError` (said to the model's record) when they are too many or
-    too large; a `SandboxError` when the agent's workspace cannot be read."""
-    paths = sorted(changed(await snapshot(fresh), await snapshot(agent)))
+@dataclass(frozen=True)
+class Carried:
+    """The agent's changes: each changed path's bytes (None: deleted), and which of the files
+    written are executable."""
+
+    files: Mapping[str, bytes | None]
+    executable: frozenset[str] = frozenset()
+
+    def summary(self) -> str:
+        gone = ", ".join(p for p, data in self.files.items() if data is None)
+        kept = ", ".join(p for p, data in self.files.items() if data is not None)
+        parts = [f"changed {kept}" if kept else "", f"deleted {gone}" if gone else ""]
+        return "; ".join(p for p in parts if p) or "no changes"
+
+
+async def take_changes(agent: Sandbox, before: Mapping[str, str]) -> Carried:
+    """The files of `agent` that differ from `before` (its snapshot at the base commit). An
+    `EditError` (the answer's fault) when they are too many or too large."""
+    paths = sorted(changed(before, await snapshot(agent)))
     if len(paths) > MAX_FILES:
         raise EditError(
             f"The workspace has {len(paths):,} changed files; at most {MAX_FILES} are taken. "
             "Remove generated files before submitting."
         )
-    files = await _read(agent, paths)
-    await fresh.write_files(files)
-    return await canonical_patch(fresh)
-
-
-async def _read(agent: Sandbox, paths: list[str]) -> Mapping[str, bytes | None]:
-    """Each changed path's bytes (None: deleted), sizes checked before anything is read."""
-    sizes = await _sizes(agent, paths)
-    total = sum(sizes.values())
+    stats = await _stats(agent, paths)
+    total = sum(size for size, _ in stats.values())
     if total > MAX_PATCH_BYTES:
         raise EditError(
             f"The changed files hold {total:,} bytes; at most {MAX_PATCH_BYTES:,} are taken. "
             "Make the smallest change that resolves the issue (no generated or large files)."
         )
-    out: dict[str, bytes | None] = {}
+    files: dict[str, bytes | None] = {}
     for path in paths:
-        out[path] = await agent.read_file(path) if path in sizes else None
-    read = sum(len(data) for data in out.values() if data is not None)
-    if read > MAX_PATCH_BYTES:  # grown since `stat` (a process the agent left running)
+        files[path] = await agent.read_file(path) if path in stats else None
+    read = sum(len(data) for data in files.values() if data is not None)
+    if read > MAX_PATCH_BYTES:  # grown since `stat`: a process the agent left running
         raise EditError(f"The changed files grew to {read:,} bytes while being read.")
-    return out
+    executable = frozenset(p for p, (_, x) in stats.items() if x and files.get(p) is not None)
+    return Carried(files, executable)
 
 
-async def _sizes(agent: Sandbox, paths: list[str]) -> dict[str, int]:
-    """The size of each path that is still a file (`stat`, argv only: no shell reads a path)."""
-    sizes: dict[str, int] = {}
+async def put_changes(sandbox: Sandbox, carried: Carried) -> Patch:
+    """Write the changes into `sandbox` (at the base commit) and return its canonical patch:
+    deletions first (a file may replace a folder), then the files, then their modes."""
+    gone = {p: None for p, data in carried.files.items() if data is None}
+    if gone:
+        await sandbox.write_files(gone)
+        parents = sorted({p.rsplit("/", 1)[0] for p in gone if "/" in p})
+        if parents:  # folders left empty (git keeps none): out of the way of a file
+            argv = ["rmdir", "-p", "--ignore-fail-on-non-empty", "--", *parents]
+            await sandbox.exec(argv, timeout=60)
+    written = {p: data for p, data in carried.files.items() if data is not None}
+    if written:
+        await sandbox.write_files(written)
+        plain = written.keys() - carried.executable
+        for flag, paths in (("+x", carried.executable), ("-x", plain)):
+            if paths:
+                result = await sandbox.exec(["chmod", flag, "--", *sorted(paths)], timeout=60)
+                if result.exit_code != 0:
+                    raise SandboxError(f"chmod {flag} failed: {result.stderr.strip()[:300]}")
+    return await canonical_patch(sandbox)
+
+
+async def _stats(agent: Sandbox, paths: list[str]) -> dict[str, tuple[int, bool]]:
+    """Size and executable bit of each path that is still a file (`stat`, argv only: no shell
+    reads a path); a path missing here was deleted."""
+    stats: dict[str, tuple[int, bool]] = {}
     for start in range(0, len(paths), 100):
         chunk = paths[start : start + 100]
-        argv = ["stat", "-L", "--printf", "%s\\0%n\\0", "--", *chunk]
+        argv = ["stat", "-L", "--printf", "%s %a\\0%n\\0", "--", *chunk]
         result = await agent.exec(argv, timeout=60)
         fields = result.stdout.split("\0")
-        for size, name in zip(fields[0::2], fields[1::2], strict=False):
+        for head, name in zip(fields[0::2], fields[1::2], strict=False):
+            size, _, mode = head.partition(" ")
             if size.isdigit() and name in chunk:
-                sizes[name] = int(size)
+                stats[name] = (int(size), bool(int(mode or "0", 8) & 0o111))
         if result.exit_code not in (0, 1):  # 1: some path is gone (deleted), said above
             raise SandboxError(f"cannot read the agent's workspace (stat exit {result.exit_code})")
-    return sizes
+    return stats
