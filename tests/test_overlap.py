@@ -81,6 +81,7 @@ class Slow:
         self.times = times  # how many of its baselines fail (with `fails`)
         self.taken = 0
         self.done_at = 0.0
+        self.failed = anyio.Event()  # set as a baseline raises `fails`
 
     def baseline_key(self, task: Task) -> str:
         return ""
@@ -93,6 +94,7 @@ class Slow:
         else:
             await anyio.sleep(0.3)
         if self.fails is not None and self.taken <= self.times:
+            self.failed.set()
             raise self.fails
         self.done_at = time.monotonic()
         return {"mine": True}
@@ -317,7 +319,9 @@ async def test_a_run_that_stops_before_judging_still_says_the_gate_could_not_run
         async def complete(
             self, messages: Sequence[Message], params: CompletionParams
         ) -> Completion:
-            await anyio.sleep(1.0)  # the baseline has failed by then
+            with anyio.fail_after(30):  # once the baseline has failed (an event, not a
+                await slow.failed.wait()  # clock: a loaded machine takes its time)
+            await anyio.sleep(0.2)
             raise Refused("the model refused", rung="cheap")
 
     model = Refusing()
