@@ -113,19 +113,3 @@ def env_images(docker_engine: None) -> Iterator[None]:
             if image.id not in before:
                 client.images.remove(image.id, force=True)
         client.close()
-
-
-# The longest test files (seconds on a 2-core machine, serially), run first: under `make test`'s
-# two workers (a file to each) a long file started last would leave the other worker idle.
-# Only the order changes; a file missing here runs after these, in the usual order.
-LONGEST_FILES = {
-    "test_replay_ray.py": 183, "test_task_suite.py": 122, "test_cli_fix.py": 117,
-    "test_replay.py": 85, "test_workflow_engine.py": 79, "test_rung_zero.py": 75,
-    "test_ci_iterate.py": 72, "test_review_delivery.py": 70, "test_agent_rung.py": 60,
-    "test_gate_attacks.py": 50, "test_test_deadline.py": 42, "test_report.py": 41,
-    "test_baseline_cache.py": 40,
-}  # fmt: skip
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: -LONGEST_FILES.get(item.path.name, 0))

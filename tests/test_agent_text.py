@@ -22,6 +22,7 @@ from cascade.core.agent_text import (
 from cascade.core.edits import parse_edits
 from cascade.core.events import Event
 from cascade.records import ExecResult
+from cascade.workflow_config import ToolPolicy
 
 
 def test_one_fenced_command_is_the_turn() -> None:
@@ -90,9 +91,12 @@ def test_output_is_cut_in_the_middle_and_the_exit_code_leads() -> None:
     assert observation(killed, 100).startswith("killed: the command ran past its 5-second limit")
 
 
-def test_the_system_prompt_states_the_limits() -> None:
-    text = system_prompt(12, 30)
+def test_the_system_prompt_states_the_limits_and_the_allow_list() -> None:
+    text = system_prompt(ToolPolicy(max_steps=12, command_timeout=30))
     assert "at most 12 commands" in text and "30 seconds" in text
+    assert "Only commands" not in text
+    listed = system_prompt(ToolPolicy(allow=[["python", "-m", "pytest"], ["cat"]]))
+    assert "Only commands that start with one of these run: `python -m pytest`, `cat`" in listed
 
 
 DIFF = """\

@@ -131,7 +131,7 @@ async def agent_attempt(
     that cannot be opened raises (the machine's fault, nothing spent yet); once money is spent,
     a failure is recorded with it."""
     tools = rung.tools
-    prompt = [Message(role="system", content=system_prompt(tools.max_steps, tools.command_timeout))]
+    prompt = [Message(role="system", content=system_prompt(tools))]
     prompt += [m for m in messages if m.role != "system"]
     box = await take()
     try:

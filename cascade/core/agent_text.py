@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cascade.records import ExecResult
+from cascade.workflow_config import ToolPolicy
 
 SUBMIT = "submit"
 
@@ -70,8 +71,16 @@ class Malformed:
 Turn = Command | Submit | Malformed
 
 
-def system_prompt(max_steps: int, timeout: float) -> str:
-    return AGENT_SYSTEM.format(max_steps=max_steps, timeout=timeout)
+def system_prompt(tools: ToolPolicy) -> str:
+    """The agent's instructions, with its limits and, when it has one, its allow-list."""
+    text = AGENT_SYSTEM.format(max_steps=tools.max_steps, timeout=tools.command_timeout)
+    if tools.allow is not None:
+        listed = ", ".join(f"`{' '.join(prefix)}`" for prefix in tools.allow) or "(none)"
+        text += (
+            f"\n\nOnly commands that start with one of these run: {listed}. Each command is one "
+            "simple command: no ; & | < > ` $( or newlines. Anything else is refused, not run."
+        )
+    return text
 
 
 def read_turn(text: str) -> Turn:
