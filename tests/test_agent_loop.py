@@ -6,6 +6,7 @@ git history, are what is carried."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from cascade.config import BudgetConfig, RungConfig
 from cascade.core.agent import AgentJob, Trajectory, run_agent
 from cascade.core.agent_rung import RungMeter, agent_attempt
 from cascade.core.budget import Price, Purse
-from cascade.errors import ProviderEscalate
-from cascade.records import CompletionParams, Issue, Message, Patch, Reproduction, Task
+from cascade.errors import EditError, ProviderEscalate, TransientFault, make_fault
+from cascade.records import Completion, CompletionParams, Issue, Message, Patch, Reproduction, Task
 from cascade.testing import ScriptedModel, git, make_repo
 from cascade.testing.models import Answer
 from cascade.workflow_config import ToolPolicy
@@ -153,7 +154,6 @@ async def test_what_is_carried_is_the_files_not_the_agents_git(repo: tuple[Path,
 FIDELITY = {
     "crlf": "printf 'a\\r\\nb\\r\\n' > win.txt && git add win.txt && "
     "git -c user.name=a -c user.email=a@a commit -qm w && printf 'a\\r\\nc\\r\\n' > win.txt",
-    "latin-1": "printf 'caf\\xe9\\n' > latin.txt",
     "unicode name": "echo hi > 'café menu.py'",
     "empty file": "mkdir -p pkg && touch pkg/__init__.py",
     "binary": "head -c 300 /dev/urandom > blob.bin",
@@ -179,6 +179,60 @@ async def test_the_changes_arrive_byte_for_byte(repo: tuple[Path, str], command:
     finally:
         await agent.close()
         await fresh.close()
+
+
+REFUSED = {
+    # tested as one thing, stored as another: the patch is text
+    "latin-1 text": ("printf 'caf\\xe9\\n' > latin.txt", "is not UTF-8 text"),
+    # what git never adds: on the judge's disk for the tests, missing from the patch
+    "an ignored file": (
+        "printf '*.so\\n' > .gitignore && git add .gitignore && "
+        "git -c user.name=a -c user.email=a@a commit -qm i && echo x > mod.so && echo y > ok.py",
+        "git does not track these",
+    ),
+    "git's own folder spelt otherwise": ("mkdir -p .GIT && echo x > .GIT/c", "`.git/`"),
+    "a trailing dot": ("mkdir -p d/.git. && echo x > d/.git./c", "`.git/`"),
+}
+
+
+@pytest.mark.parametrize(("command", "says"), REFUSED.values(), ids=REFUSED.keys())
+async def test_changes_that_cannot_ship_as_tested_are_the_answers_fault(
+    repo: tuple[Path, str], command: str, says: str
+) -> None:
+    agent = await LocalSandbox.open(*repo)
+    fresh = await LocalSandbox.open(*repo)
+    try:
+        before = await snapshot(agent)
+        result = await agent.exec(["bash", "-c", command], timeout=60)
+        assert result.exit_code == 0, result.stderr
+        with pytest.raises(EditError, match=re.escape(says)):
+            await put_changes(fresh, await take_changes(agent, before))
+    finally:
+        await agent.close()
+        await fresh.close()
+
+
+async def test_a_call_cut_short_by_the_wall_time_ends_the_loop_not_as_a_fault(
+    repo: tuple[Path, str],
+) -> None:
+    # The last call's timeout is what is left of the wall time; its timeout is ours, not the
+    # provider's, so what the turns did is still carried (no fault: no retry throws it away).
+    class Slow(ScriptedModel):
+        async def complete(
+            self, messages: Sequence[Message], params: CompletionParams
+        ) -> Completion:
+            if params.timeout < 100:
+                raise make_fault(TransientFault, "no answer in time", fault="timeout")
+            return await super().complete(messages, params)
+
+    box = await LocalSandbox.open(*repo)
+    model = Slow("agent", sequence=[sh("echo 'x = 2' > calc.py")] * 3)
+    params = CompletionParams(task_id="T", timeout=120)
+    job = AgentJob(model, [Message(role="user", content="fix")], params, ToolPolicy(wall_time=5),
+                   box, Meter())  # fmt: skip
+    done = await run_agent(job)
+    await box.close()
+    assert done.ended == "wall_time" and done.fault is None
 
 
 async def test_an_agent_works_beside_the_runs_reproduction_test(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from cascade.core.agent_text import (
     read_turn,
     refusal,
 )
-from cascade.errors import ModelError, SandboxError
+from cascade.errors import ModelError, SandboxError, fault_kind
 from cascade.protocols import Model, Sandbox
 from cascade.records import Completion, CompletionParams, Message, Usage
 from cascade.workflow_config import ToolPolicy
@@ -130,6 +130,8 @@ async def run_agent(job: AgentJob) -> Trajectory:
             answer = await job.model.complete(history, params)
         except ModelError as exc:
             job.meter.paid(0.0)
+            if timeout < job.params.timeout and fault_kind(exc) == "timeout":  # our cut, not a
+                return _end(done, "wall_time", f"the wall-time limit of {tools.wall_time:g} s")
             done.fault = exc
             return _end(done, "provider_error", f"turn {step}: {exc}")
         except BaseException:  # cancelled, or a failure after the call: the hold is let go

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cascade.core.edits import check_path
 from cascade.errors import EditError, SandboxError
 from cascade.protocols import Sandbox
 from cascade.records import Patch
@@ -44,6 +45,8 @@ async def take_changes(agent: Sandbox, before: Mapping[str, str]) -> Carried:
     """The files of `agent` that differ from `before` (its snapshot at the base commit). An
     `EditError` (the answer's fault) when they are too many or too large."""
     paths = sorted(changed(before, await snapshot(agent)))
+    for path in paths:
+        _check_name(path)
     if len(paths) > MAX_FILES:
         raise EditError(
             f"The workspace has {len(paths):,} changed files; at most {MAX_FILES} are taken. "
@@ -62,6 +65,14 @@ async def take_changes(agent: Sandbox, before: Mapping[str, str]) -> Carried:
     read = sum(len(data) for data in files.values() if data is not None)
     if read > MAX_PATCH_BYTES:  # grown since `stat`: a process the agent left running
         raise EditError(f"The changed files grew to {read:,} bytes while being read.")
+    for path, data in files.items():
+        # git diffs a file with no NUL in its first 8,000 bytes as text, and the patch is kept
+        # as text: a non-UTF-8 one would be tested as one thing and stored as another.
+        if data is not None and b"\0" not in data[:8000]:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise EditError(f"{path} is not UTF-8 text; write it as UTF-8.") from None
     executable = frozenset(p for p, (_, x) in stats.items() if x and files.get(p) is not None)
     return Carried(files, executable)
 
@@ -73,19 +84,42 @@ async def put_changes(sandbox: Sandbox, carried: Carried) -> Patch:
     if gone:
         await sandbox.write_files(gone)
         parents = sorted({p.rsplit("/", 1)[0] for p in gone if "/" in p})
-        if parents:  # folders left empty (git keeps none): out of the way of a file
-            argv = ["rmdir", "-p", "--ignore-fail-on-non-empty", "--", *parents]
+        for chunk in _chunks(parents):  # folders left empty (git keeps none): out of the way
+            argv = ["rmdir", "-p", "--ignore-fail-on-non-empty", "--", *chunk]
             await sandbox.exec(argv, timeout=60)
     written = {p: data for p, data in carried.files.items() if data is not None}
     if written:
         await sandbox.write_files(written)
         plain = written.keys() - carried.executable
         for flag, paths in (("+x", carried.executable), ("-x", plain)):
-            if paths:
-                result = await sandbox.exec(["chmod", flag, "--", *sorted(paths)], timeout=60)
+            for chunk in _chunks(sorted(paths)):
+                result = await sandbox.exec(["chmod", flag, "--", *chunk], timeout=60)
                 if result.exit_code != 0:
                     raise SandboxError(f"chmod {flag} failed: {result.stderr.strip()[:300]}")
-    return await canonical_patch(sandbox)
+    patch = await canonical_patch(sandbox)
+    unshipped = sorted(set(written) - set(patch.files))
+    if unshipped:  # on disk for the tests, but git leaves them out of the patch
+        await sandbox.reset()
+        raise EditError(
+            f"{', '.join(unshipped)}: git does not track these (ignored by the repository's "
+            ".gitignore, or inside a nested repository), so they would be tested but never "
+            "shipped. Leave them out, or change a tracked file instead."
+        )
+    return patch
+
+
+def _chunks(paths: list[str], size: int = 100) -> list[list[str]]:
+    return [paths[i : i + size] for i in range(0, len(paths), size)]
+
+
+def _check_name(path: str) -> None:
+    """A carried path must be one an edit could name (`check_path`: no `..`, nothing of git's
+    own), and UTF-8 (a name that is not would be matched, read and written as another)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EditError(f"{path!r}: file names must be UTF-8.") from None
+    check_path(path)
 
 
 async def _stats(agent: Sandbox, paths: list[str]) -> dict[str, tuple[int, bool]]:
