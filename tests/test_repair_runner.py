@@ -95,9 +95,11 @@ def test_an_endless_candidate_is_killed_at_its_timeout(tmp_path: Path) -> None:
     endless = CODE.replace("return 1", "while True:\n        pass")
     right = CODE.replace("return 1", "return 3")
     began = time.monotonic()
-    lines = run_runner(tmp_path, [endless, right], test_timeout=1.5)
+    # 4 s: long enough for the right candidate's tests on a loaded machine (1.5 s was not,
+    # beside a second test worker), short enough to show the endless one is cut.
+    lines = run_runner(tmp_path, [endless, right], test_timeout=4)
     assert results(lines) == ["timeout", "passed"]
-    assert lines[1]["seconds"] < 3 and time.monotonic() - began < 20
+    assert lines[1]["seconds"] < 6 and time.monotonic() - began < 30
     alive = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, check=False)
     assert alive.stdout == b""  # no test left running
 
