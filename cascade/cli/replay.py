@@ -5,8 +5,8 @@ re-judges recorded patches with the current gate. Sync at the edge; the batch ru
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -85,7 +85,9 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
         str | None,
         typer.Option(
             help="Also run another ladder on the same tasks, for a baseline: 'strongest' (the "
-            "last rung alone) or a TOML file of ladder rungs. Nothing is applied."
+            "last rung alone), 'all' (every rung alone, each its own batch: what `cascade "
+            "report --ladders` projects other ladders from) or a TOML file of ladder rungs. "
+            "Nothing is applied."
         ),
     ] = None,
     regate: Annotated[
@@ -203,7 +205,7 @@ def _replay(req: ReplayRequest) -> int:
     from cascade.cli.batch_progress import BatchProgress
     from cascade.replay.backlog import Shard, github_backlog, is_github_query, load_backlog
     from cascade.replay.batch import SHADOW_DIR, safe_name
-    from cascade.replay.shadow import shadow_config
+    from cascade.replay.shadow import shadow_configs
     from cascade.wiring.run_issue import RunFlags, load_for_run
     from cascade.workspace.checkout import resolve_commit
 
@@ -228,7 +230,7 @@ def _replay(req: ReplayRequest) -> int:
 
         return plan_backlog(loaded, repo, issues, req.as_json)
     commit = resolve_commit(repo)
-    shadow = shadow_config(loaded, req.shadow) if req.shadow else None
+    shadows = shadow_configs(loaded, req.shadow) if req.shadow else []
     suffix = "" if shard.count == 1 else f"-shard-{shard.index}-of-{shard.count}"
     out = (req.out or repo / ".cascade" / "replay" / f"{backlog.stem}{suffix}").resolve()
     progress = BatchProgress(sys.stderr)
@@ -241,20 +243,26 @@ def _replay(req: ReplayRequest) -> int:
         f"concurrency {in_flight}"
     )
     batches = {"the batch": out}  # every folder this command writes, for the error count
-    if shadow is not None:
-        batches[f"shadow {shadow[0]}"] = out / SHADOW_DIR / shadow[0]
-    run = functools.partial(_run_batch, cluster=cluster)
+    for name, _ in shadows:
+        batches[f"shadow {name}"] = out / SHADOW_DIR / name
+
+    def run(config: LoadedConfig, where: Path, shadow_of: str) -> bool:
+        elsewhere = _spent_elsewhere(batches.values(), where)  # one --max-cost-usd for all
+        return _run_batch(
+            req, config, issues, repo, commit, where, str(shard), progress, shadow_of,
+            cluster=cluster, spent_elsewhere=elsewhere,
+        )  # fmt: skip
+
     try:
-        stopped = run(req, loaded, issues, repo, commit, out, str(shard), progress, "")
-        if shadow is not None and not stopped:
-            name, shadow_loaded = shadow
+        stopped = run(loaded, out, "")
+        for name, shadow_loaded in shadows:
+            if stopped:
+                break
             progress.note(
                 f"shadow {name}: {' → '.join(r.name for r in shadow_loaded.config.ladder)}"
             )
             where = batches[f"shadow {name}"]
-            stopped = run(
-                req, shadow_loaded, issues, repo, commit, where, str(shard), progress, str(out)
-            )
+            stopped = run(shadow_loaded, where, str(out))
     finally:
         progress.close()
         if cluster is not None:
@@ -263,6 +271,19 @@ def _replay(req: ReplayRequest) -> int:
     from cascade.cli.replay_summary import finish
 
     return finish(out, batches, ids, stopped=stopped, as_json=req.as_json)
+
+
+def _spent_elsewhere(folders: Iterable[Path], here: Path) -> float:
+    """What the command's other batch folders have spent, as their ledgers say."""
+    from cascade.replay.batch import LEDGER_FILE, RUNS_DIR
+    from cascade.replay.ledger import read_ledger
+    from cascade.replay.runner import spent_in
+
+    total = 0.0
+    for folder in folders:
+        if folder != here and (folder / LEDGER_FILE).is_file():
+            total += spent_in(read_ledger(folder / LEDGER_FILE), folder / RUNS_DIR)
+    return total
 
 
 def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) -> LoadedConfig:
@@ -290,6 +311,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
     progress: BatchProgress,
     shadow_of: str,
     cluster: Cluster | None = None,
+    spent_elsewhere: float = 0.0,
 ) -> bool:
     """Run (or resume) one batch folder; True when the budget stopped it."""
     from cascade.cli.interrupt import docker_leftovers, run_interruptible
@@ -312,6 +334,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
         shard=shard,
         ladder=tuple(r.name for r in cfg.ladder),
         models=tuple(r.model for r in cfg.ladder),
+        rungs=tuple(r.model_dump(mode="json", exclude_defaults=True) for r in cfg.ladder),
         gate=tuple(parts.gate.names),
         config_file=str(loaded.config_file or ""),
         shadow_of=shadow_of,
@@ -332,6 +355,7 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
             model_concurrency=req.model_concurrency,
             sandbox_concurrency=req.sandbox_concurrency,
             max_cost_usd=req.max_cost_usd,
+            spent_elsewhere=spent_elsewhere,
             retry_errors=req.retry_errors,
         )
         # The batch's own base commit and runs folder (a resumed batch keeps its commit).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,9 @@ from typer.core import TyperGroup
 from cascade.cli.failures import reported, usage_error
 
 DEFAULT_COMMAND = "build"
+# `--ladders`: keep 95% of the best single rung's solve rate, ladders of up to 3 rungs, and a
+# recommendation of its own for a label or workflow with 20 tasks or more.
+DEFAULT_FLOOR, DEFAULT_MAX_RUNGS, DEFAULT_MIN_GROUP = 0.95, 3, 20
 CHARTS_HELP = "PNG charts (needs matplotlib: pip install 'cascade-engine[charts]')."
 
 
@@ -43,7 +47,7 @@ report_app = typer.Typer(
 
 
 @report_app.command(DEFAULT_COMMAND)
-def build(
+def build(  # noqa: PLR0917 - typer: one parameter per option
     dirs: Annotated[
         list[Path],
         typer.Argument(help="Replay batch folders, run folders, or a runs folder."),
@@ -56,13 +60,44 @@ def build(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON report instead of the Markdown.")
     ] = False,
+    ladders: Annotated[
+        bool,
+        typer.Option(
+            "--ladders",
+            help="Add a routing review: every ordered ladder of the rungs the batch ran alone "
+            "(replay --shadow all), projected from their recorded outcomes (no model is "
+            "called): the cost/solve-rate frontier, the cheapest ladder at --floor as a ready "
+            "[[ladder]] block, its saving against always-the-strongest, per label and workflow.",
+        ),
+    ] = False,
+    floor: Annotated[
+        float,
+        typer.Option(
+            help="With --ladders: the solve rate to keep, as a fraction of the best single "
+            "rung's (above 0, at most 1).",
+        ),
+    ] = DEFAULT_FLOOR,
+    max_rungs: Annotated[
+        int, typer.Option(min=1, max=8, help="With --ladders: the longest ladder to project.")
+    ] = DEFAULT_MAX_RUNGS,
+    min_group: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --ladders: the tasks a label or workflow needs for its own recommendation.",
+        ),
+    ] = DEFAULT_MIN_GROUP,
 ) -> None:
     """Write report.md, report.html (one self-contained page) and report.json; `cascade report
-    DIR...` runs this."""
+    DIR...` runs this. With --ladders: which ladder this backlog should run (`cascade replay
+    BACKLOG --shadow all` first, so every rung has run alone on every task)."""
     with reported():
         if out is None and len(dirs) > 1:
             raise usage_error("several folders: say where the report goes with --out")
-        _write(dirs, out or dirs[0], charts, as_json)
+        if not 0 < floor <= 1:
+            raise usage_error(f"--floor {floor}: give a fraction above 0 and at most 1 (0.95)")
+        review = LadderAsk(floor, max_rungs, min_group) if ladders else None
+        _write(dirs, out or dirs[0], charts, as_json, review)
 
 
 @report_app.command("merge")
@@ -118,12 +153,27 @@ def compare(
         typer.echo(f"written: {', '.join(str(p) for p in written)}", err=True)
 
 
-def _write(dirs: list[Path], out: Path, charts: bool, as_json: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LadderAsk:
+    floor: float
+    max_rungs: int
+    min_group: int
+
+
+def _write(
+    dirs: list[Path], out: Path, charts: bool, as_json: bool, ladders: LadderAsk | None = None
+) -> dict[str, Any]:
     from cascade.report.data import load
+    from cascade.report.ladder_review import review_ladders
     from cascade.report.numbers import build_report
     from cascade.report.render import write_report
 
-    report = build_report(load([d.resolve() for d in dirs]))
+    data = load([d.resolve() for d in dirs], shadows=ladders is not None)
+    report = build_report(data)
+    if ladders is not None:
+        report["ladders"] = review_ladders(
+            data, floor=ladders.floor, max_rungs=ladders.max_rungs, min_group=ladders.min_group
+        )
     written = write_report(report, out.resolve(), charts=charts)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -45,6 +45,9 @@ class BatchHeader(BaseModel):
     shard: str = "1/1"
     ladder: tuple[str, ...]
     models: tuple[str, ...] = ()  # each rung's model string
+    # Each rung's settings as the batch ran them (those not at their defaults), for the ready
+    # `[[ladder]]` block of `cascade report --ladders`; () in a batch written before them.
+    rungs: tuple[dict[str, Any], ...] = ()
     gate: tuple[str, ...]
     config_file: str = ""
     shadow_of: str = ""  # for a shadow batch: the folder of the batch it shadows

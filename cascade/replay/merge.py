@@ -47,6 +47,7 @@ def merge_batches(sources: list[Path], out: Path, *, shadow_of: str = "") -> lis
         shard="+".join(h.shard for h in headers),
         ladder=first.ladder,
         models=first.models,
+        rungs=first.rungs,
         gate=first.gate,
         config_file=first.config_file,
         shadow_of=shadow_of,

@@ -22,6 +22,7 @@ from cascade.proof.outcome import error_outcome
 from cascade.proof.run_folder import RunFolder
 from cascade.records import Issue, RunOutcome
 from cascade.replay.batch import BatchDir
+from cascade.replay.ledger import LedgerState
 from cascade.replay.limits import SandboxSlot, limited_models
 from cascade.wiring.run_issue import IssueRunner, describe
 
@@ -40,6 +41,8 @@ class BatchPlan:
     model_concurrency: int | None = None  # model calls in flight (default: concurrency)
     sandbox_concurrency: int | None = None  # sandboxes open (default: concurrency)
     max_cost_usd: float | None = None  # no new task starts once this much is spent
+    # Spent by the command's other batch folders (a batch and its shadows share the cap).
+    spent_elsewhere: float = 0.0
     retry_errors: bool = False  # run again the tasks whose run ended in an infrastructure error
 
 
@@ -196,13 +199,15 @@ class BatchRunner:
                 group.start_soon(self._worker, executor)
         left = len(self._pending)
         if self._stopped and self.plan.max_cost_usd is not None:
-            self.batch.budget_stop(self.tally.spent_usd, left, self.plan.max_cost_usd)
+            spent = self.tally.spent_usd + self.plan.spent_elsewhere
+            self.batch.budget_stop(spent, left, self.plan.max_cost_usd)
             self._emit("budget_stop", f"budget spent: {left} task(s) not started")
         return BatchResult(_snapshot(self.tally), left, self._stopped)
 
     def _next(self) -> Issue | None:
         limit = self.plan.max_cost_usd
-        if self._pending and limit is not None and self.tally.spent_usd >= limit:
+        spent = self.tally.spent_usd + self.plan.spent_elsewhere
+        if self._pending and limit is not None and spent >= limit:
             self._stopped = True
         if self._stopped or not self._pending:
             return None
@@ -271,9 +276,14 @@ def _snapshot(tally: Tally) -> Tally:
 
 def _spent_before(batch: BatchDir) -> float:
     """What earlier sessions spent: finished tasks, and the complete attempts of aborted runs."""
+    return spent_in(batch.state, batch.runs_dir)
+
+
+def spent_in(state: LedgerState, runs_dir: Path) -> float:
+    """What a batch folder's ledger says was spent (its finished tasks and aborted runs)."""
     total = 0.0
-    for state in batch.state.tasks.values():
-        if state.done is not None and state.done.outcome is not None:
-            total += state.done.outcome.cost_usd
-        total += sum(RunFolder(batch.runs_dir / run_id).spent_usd() for run_id in state.aborted)
+    for task in state.tasks.values():
+        if task.done is not None and task.done.outcome is not None:
+            total += task.done.outcome.cost_usd
+        total += sum(RunFolder(runs_dir / run_id).spent_usd() for run_id in task.aborted)
     return total

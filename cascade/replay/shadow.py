@@ -1,6 +1,9 @@
 """Shadow ladders for counterfactual baselines: the same tasks, gate and sandbox as the batch,
 run with another ladder into `<batch>/shadow/<name>/`. `strongest` means the batch's own last
-rung alone; a TOML file supplies its own `[[ladder]]`. Nothing a shadow produces is applied."""
+rung alone; `all`, every rung alone, each in its own folder (`rung-<name>`, the last one
+`strongest-<name>`, so a `--shadow strongest` already run is resumed, not paid for twice) — what
+`cascade report --ladders` projects every ladder from; a TOML file supplies its own `[[ladder]]`.
+Nothing a shadow produces is applied."""
 
 from __future__ import annotations
 
@@ -18,6 +21,20 @@ from cascade.wiring.settings import LoadedConfig
 from cascade.workflow_config import WorkflowConfig
 
 STRONGEST = "strongest"
+ALL = "all"
+
+
+def shadow_configs(loaded: LoadedConfig, spec: str) -> list[tuple[str, LoadedConfig]]:
+    """(each shadow's folder name, the batch's config with that shadow's ladder), in the order
+    they run: for `all`, the batch's rungs cheapest first."""
+    if spec != ALL:
+        return [shadow_config(loaded, spec)]
+    ladder = loaded.config.ladder
+    out = []
+    for rung in ladder:
+        name = f"{STRONGEST}-{rung.name}" if rung is ladder[-1] else f"rung-{rung.name}"
+        out.append((_folder(name), _with(loaded, (rung,), loaded.config_dir, spec)))
+    return out
 
 
 def shadow_config(loaded: LoadedConfig, spec: str) -> tuple[str, LoadedConfig]:
@@ -25,19 +42,31 @@ def shadow_config(loaded: LoadedConfig, spec: str) -> tuple[str, LoadedConfig]:
     cfg = loaded.config
     if spec == STRONGEST:
         ladder: tuple[RungConfig, ...] = (cfg.ladder[-1],)
-        name, config_dir = f"{STRONGEST}-{cfg.ladder[-1].name}", loaded.config_dir
+        name, config_dir = _folder(f"{STRONGEST}-{cfg.ladder[-1].name}"), loaded.config_dir
     else:
         path = Path(spec).expanduser().resolve()
         ladder = _read_ladder(path)
-        name, config_dir = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem) or "shadow", path.parent
+        name, config_dir = _folder(path.stem) or "shadow", path.parent
+    return name, _with(loaded, ladder, config_dir, spec)
+
+
+def _folder(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _with(
+    loaded: LoadedConfig, ladder: tuple[RungConfig, ...], config_dir: Path, spec: str
+) -> LoadedConfig:
+    cfg = loaded.config
     data = {**cfg.model_dump(), "ladder": ladder, "workflows": _on(ladder, cfg.workflows)}
     data["routing"] = {"rules": []}  # they only move a task on the batch's ladder
     try:
         config = CascadeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"--shadow {spec}: the ladder is invalid: {exc}") from exc
+        names = " → ".join(r.name for r in ladder)
+        raise ConfigError(f"--shadow {spec}: the ladder {names} is invalid: {exc}") from exc
     # The shadow's cassettes are found from its own file's folder.
-    return name, dataclasses.replace(loaded, config=config, config_dir=config_dir)
+    return dataclasses.replace(loaded, config=config, config_dir=config_dir)
 
 
 def _on(ladder: tuple[RungConfig, ...], flows: tuple[WorkflowConfig, ...]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cascade.errors import UsageError
 from cascade.proof.run_folder import OUTCOME_FILE, RunFolder
@@ -67,6 +68,7 @@ class ReportData:
     seen: set[str] = field(default_factory=set)
     models: dict[str, str] = field(default_factory=dict)  # rung -> its model string
     config_files: list[str] = field(default_factory=list)  # the configs the batches ran with
+    rung_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # rung -> settings
 
     @property
     def not_started(self) -> list[str]:
@@ -74,14 +76,17 @@ class ReportData:
         return sorted(self.planned - finished)
 
 
-def load(paths: list[Path], *, with_shadows: bool = True, verify: bool = True) -> ReportData:
-    """`verify`: check each run folder's proof (the shadows' runs are not shown, nor checked)."""
+def load(
+    paths: list[Path], *, with_shadows: bool = True, verify: bool = True, shadows: bool = False
+) -> ReportData:
+    """`verify`: check each run folder's proof; `shadows`: the shadows' runs too (they are not
+    shown, but `--ladders` projects from them)."""
     data = ReportData()
     for path in paths:
         if not path.is_dir():
             raise UsageError(f"{path}: no such folder (expected a replay batch or a run folder)")
         if (path / BATCH_FILE).is_file():
-            _load_batch(path, data, with_shadows, verify)
+            _load_batch(path, data, with_shadows, verify, shadows)
         elif (path / OUTCOME_FILE).is_file():
             _add_run(data, path, path, verify)
         else:
@@ -103,13 +108,17 @@ def load(paths: list[Path], *, with_shadows: bool = True, verify: bool = True) -
     return data
 
 
-def _load_batch(path: Path, data: ReportData, with_shadows: bool, verify: bool) -> None:
+def _load_batch(
+    path: Path, data: ReportData, with_shadows: bool, verify: bool, verify_shadows: bool = False
+) -> None:
     header = read_header(path)
     _same(data, "ladder", header.ladder, path)
     _same(data, "gate", header.gate, path)
     data.base_commits.add(header.base_commit)
     for rung, model in zip(header.ladder, header.models, strict=False):
         data.models.setdefault(rung, model)
+    for settings in header.rungs:
+        data.rung_configs.setdefault(str(settings.get("name", "")), dict(settings))
     if header.config_file not in data.config_files:
         data.config_files.append(header.config_file)
     state = read_ledger(path / LEDGER_FILE)
@@ -152,7 +161,7 @@ def _load_batch(path: Path, data: ReportData, with_shadows: bool, verify: bool) 
     if with_shadows and shadow_root.is_dir():
         for shadow in sorted(p for p in shadow_root.iterdir() if (p / BATCH_FILE).is_file()):
             into = data.shadows.setdefault(shadow.name, ReportData())
-            _load_batch(shadow, into, with_shadows=False, verify=False)
+            _load_batch(shadow, into, with_shadows=False, verify=verify_shadows)
             into.sources.append(str(shadow))
 
 

@@ -53,7 +53,15 @@ class Images:
     skipped: tuple[str, ...] = ()  # why a chart (or every chart) is not there
 
 
-Block = Text | Bullets | Table | Images
+@dataclass(frozen=True)
+class Code:
+    """Text to copy as it is (a ready config block): fenced in Markdown, <pre> in HTML."""
+
+    text: str
+    language: str = ""
+
+
+Block = Text | Bullets | Table | Images | Code
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,18 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from cascade.report.document import Block, Bullets, Cell, Document, Images, Link, Mark, Table, Text
+from cascade.report.document import (
+    Block,
+    Bullets,
+    Cell,
+    Code,
+    Document,
+    Images,
+    Link,
+    Mark,
+    Table,
+    Text,
+)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -23,6 +34,7 @@ th { background: #f6f8fa; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td:first-child { white-space: nowrap; }
 .ok { color: #1a7f37; } .bad { color: #cf222e; font-weight: 600; }
+pre { background: #f6f8fa; padding: .6rem .8rem; overflow-x: auto; font-size: .85rem; }
 figure { margin: 1rem 0; } img { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
 """
 
@@ -62,6 +74,8 @@ def _id(value: str) -> str:
 
 
 def _block(block: Block, *, lead: bool) -> str:
+    if isinstance(block, Code):
+        return f"<pre><code>{escape(block.text)}</code></pre>"
     if isinstance(block, Text):
         cls = ' class="headline"' if block.strong else ' class="meta"' if lead else ""
         return f"<p{_id(block.id)}{cls}>{escape(block.text)}</p>"

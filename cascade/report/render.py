@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from cascade.proof.summary import cell
-from cascade.report.charts import draw_charts
-from cascade.report.document import Bullets, Document, Images, Link, Mark, Table, Text
+from cascade.report.charts import draw_charts, load_matplotlib
+from cascade.report.document import Bullets, Code, Document, Images, Link, Mark, Table, Text
+from cascade.report.ladder_section import FRONTIER_CHART, frontier_chart
 from cascade.report.page import html_page
 from cascade.report.sections import report_document
 
@@ -41,7 +42,10 @@ def render_markdown(doc: Document) -> str:
     return "\n".join(lines)
 
 
-def _block(block: Text | Bullets | Table | Images) -> list[str]:
+def _block(block: Text | Bullets | Table | Images | Code) -> list[str]:
+    if isinstance(block, Code):
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", block.text)), default=0))
+        return [f"{fence}{block.language}", *block.text.rstrip("\n").splitlines(), fence, ""]
     if isinstance(block, Text):
         text = md(block.text)
         return [f"**{text}**" if block.strong else text, ""]
@@ -74,6 +78,15 @@ def _alt(path: Path) -> str:
     return path.stem.replace("_", " ")
 
 
+def _ladder_chart(report: dict[str, Any], out: Path) -> list[Path]:
+    """The ladders' frontier (`--ladders`), drawn where the other charts are."""
+    review = report.get("ladders")
+    mpl = load_matplotlib()
+    if not review or not review["available"] or mpl is None:
+        return []
+    return [frontier_chart(mpl, review, out / FRONTIER_CHART)]
+
+
 def write_report(report: dict[str, Any], out: Path, *, charts: bool = True) -> list[Path]:
     """Write report.json, report.md, report.html and (with matplotlib) the charts into `out`;
     returns their paths in that order."""
@@ -84,6 +97,7 @@ def write_report(report: dict[str, Any], out: Path, *, charts: bool = True) -> l
         pngs, notes = drawn.files, drawn.notes
         if drawn.warning:
             log.warning("%s", drawn.warning)
+        pngs += _ladder_chart(report, out)
     doc = report_document(report, out, pngs, notes)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / REPORT_MD).write_text(render_markdown(doc), encoding="utf-8")

@@ -23,6 +23,7 @@ from cascade.report.document import (
     relative_href,
 )
 from cascade.report.headline import money
+from cascade.report.ladder_section import ladders_section
 from cascade.report.numbers import NOT_RECORDED
 from cascade.report.provenance import price_summary
 from cascade.workflow_config import DEFAULT_WORKFLOW
@@ -60,6 +61,7 @@ def report_document(
             Section("Cost, time, tokens", (_cost(report),), id="cost"),
             *([Section("Nodes", _nodes(nodes), id="nodes")] if nodes else []),
             Section("Baselines", _baselines(report["baselines"]), id="baselines"),
+            *([ladders_section(report["ladders"], out)] if "ladders" in report else []),
             Section("Per label", (_labels(report["labels"]),), id="labels"),
             Section("Where patches fail", _failures(report["failures"]), id="failures"),
             Section("Tasks", (_tasks(report["task_rows"], out, flows, bool(nodes)),), id="tasks"),
