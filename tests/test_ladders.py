@@ -55,7 +55,9 @@ def _batch(
     main batch's own runs climb `ladder` with the same outcomes."""
     tasks = list(next(iter(table.values())))
     labels = labels or {}
-    data = ReportData(sources=["/batch"], ladder=ladder, models={r: MODELS[r] for r in ladder})
+    data = ReportData(
+        sources=["/batch"], ladder=ladder, models={r: MODELS.get(r, "m") for r in ladder}
+    )
     for task in tasks:
         attempts: list[Attempt] = []
         verified_on, cost = "", 0.0
@@ -76,7 +78,7 @@ def _batch(
     data.planned = set(tasks)
     for rung, cells in table.items():
         shadow = ReportData(sources=[f"/batch/shadow/rung-{rung}"], ladder=(rung,))
-        shadow.rung_configs = {rung: {"name": rung, "model": MODELS[rung], "attempts": 2}}
+        shadow.rung_configs = {rung: {"name": rung, "model": MODELS.get(rung, "m"), "attempts": 2}}
         shadow.planned = set(tasks)
         shadow.tasks = [
             _result(t, rung, c[0], c[1], labels=labels.get(t, ())) for t, c in cells.items() if c
@@ -295,3 +297,113 @@ def test_the_replayed_check_notes_tasks_a_workflow_moved_but_not_a_rung_that_pas
         data.tasks[0] = TaskResult(first.task_id, first.outcome, (attempt,), first.labels)
         notes = review_ladders(data, floor=0.95, max_rungs=3, min_group=20)["replayed"]["notes"]
         assert bool(notes) is noted
+
+
+def test_a_strongest_rung_missing_outcomes_leaves_the_floor_unknown_not_lowered() -> None:
+    # 40 tasks: A verifies 20; B 39, but its run on t0 errored. Without that gap the floor would
+    # be set by A alone, and A (verifying none of the hard tasks) would be recommended.
+    table: dict[str, dict[str, tuple[bool, float] | None]] = {
+        "A": {f"t{i}": (i < 20, 0.01) for i in range(40)},
+        "B": {f"t{i}": (i != 39, 0.1) for i in range(40)},
+    }
+    table["B"]["t0"] = None
+    labels = {f"t{i}": ("hard",) for i in range(20, 40)}
+    review = review_ladders(
+        _batch({"A": table["A"], "B": table["A"]}, ("A", "B"), labels),  # the main batch's runs
+        floor=0.95, max_rungs=2, min_group=5,
+    )  # fmt: skip
+    assert review["recommended"] is not None  # with complete data there is a recommendation
+    data = _batch({"A": table["A"], "B": table["A"]}, ("A", "B"), labels)
+    data.shadows["rung-B"].tasks = [
+        _result(t, "B", c[0], c[1]) for t, c in table["B"].items() if c is not None
+    ]
+    review = review_ladders(data, floor=0.95, max_rungs=2, min_group=5)
+    assert review["recommended"] is None and review["ready_block"] == ""
+    assert "B lacks 1 outcome" in review["why_none"] and "floor is not known" in review["why_none"]
+    # On the hard tasks alone B has every outcome (its gap is t0): that group's floor is known.
+    hard = {(g["kind"], g["name"]): g for g in review["groups"]}[("label", "hard")]
+    assert hard["recommended"]["ladder"] == ["B"] and hard["recommended"]["verified"] == 19
+    markdown = render_markdown(Document("r", [ladders_section(review, _out())]))
+    assert "floor is not known" in markdown
+
+
+def test_a_ladder_that_verifies_nothing_is_never_recommended() -> None:
+    table = {"A": {f"t{i}": (False, 0.01) for i in range(5)}}
+    review = review_ladders(_batch(table, ("A",)), floor=0.95, max_rungs=2, min_group=20)
+    assert review["recommended"] is None and review["ready_block"] == ""
+    assert review["why_none"] == "no ladder verifies any task"
+
+
+def test_a_budget_stop_is_a_gap_and_too_many_ladders_are_refused_before_being_made() -> None:
+    data = _batch(SMALL, ("A", "B", "C"))
+    shadow = data.shadows["rung-C"]
+    stopped = shadow.tasks[2]
+    shadow.tasks[2] = TaskResult(
+        stopped.task_id, stopped.outcome.model_copy(update={"status": "budget_exhausted"}),
+        (), run_dir=stopped.run_dir,
+    )  # fmt: skip
+    review = review_ladders(data, floor=0.95, max_rungs=3, min_group=20)
+    rows = {" → ".join(r["ladder"]): r for r in review["ladders"]}
+    assert rows["C"]["missing"] == [{"rung": "C", "task": "t3"}]
+    many = {f"R{i}": {"t1": (True, 0.01)} for i in range(13)}
+    big = review_ladders(_batch(many, ("R0",)), floor=0.95, max_rungs=8, min_group=20)
+    assert big["available"] is False and "lower --max-rungs" in big["why"]
+
+
+def test_group_blocks_for_workflows_and_unlabelled_tasks_are_never_invalid_config() -> None:
+    labels = {"t1": (), "t2": ()}
+    review = review_ladders(
+        _batch(SMALL, ("A", "B", "C"), labels), floor=0.95, max_rungs=3, min_group=2
+    )
+    groups = {(g["kind"], g["name"]): g for g in review["groups"]}
+    unlabelled = groups[("label", "(no label)")]
+    assert "ready_block" not in unlabelled and "without a label" in unlabelled["block_why"]
+    hostile = {f"t{i}": ('x"]\n[[ladder]]\nname = "evil',) for i in range(1, 7)}
+    review = review_ladders(
+        _batch(SMALL, ("A", "B", "C"), hostile), floor=0.95, max_rungs=3, min_group=2
+    )
+    block = next(g for g in review["groups"] if g["kind"] == "label")["ready_block"]
+    parsed = tomllib.loads(block)
+    assert "ladder" not in parsed and parsed["workflows"][0]["match"]["labels"] == [
+        hostile["t1"][0]
+    ]
+
+
+def _loaded(tmp: Path, lane: list[str], shadow_model: str = "") -> Any:
+    from cascade.config import CascadeConfig
+    from cascade.wiring.settings import LoadedConfig
+
+    config = CascadeConfig.model_validate({
+        "ladder": [{"name": "local", "model": "ollama_chat/x"}, {"name": "cheap", "model": "m/c"},
+                   {"name": "strong", "model": "m/s"}],
+        "workflows": [{"name": "private", "match": {"labels": ["private"]},
+                       "ladder": {"rungs": lane}}],
+    })  # fmt: skip
+    return LoadedConfig(config, tmp, tmp, None)
+
+
+def test_shadow_all_keeps_a_lane_to_its_own_rungs_and_refuses_what_it_forbids(
+    tmp_path: Path,
+) -> None:
+    from cascade.errors import ConfigError
+    from cascade.replay.shadow import shadow_configs
+
+    every = shadow_configs(_loaded(tmp_path, ["local", "cheap", "strong"]), "all")
+    assert [name for name, _ in every] == ["rung-local", "rung-cheap", "strongest-strong"]
+    for (_, loaded), rung in zip(every, ("local", "cheap", "strong"), strict=True):
+        assert loaded.config.workflows[0].ladder.rungs == (rung,)
+    with pytest.raises(ConfigError, match=r"privacy lane .* has none of them"):
+        shadow_configs(_loaded(tmp_path, ["local"]), "all")
+    # A TOML shadow's rung named like a lane's, but another model, does not widen the lane.
+    other = tmp_path / "other.toml"
+    other.write_text('[[ladder]]\nname = "local"\nmodel = "openai/gpt-4o"\n')
+    with pytest.raises(ConfigError, match="never widened"):
+        shadow_configs(_loaded(tmp_path, ["local"]), str(other))
+    # Two rung names that flatten alike get folders apart.
+    loaded = _loaded(tmp_path, [])
+    odd = loaded.config.model_copy(update={"ladder": (
+        RungConfig(name="gpt (mini)", model="m/a"), RungConfig(name="gpt [mini]", model="m/b"),
+        RungConfig(name="s", model="m/s"),
+    )})  # fmt: skip
+    names = [n for n, _ in shadow_configs(loaded.__class__(odd, tmp_path, tmp_path, None), "all")]
+    assert len(set(names)) == 3

@@ -68,9 +68,16 @@ def test_shadow_all_runs_every_rung_alone_and_a_resume_runs_nothing_again(
         state = read_ledger(batch / SHADOW_DIR / name / LEDGER_FILE)
         assert sorted(state.finished) == sorted(backlog.ids)
     before = {p: (p / "outcome.json").read_bytes() for p in _runs(batch)}
+    # As a batch begun before headers recorded each rung's settings: the resume fills them in.
+    header = json.loads((batch / "batch.json").read_text())
+    rungs = header.pop("rungs")
+    (batch / "batch.json").write_text(json.dumps(header))
     code, err = replay(backlog, batch)
     assert code == 0, err
     assert {p: (p / "outcome.json").read_bytes() for p in _runs(batch)} == before
+    assert json.loads((batch / "batch.json").read_text())["rungs"] == rungs
+    assert Path(rungs[0]["cassette"]).is_absolute()  # a ready block works from any config
+    assert "shadows: rung-cheap $" in err and "the batch and its shadows $" in err
 
 
 def _outcome(run_dir: str) -> dict[str, Any]:

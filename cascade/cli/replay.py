@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,7 @@ from cascade.cli.replay_cluster import (
 
 if TYPE_CHECKING:  # imported lazily below, so `--help` does not load the engine
     from cascade.cli.batch_progress import BatchProgress
+    from cascade.config import RungConfig
     from cascade.records import Issue
     from cascade.replay.cluster import Cluster
     from cascade.wiring.settings import LoadedConfig
@@ -129,7 +130,8 @@ def replay(  # noqa: PLR0917 - typer maps each parameter to a flag
         typer.Option(
             "--json",
             help='The batch\'s summary as one JSON object on stdout: {"out", "tasks": {total, '
-            'verified, …}, "cost": {…}, "report": [paths], "errored": {…}, "exit_code"}.',
+            'verified, …}, "cost": {…}, "report": [paths], "errored": {…}, "shadows_usd": '
+            '{shadow: spent}, "exit_code"}.',
         ),
     ] = False,
 ) -> None:
@@ -275,15 +277,18 @@ def _replay(req: ReplayRequest) -> int:
 
 def _spent_elsewhere(folders: Iterable[Path], here: Path) -> float:
     """What the command's other batch folders have spent, as their ledgers say."""
-    from cascade.replay.batch import LEDGER_FILE, RUNS_DIR
-    from cascade.replay.ledger import read_ledger
-    from cascade.replay.runner import spent_in
+    from cascade.replay.runner import folder_spent
 
-    total = 0.0
-    for folder in folders:
-        if folder != here and (folder / LEDGER_FILE).is_file():
-            total += spent_in(read_ledger(folder / LEDGER_FILE), folder / RUNS_DIR)
-    return total
+    return sum(folder_spent(folder) for folder in folders if folder != here)
+
+
+def _settings(rung: RungConfig, loaded: LoadedConfig) -> dict[str, Any]:
+    """A rung's settings as a batch header records them: those not at their defaults, a
+    cassette's path made absolute (it was relative to the config's folder)."""
+    data = rung.model_dump(mode="json", exclude_defaults=True)
+    if rung.cassette:
+        data["cassette"] = str(loaded.path(rung.cassette))
+    return data
 
 
 def _from_cassette(loaded: LoadedConfig, cassette: Path, record: Path | None) -> LoadedConfig:
@@ -334,14 +339,14 @@ def _run_batch(  # noqa: PLR0917 - one call site, every value is needed
         shard=shard,
         ladder=tuple(r.name for r in cfg.ladder),
         models=tuple(r.model for r in cfg.ladder),
-        rungs=tuple(r.model_dump(mode="json", exclude_defaults=True) for r in cfg.ladder),
+        rungs=tuple(_settings(r, loaded) for r in cfg.ladder),
         gate=tuple(parts.gate.names),
         config_file=str(loaded.config_file or ""),
         shadow_of=shadow_of,
     )
     batch = BatchDir.open(out, header)
     try:
-        for message in batch.settle():
+        for message in (*batch.notes, *batch.settle()):
             progress.note(message)
         if batch.header.base_commit != commit:
             progress.note(

@@ -29,6 +29,11 @@ def finish(
         f"{_usd(report['cost']['per_verified_usd'])})",
         err=True,
     )
+    shadows = _shadow_spend(out, batches)
+    if shadows:
+        each = ", ".join(f"{name} ${usd:.4f}" for name, usd in shadows.items())
+        together = report["cost"]["total_usd"] + sum(shadows.values())
+        typer.echo(f"shadows: {each}; the batch and its shadows ${together:.4f}", err=True)
     typer.echo(f"report: {written[1]}", err=True)
     # Counted from the ledgers, not this session's tallies: an error an earlier session left
     # stays in the batch (a resume does not run it again), and a shadow the budget kept from
@@ -40,11 +45,22 @@ def finish(
     if as_json:
         summary = {
             "out": str(out), "tasks": t, "cost": report["cost"],
-            "report": [str(p) for p in written], "errored": errored,
+            "report": [str(p) for p in written], "errored": errored, "shadows_usd": shadows,
             "budget_stopped": stopped, "exit_code": code,
         }  # fmt: skip
         typer.echo(json.dumps(summary, indent=2))
     return code
+
+
+def _shadow_spend(out: Path, batches: dict[str, Path]) -> dict[str, float]:
+    """What each shadow folder of the command spent, as its ledger says."""
+    from cascade.replay.runner import folder_spent
+
+    return {
+        label.removeprefix("shadow "): round(folder_spent(path), 8)
+        for label, path in batches.items()
+        if path != out
+    }
 
 
 def _usd(value: float | None) -> str:

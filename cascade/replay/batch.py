@@ -88,6 +88,7 @@ class BatchDir:
         self.runs_dir = path / RUNS_DIR
         self.ledger = JsonlWriter(path / LEDGER_FILE)
         self.state: LedgerState = read_ledger(path / LEDGER_FILE)
+        self.notes: list[str] = []  # what opening it found worth saying
 
     @classmethod
     def open(cls, path: Path, header: BatchHeader) -> BatchDir:
@@ -105,12 +106,24 @@ class BatchDir:
         except OSError:
             lock.close()
             raise UsageError(f"--out {path}: another replay is running on this folder") from None
+        notes = []
         try:
             if (path / BATCH_FILE).exists():
-                header = _agree(path, read_header(path), header)
+                old = _agree(path, read_header(path), header)
+                if not old.rungs and header.rungs:  # begun before headers held them
+                    old = old.model_copy(update={"rungs": header.rungs})
+                    write_header(path, old)
+                elif old.rungs != header.rungs:
+                    notes.append(
+                        "the rungs' settings differ from those this batch began with "
+                        f"({BATCH_FILE} keeps those, and a report's ready [[ladder]] shows them)"
+                    )
+                header = old
             else:
                 write_header(path, header.model_copy(update={"created_at": now()}))
-            return cls(path, header, lock)
+            opened = cls(path, header, lock)
+            opened.notes = notes
+            return opened
         except BaseException:
             lock.close()
             raise

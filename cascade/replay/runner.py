@@ -21,8 +21,8 @@ from cascade.core.events import Event
 from cascade.proof.outcome import error_outcome
 from cascade.proof.run_folder import RunFolder
 from cascade.records import Issue, RunOutcome
-from cascade.replay.batch import BatchDir
-from cascade.replay.ledger import LedgerState
+from cascade.replay.batch import LEDGER_FILE, RUNS_DIR, BatchDir
+from cascade.replay.ledger import LedgerState, read_ledger
 from cascade.replay.limits import SandboxSlot, limited_models
 from cascade.wiring.run_issue import IssueRunner, describe
 
@@ -277,6 +277,13 @@ def _snapshot(tally: Tally) -> Tally:
 def _spent_before(batch: BatchDir) -> float:
     """What earlier sessions spent: finished tasks, and the complete attempts of aborted runs."""
     return spent_in(batch.state, batch.runs_dir)
+
+
+def folder_spent(folder: Path) -> float:
+    """What a batch folder's ledger says was spent (0 for a folder not begun)."""
+    if not (folder / LEDGER_FILE).is_file():
+        return 0.0
+    return spent_in(read_ledger(folder / LEDGER_FILE), folder / RUNS_DIR)
 
 
 def spent_in(state: LedgerState, runs_dir: Path) -> float:

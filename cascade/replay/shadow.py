@@ -8,7 +8,6 @@ Nothing a shadow produces is applied."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,8 @@ from pydantic import ValidationError
 
 from cascade.config import CascadeConfig, RungConfig
 from cascade.errors import ConfigError
+from cascade.replay.batch import safe_name
 from cascade.wiring.settings import LoadedConfig
-from cascade.workflow_config import WorkflowConfig
 
 STRONGEST = "strongest"
 ALL = "all"
@@ -51,14 +50,15 @@ def shadow_config(loaded: LoadedConfig, spec: str) -> tuple[str, LoadedConfig]:
 
 
 def _folder(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    """A folder name; two names that flatten alike stay apart (a digest suffix)."""
+    return safe_name(name)
 
 
 def _with(
     loaded: LoadedConfig, ladder: tuple[RungConfig, ...], config_dir: Path, spec: str
 ) -> LoadedConfig:
     cfg = loaded.config
-    data = {**cfg.model_dump(), "ladder": ladder, "workflows": _on(ladder, cfg.workflows)}
+    data = {**cfg.model_dump(), "ladder": ladder, "workflows": _on(ladder, cfg, spec)}
     data["routing"] = {"rules": []}  # they only move a task on the batch's ladder
     try:
         config = CascadeConfig.model_validate(data)
@@ -69,15 +69,34 @@ def _with(
     return dataclasses.replace(loaded, config=config, config_dir=config_dir)
 
 
-def _on(ladder: tuple[RungConfig, ...], flows: tuple[WorkflowConfig, ...]) -> list[dict[str, Any]]:
+def _on(ladder: tuple[RungConfig, ...], cfg: CascadeConfig, spec: str) -> list[dict[str, Any]]:
     """The workflows on the shadow's ladder: their gate, proof, review and budget hold; where
-    they start and stop does not (the shadow climbs its own ladder). A privacy lane's `rungs`
-    stay: a shadow without one of them is refused, never run on a rung the lane forbids."""
+    they start and stop does not (the shadow climbs its own ladder). A privacy lane keeps the
+    rungs of its own that the shadow has, each the same model as in the batch's ladder; a
+    shadow with none of them is refused, never run on a rung the lane forbids."""
     names = {r.name for r in ladder}
+    models = {r.name: r.model for r in cfg.ladder}
     out = []
-    for flow in flows:
+    for flow in cfg.workflows:
         data = flow.model_dump()
-        data["ladder"] = {"rungs": data["ladder"]["rungs"]}
+        lane = tuple(data["ladder"]["rungs"])
+        kept = tuple(r for r in lane if r in names)
+        if lane and not kept:
+            raise ConfigError(
+                f"--shadow {spec}: workflow {flow.name!r} is a privacy lane (its tasks may use "
+                f"only {', '.join(lane)}) and the shadow ladder "
+                f"({' → '.join(r.name for r in ladder)}) has none of them. Replay the lane's "
+                "issues in a backlog of their own, or give --shadow a TOML ladder that keeps "
+                "one of its rungs"
+            )
+        for rung in ladder:
+            if rung.name in kept and rung.model != models.get(rung.name):
+                raise ConfigError(
+                    f"--shadow {spec}: rung {rung.name!r} is in workflow {flow.name!r}'s privacy "
+                    f"lane as {models.get(rung.name)}, and the shadow's is {rung.model}: a lane "
+                    "is never widened by a rung's name; name the shadow's rung apart"
+                )
+        data["ladder"] = {"rungs": kept}
         if data["review_rung"] not in names:
             data["review_rung"] = None
         out.append(data)

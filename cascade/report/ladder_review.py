@@ -5,7 +5,6 @@ its own projection, and per label and per workflow where the data is large enoug
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,11 +19,14 @@ from cascade.report.ladders import (
     build_grid,
     candidates,
     cheapest_at_floor,
+    count_ladders,
     frontier,
     project,
     summary,
+    unknown_floor,
 )
 from cascade.report.numbers import NO_LABEL, workflow_of
+from cascade.workflow_config import DEFAULT_WORKFLOW
 
 AGAIN = "replay the backlog with --shadow all"
 
@@ -46,14 +48,15 @@ def review_ladders(
     absent = [r for r in batch if r not in grid.rungs]
     if not grid.rungs or not grid.tasks:
         return {**review, "available": False, "why": _why_none(grid, batch)}
-    ladders = candidates(grid.rungs, max_rungs)
-    if len(ladders) > MAX_LADDERS:
+    count = count_ladders(len(grid.rungs), max_rungs)
+    if count > MAX_LADDERS:
         return {
             **review,
             "available": False,
-            "why": f"{len(ladders)} ladders of up to {max_rungs} of {len(grid.rungs)} rungs: "
+            "why": f"{count} ladders of up to {max_rungs} of {len(grid.rungs)} rungs: "
             f"more than {MAX_LADDERS}; lower --max-rungs",
         }
+    ladders = candidates(grid.rungs, max_rungs)
     overall = _choose(grid, ladders, floor, review["strongest"], None)
     return {
         **review,
@@ -96,7 +99,8 @@ def _choose(
     tasks: Sequence[str] | None,
 ) -> dict[str, Any]:
     projections = [project(grid, ladder, tasks) for ladder in ladders]
-    best, target = cheapest_at_floor(projections, floor)
+    unknown = unknown_floor(projections)
+    best, target = (None, 0.0) if unknown else cheapest_at_floor(projections, floor)
     top = next((p for p in projections if strongest is not None and p.rungs == (strongest,)), None)
     out: dict[str, Any] = {
         "ladders": [summary(p) for p in projections],
@@ -106,10 +110,17 @@ def _choose(
         "best_single": summary(single) if (single := best_single(projections)) else None,
         "target_solve_rate": round(target, 4),
         "recommended": summary(best) if best else None,
+        "why_none": "" if best else (unknown or _why_no_pick(projections)),
         "always_strongest": summary(top) if top else None,
         "saving": _saving(best, top),
     }
     return out
+
+
+def _why_no_pick(projections: Sequence[Projection]) -> str:
+    if not any(p.evaluable for p in projections):
+        return "no ladder is evaluable: each needs an outcome the batch lacks"
+    return "no ladder verifies any task"
 
 
 def _saving(best: Projection | None, top: Projection | None) -> dict[str, Any] | None:
@@ -242,7 +253,7 @@ def _block(grid: Grid, recommended: dict[str, Any] | None) -> str:
         parts.append("")
         parts.append("[[ladder]]")
         if len(config) == 1:
-            parts.append(f"# {rung}: its settings are not in the batch; copy them from the config")
+            parts.append("# this rung's settings are not in the batch: copy them from the config")
         for key in ("name", "model", *sorted(set(config) - {"name", "model"})):
             if key in config:
                 parts.append(f"{key} = {toml_value(config[key])}")
@@ -255,8 +266,9 @@ def _rungs_of(overall: dict[str, Any]) -> list[str]:
 
 
 def _group_block(kind: str, name: str, rungs: list[str], overall: list[str]) -> dict[str, str]:
-    """A workflow whose tasks may use only these rungs. They climb in the config's ladder
-    order, so the block is given only when they keep the recommended ladder's order."""
+    """For a label, a `[[workflows]]` entry whose tasks may use only these rungs; for a
+    workflow, the `ladder` line to add to its entry. The rungs climb in the config's ladder
+    order, so a block is given only when they keep the recommended ladder's order."""
     at = iter(overall)
     if not all(rung in at for rung in rungs):  # not a subsequence of the overall ladder
         return {
@@ -264,13 +276,21 @@ def _group_block(kind: str, name: str, rungs: list[str], overall: list[str]) -> 
             f"one ({' → '.join(overall) or 'none'}) in the same order: run these tasks with a "
             "config of their own"
         }
-    match = f"labels = [{toml_value(name)}]" if kind == "label" else None
-    lines = ["[[workflows]]", f"name = {toml_value(f'{kind} {name}')}"]
-    if match:
-        lines.append(f"match = {{ {match} }}")
-    else:
-        lines.append(f"# the workflow {name!r}: add this ladder to its own entry")
-    lines.append(f"ladder = {{ rungs = {toml_value(rungs)} }}")
+    line = f"ladder = {{ rungs = {toml_value(rungs)} }}"
+    if kind == "workflow":
+        if name == DEFAULT_WORKFLOW:
+            return {"block_why": "the default workflow climbs the [[ladder]] itself"}
+        return {"ready_block": line + "\n", "block_why": f"add this line to workflow {name!r}"}
+    if name == NO_LABEL:
+        return {"block_why": "tasks without a label: no workflow can match them by one"}
+    lines = [
+        "# A new workflow takes the default gate, proof, review and apply, and the first",
+        "# workflow that matches wins: place it after those that must keep a stricter path.",
+        "[[workflows]]",
+        f"name = {toml_value(f'label {name}')}",
+        f"match = {{ labels = [{toml_value(name)}] }}",
+        line,
+    ]
     return {"ready_block": "\n".join(lines) + "\n"}
 
 
@@ -282,7 +302,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value).replace("\x7f", "\\u007f")
+        return _string(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -291,6 +311,23 @@ def toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
+def _string(text: str) -> str:
+    """A TOML basic string: quote, backslash and control characters escaped, the rest as it is
+    (a character TOML cannot hold, a lone surrogate, becomes U+FFFD)."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\ufffd")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _key(key: str) -> str:
     bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
-    return key if bare else json.dumps(key)
+    return key if bare else _string(key)

@@ -73,8 +73,9 @@ def ladders_section(review: dict[str, Any], out: Path) -> Section:
 def _lead(review: dict[str, Any]) -> Text:
     return Text(
         f"Projected from {review['tasks']} task(s) × {len(review['rungs'])} rung(s), each run "
-        f"alone (replay --shadow all): every ordered ladder of up to {review['max_rungs']} of "
-        f"them, {review['evaluable']} evaluable and {review['unevaluable']} not. A ladder's cost "
+        f"alone (replay --shadow all): every ordered ladder of up to "
+        f"{min(review['max_rungs'], len(review['rungs']))} of them, {review['evaluable']} "
+        f"evaluable and {review['unevaluable']} not. A ladder's cost "
         "on a task is what its rungs cost alone, in order, until one verified. No model was "
         "called for these numbers."
     )
@@ -86,7 +87,7 @@ def _recommendation(review: dict[str, Any]) -> list[Block]:
     if single is not None:
         floor += f" ({ladder_text(single)}, {single['solve_rate']:.0%}): {target:.0%}"
     if best is None:
-        return [Text(f"No evaluable ladder reaches the floor ({floor}).", strong=True)]
+        return [Text(f"No ladder is recommended: {review['why_none']}.", strong=True)]
     lo, hi = best["ci95"]
     text = (
         f"Cheapest ladder at the floor ({floor}): {ladder_text(best)} — {best['verified']}/"
@@ -162,11 +163,12 @@ def _groups(groups: list[dict[str, Any]]) -> list[Block]:
         said = g.get("why") or (
             f"{ladder_text(best)}: {best['verified']}/{best['tasks']} for {money(best['cost_usd'])}"
             if best
-            else "none reaches the floor"
+            else g.get("why_none", "")
         )
         rows.append((g["kind"], g["name"], str(g["tasks"]), said))  # fmt: skip
         if g.get("ready_block"):
-            blocks += [Text(f"For {g['kind']} {g['name']}:"), Code(g["ready_block"], "toml")]
+            how = f" ({g['block_why']})" if g.get("block_why") else ""
+            blocks += [Text(f"For {g['kind']} {g['name']}{how}:"), Code(g["ready_block"], "toml")]
         elif g.get("block_why"):
             blocks.append(Text(f"For {g['kind']} {g['name']}: {g['block_why']}."))
     head = ("by", "name", "tasks", "cheapest ladder at the floor")

@@ -10,6 +10,7 @@ unevaluable, never estimated. No model is called here."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,8 @@ ASSUMPTIONS = (
     "in a real cascade its prompt also carries their failures' feedback.",
     "Each rung's cost alone includes the stages a cascade runs once per task (writing a "
     "reproduction test first): a projected multi-rung cost counts them once per rung tried.",
+    "With [reproduce] independent = true, a rung alone may not fix an issue whose proving test "
+    "it wrote, so it can end unproven where a ladder of two rungs would not.",
 )
 
 
@@ -120,6 +123,9 @@ def _gap(result: TaskResult | None, shadow: ReportData, task_id: str) -> str:
         return "not run" + stopped if task_id not in shadow.planned else "not finished" + stopped
     if result.outcome.status == "error":
         return "infrastructure error (replay with --retry-errors)"
+    if result.outcome.status == "budget_exhausted":
+        # A cap stopped it, not the rung's answers: what the rung would have done is unknown.
+        return "stopped by a budget (a cap, not the rung's answer)"
     if result.proof is not None and not result.proof.ok:
         return f"its proof does not verify: {result.proof.status}"
     return ""
@@ -173,17 +179,38 @@ def frontier(projections: Sequence[Projection]) -> list[Projection]:
     return best
 
 
+def count_ladders(rungs: int, max_rungs: int) -> int:
+    """How many ladders `candidates` would make, without making them."""
+    return sum(math.perm(rungs, size) for size in range(1, min(max_rungs, rungs) + 1))
+
+
 def best_single(projections: Sequence[Projection]) -> Projection | None:
     """The evaluable one-rung ladder that solves the most (of equal ones, the cheapest)."""
     singles = [p for p in projections if p.evaluable and len(p.rungs) == 1]
     return min(singles, key=lambda p: (-p.solved, p.cost_usd), default=None)
 
 
+def unknown_floor(projections: Sequence[Projection]) -> str:
+    """Why the best single rung's solve rate is not known ("" when it is): a rung missing
+    outcomes that could, with them, solve more than the best complete one."""
+    best = best_single(projections)
+    if best is None:
+        return "no rung has an outcome on every task"
+    for p in projections:
+        if len(p.rungs) == 1 and not p.evaluable and p.solved + len(p.missing) > best.solved:
+            return (
+                f"{p.rungs[0]} lacks {len(p.missing)} outcome(s) (e.g. {p.missing[0][1]}); with "
+                f"them it might solve more than {best.rungs[0]}'s {best.solved}, so the floor "
+                "is not known"
+            )
+    return ""
+
+
 def cheapest_at_floor(
     projections: Sequence[Projection], floor: float
 ) -> tuple[Projection | None, float]:
     """The cheapest evaluable ladder whose solve rate is at least `floor` times the best single
-    rung's, and that target rate."""
+    rung's, and that target rate (check `unknown_floor` first). None when it verifies nothing."""
     single = best_single(projections)
     if single is None:
         return None, 0.0
@@ -194,7 +221,7 @@ def cheapest_at_floor(
         key=lambda p: (round(p.cost_usd, 10), -p.solved, len(p.rungs), p.attempts),
         default=None,
     )
-    return pick, target
+    return (pick if pick is not None and pick.solved else None), target
 
 
 def summary(p: Projection) -> dict[str, Any]:
