@@ -39,8 +39,17 @@ docker: install
 # Two workers (TEST_WORKERS=1 for one process), each given whole test files, so a file's shared
 # fixtures (a Ray cluster, a built image) are made once. Plain `pytest tests` runs it all serially.
 TEST_WORKERS ?= 2
-test: docker tools browser
+test: docker tools browser $(PROJECT_VENV)/.installed
 	$(PY) -m pytest -p no:cacheprovider -q -n $(TEST_WORKERS) --dist loadfile tests
+
+# The test projects' own virtualenv (tests/conftest.py puts it first on PATH, as a user's shell
+# with their project's virtualenv activated): the gate's tools at cascade's pins and nothing else,
+# so a test run in a local sandbox does not load cascade's own pytest plugins.
+PROJECT_VENV := .venv-project
+$(PROJECT_VENV)/.installed: constraints.txt
+	python3 -m venv $(PROJECT_VENV)
+	$(PROJECT_VENV)/bin/python -m pip install -q -c constraints.txt pytest coverage mypy ruff
+	touch $@
 
 demo: docker
 	bash examples/run-demo.sh

@@ -11,8 +11,14 @@ from tests.loopback import FakeOpenAI, serve
 
 # As a user's shell with the project's virtualenv activated: `python3` on PATH is the one with the
 # gate's tools, so the local sandbox (which runs the project's Python, not cascade's) finds them.
-# The test projects (examples/demo and the like) need nothing else.
-os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+# The test projects (examples/demo and the like) need nothing else: `make test` builds such a
+# virtualenv, `.venv-project` (pytest, coverage, mypy, ruff at cascade's pins, no more), and it
+# comes first; without it, cascade's own (whose pytest plugins each test run then loads too).
+PROJECT_VENV = Path(__file__).resolve().parent.parent / ".venv-project" / "bin"
+_first = [PROJECT_VENV] if (PROJECT_VENV / "python3").is_file() else []
+os.environ["PATH"] = os.pathsep.join(
+    [*map(str, _first), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+)
 
 
 @pytest.fixture
