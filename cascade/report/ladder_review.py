@@ -139,6 +139,7 @@ def _replayed(data: ReportData, grid: Grid) -> dict[str, Any]:
     shadows: the check on the independence assumption."""
     tasks = data.tasks
     solved = sum(t.outcome.status == "verified" for t in tasks)
+    cost = sum(t.outcome.cost_usd for t in tasks)
     interval = wilson_interval(solved, len(tasks))
     actual = {
         "ladder": list(data.ladder),
@@ -146,7 +147,8 @@ def _replayed(data: ReportData, grid: Grid) -> dict[str, Any]:
         "verified": solved,
         "solve_rate": round(solved / len(tasks), 4) if tasks else None,
         "ci95": list(interval) if interval else None,
-        "cost_usd": round(sum(t.outcome.cost_usd for t in tasks), 8),
+        "cost_usd": round(cost, 8),
+        "per_verified_usd": round(cost / solved, 8) if solved else None,
         "mean_attempts": round(sum(len(t.attempts) for t in tasks) / len(tasks), 3)
         if tasks
         else None,

@@ -123,7 +123,8 @@ def _replayed(replayed: dict[str, Any]) -> list[Block]:
     lo, hi = actual["ci95"] or (None, None)
     rows.append((
         f"{name} (replayed)", f"{actual['verified']}/{actual['tasks']}",
-        _pct(actual["solve_rate"]), f"{_pct(lo)}–{_pct(hi)}", money(actual["cost_usd"]), "—",
+        _pct(actual["solve_rate"]), f"{_pct(lo)}–{_pct(hi)}", money(actual["cost_usd"]),
+        money(actual["per_verified_usd"]),
         "—" if actual["mean_attempts"] is None else f"{actual['mean_attempts']:.2f}",
         _pct(actual["escalation_rate"]),
     ))  # fmt: skip
