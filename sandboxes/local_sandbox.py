@@ -25,6 +25,7 @@ from cascade.errors import SandboxError
 from cascade.records import Edit, ExecResult, Patch
 from cascade.workspace.apply import apply_edits
 from cascade.workspace.checkout import INIT_SCRIPT, archive, reset_workspace
+from sandboxes.local_leftovers import PREFIX, mark_owner, sweep
 from sandboxes.local_python import find_interpreter
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ class LocalSandbox:
         log.warning(WARNING)
         python = find_interpreter(repo, config)
         tar_bytes = await anyio.to_thread.run_sync(archive, repo, commit)
-        root = Path(tempfile.mkdtemp(prefix="cascade-local-"))
+        await anyio.to_thread.run_sync(_sweep_once)
+        root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        mark_owner(root)
         workdir = root / "work"
         workdir.mkdir()
         (root / "home").mkdir()
@@ -132,6 +135,16 @@ class LocalSandbox:
         if not target.is_relative_to(self.workdir.resolve()):
             raise SandboxError(f"path escapes the workspace: {path}")
         return target
+
+
+_SWEPT: list[bool] = []
+
+
+def _sweep_once() -> None:
+    """Once a process: remove the local sandboxes that killed processes left behind."""
+    if not _SWEPT:
+        _SWEPT.append(True)
+        sweep()
 
 
 def _extract(tar_bytes: bytes, dest: Path) -> None:
