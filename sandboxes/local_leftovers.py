@@ -32,18 +32,24 @@ def _started(pid: int) -> str:
 
 
 def _where() -> str:
-    """This host and pid namespace: the processes whose pids this one can look up."""
+    """This host and pid namespace: the processes whose pids this one can look up; "" when
+    /proc is not this namespace's (`unshare --pid` without a new /proc: its pids and start
+    times would be another namespace's) or cannot be read — then nothing is swept."""
     try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return ""
         namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
-        namespace = "?"
+        return ""
     return f"{os.uname().nodename}/{namespace}".replace(" ", "_")
 
 
 def mark_owner(root: Path) -> None:
-    """Name this process as the owner of the workspace at `root`."""
-    pid = os.getpid()
-    (root / OWNER_FILE).write_text(f"{pid} {_started(pid)} {_where()}\n", encoding="utf-8")
+    """Name this process as the owner of the workspace at `root` (where its pid cannot be
+    checked, an owner no sweep will ever judge gone)."""
+    pid, where = os.getpid(), _where()
+    owner = f"{pid} {_started(pid)} {where}" if where else f"{pid} unknown"
+    (root / OWNER_FILE).write_text(owner + "\n", encoding="utf-8")
 
 
 def _gone(root: Path) -> bool:
@@ -52,7 +58,8 @@ def _gone(root: Path) -> bool:
         pid = int(pid_text)
     except (OSError, ValueError, UnicodeDecodeError):
         return False  # no owner file (yet), or not one of ours: never guessed at
-    if where != _where() or not Path("/proc/self/stat").exists():
+    here = _where()
+    if not here or where != here:
         return False  # an owner whose process this one cannot look up
     return _started(pid) != started
 
@@ -60,7 +67,7 @@ def _gone(root: Path) -> bool:
 def sweep(tmp: Path | None = None) -> list[Path]:
     """Remove this user's local sandboxes whose owner process is gone; return them."""
     folder = Path(tmp or tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = [p for p in folder.iterdir() if p.name.startswith(PREFIX)]
     except OSError:
@@ -73,8 +80,12 @@ def sweep(tmp: Path | None = None) -> list[Path]:
             continue
         if _gone(root):
             # coreutils `rm`: a tree too deep for shutil.rmtree's recursion still goes.
-            subprocess.run(["rm", "-rf", "--", str(root)], check=False, capture_output=True)
-            removed.append(root)
+            try:
+                subprocess.run(["rm", "-rf", "--", str(root)], check=False, capture_output=True)
+            except OSError:
+                return removed
+            if not root.exists():
+                removed.append(root)
     if removed:
         log.info("removed %d local sandbox(es) left by processes that are gone", len(removed))
     return removed

@@ -56,20 +56,19 @@ class LocalSandbox:
         tar_bytes = await anyio.to_thread.run_sync(archive, repo, commit)
         await anyio.to_thread.run_sync(_sweep_once)
         root = Path(tempfile.mkdtemp(prefix=PREFIX))
-        mark_owner(root)
-        workdir = root / "work"
-        workdir.mkdir()
-        (root / "home").mkdir()
-        box = cls(root, workdir)
+        box = cls(root, root / "work")
         box._python = python.path
-        box._bin.mkdir()
-        # A script, not a symlink: exec'd by its own path, a virtualenv's python stays in it.
-        for name in ("python", "python3"):
-            shim = box._bin / name
-            shim.write_text(f'#!/bin/sh\nexec {shlex.quote(str(python.path))} "$@"\n')
-            shim.chmod(0o755)
         try:
-            await anyio.to_thread.run_sync(_extract, tar_bytes, workdir)
+            mark_owner(root)
+            box.workdir.mkdir()
+            (root / "home").mkdir()
+            box._bin.mkdir()
+            # A script, not a symlink: exec'd by its own path, a virtualenv's python stays in it.
+            for name in ("python", "python3"):
+                shim = box._bin / name
+                shim.write_text(f'#!/bin/sh\nexec {shlex.quote(str(python.path))} "$@"\n')
+                shim.chmod(0o755)
+            await anyio.to_thread.run_sync(_extract, tar_bytes, box.workdir)
             result = await box.exec(["sh", "-c", INIT_SCRIPT], timeout=120)
             if result.exit_code != 0:
                 raise SandboxError(f"could not initialise the workspace: {result.stderr.strip()}")

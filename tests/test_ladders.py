@@ -334,17 +334,30 @@ def test_a_ladder_that_verifies_nothing_is_never_recommended() -> None:
     assert review["why_none"] == "no ladder verifies any task"
 
 
-def test_a_budget_stop_is_a_gap_and_too_many_ladders_are_refused_before_being_made() -> None:
-    data = _batch(SMALL, ("A", "B", "C"))
-    shadow = data.shadows["rung-C"]
-    stopped = shadow.tasks[2]
-    shadow.tasks[2] = TaskResult(
-        stopped.task_id, stopped.outcome.model_copy(update={"status": "budget_exhausted"}),
-        (), run_dir=stopped.run_dir,
-    )  # fmt: skip
-    review = review_ladders(data, floor=0.95, max_rungs=3, min_group=20)
-    rows = {" → ".join(r["ladder"]): r for r in review["ladders"]}
-    assert rows["C"]["missing"] == [{"rung": "C", "task": "t3"}]
+def test_the_batch_cap_stopping_a_task_is_a_gap_its_own_cap_an_outcome() -> None:
+    reasons = {
+        "budget: the batch has committed $0.2500 of its batch_max_cost_usd $0.3000; ...": True,
+        "budget: the task has spent $0.1000 of its max_cost_usd $0.1000; ...": False,
+    }
+    for reason, gap in reasons.items():
+        data = _batch(SMALL, ("A", "B", "C"))
+        shadow = data.shadows["rung-C"]
+        stopped = shadow.tasks[2]
+        update = {"status": "budget_exhausted", "stop_reason": reason, "verified_rung": ""}
+        shadow.tasks[2] = TaskResult(
+            stopped.task_id, stopped.outcome.model_copy(update=update), (),
+            run_dir=stopped.run_dir,
+        )  # fmt: skip
+        review = review_ladders(data, floor=0.95, max_rungs=3, min_group=20)
+        rows = {" → ".join(r["ladder"]): r for r in review["ladders"]}
+        if gap:  # the shadow's purse ran out: what C would have done on t3 is unknown
+            assert rows["C"]["missing"] == [{"rung": "C", "task": "t3"}]
+        else:  # the task's own cap stops a ladder too: C did not verify t3, at its cost
+            assert rows["C"]["evaluable"] and rows["C"]["verified"] == 4
+            assert review["recommended"] is not None
+
+
+def test_too_many_ladders_are_refused_before_being_made() -> None:
     many = {f"R{i}": {"t1": (True, 0.01)} for i in range(13)}
     big = review_ladders(_batch(many, ("R0",)), floor=0.95, max_rungs=8, min_group=20)
     assert big["available"] is False and "lower --max-rungs" in big["why"]
@@ -399,6 +412,14 @@ def test_shadow_all_keeps_a_lane_to_its_own_rungs_and_refuses_what_it_forbids(
     other.write_text('[[ladder]]\nname = "local"\nmodel = "openai/gpt-4o"\n')
     with pytest.raises(ConfigError, match="never widened"):
         shadow_configs(_loaded(tmp_path, ["local"]), str(other))
+    # Nor by the same name and model at another endpoint.
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(
+        '[[ladder]]\nname = "local"\nmodel = "ollama_chat/x"\n'
+        'api_base = "https://api.example-cloud.com/v1"\n'
+    )
+    with pytest.raises(ConfigError, match="never widened"):
+        shadow_configs(_loaded(tmp_path, ["local"]), str(elsewhere))
     # Two rung names that flatten alike get folders apart.
     loaded = _loaded(tmp_path, [])
     odd = loaded.config.model_copy(update={"ladder": (

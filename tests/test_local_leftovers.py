@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from cascade.testing.repos import git, make_repo
 from sandboxes.local_leftovers import OWNER_FILE, PREFIX, _started, _where, mark_owner, sweep
 
@@ -78,3 +80,23 @@ def test_a_sigkilled_processs_sandbox_is_removed_by_the_next_one(tmp_path: Path)
     subprocess.run([*argv, "close"], env=env, check=True, capture_output=True)
     assert not left.exists()
     assert [p for p in temp.iterdir() if p.name.startswith(PREFIX)] == []
+
+
+def test_where_proc_is_another_namespaces_nothing_is_judged_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `unshare --pid` without a new /proc, a pid read there is another namespace's: an
+    owner written so is never judged gone, and a sweeper there removes nothing."""
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead = f"{done.pid} {_started(done.pid)} {_where()}\n"
+    done.wait()
+    gone = _folder(tmp_path, "dead", dead)
+    real = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: real + 1)  # /proc/self is not us
+    assert _where() == ""
+    unsure = _folder(tmp_path, "unsure", None)
+    mark_owner(unsure)
+    assert (unsure / OWNER_FILE).read_text().split()[1] == "unknown"
+    assert sweep(tmp_path) == [] and gone.is_dir()
+    monkeypatch.setattr(os, "getpid", lambda: real)
+    assert sweep(tmp_path) == [gone] and unsure.is_dir()

@@ -63,6 +63,10 @@ def over_rung(rung: RungConfig, money: Money, estimate: float) -> str:
     )
 
 
+# How a stop for the batch's cap reads (`cascade report --ladders` tells it from a task's own).
+BATCH_CAP = "the batch has committed"
+
+
 def over_task(budget: BudgetConfig, rung: str, money: Money, estimate: float) -> str:
     """Why a call of `estimate` on `rung` would break the task's or the batch's cap, or ""."""
     cap = budget.max_cost_usd
@@ -75,7 +79,7 @@ def over_task(budget: BudgetConfig, rung: str, money: Money, estimate: float) ->
     committed = money.spent_task if money.batch_committed is None else money.batch_committed
     if batch is not None and committed + estimate > batch:
         return (
-            f"budget: the batch has committed ${committed:.4f} of its batch_max_cost_usd "
+            f"budget: {BATCH_CAP} ${committed:.4f} of its batch_max_cost_usd "
             f"${batch:.4f}; the next call on {rung!r} may cost up to ${estimate:.4f}"
         )
     return ""

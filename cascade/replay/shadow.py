@@ -75,7 +75,8 @@ def _on(ladder: tuple[RungConfig, ...], cfg: CascadeConfig, spec: str) -> list[d
     rungs of its own that the shadow has, each the same model as in the batch's ladder; a
     shadow with none of them is refused, never run on a rung the lane forbids."""
     names = {r.name for r in ladder}
-    models = {r.name: r.model for r in cfg.ladder}
+    # Where a rung's tasks go: its model and its endpoint (a cassette is where replies come from).
+    models = {r.name: (r.model, r.api_base, r.cassette) for r in cfg.ladder}
     out = []
     for flow in cfg.workflows:
         data = flow.model_dump()
@@ -90,11 +91,13 @@ def _on(ladder: tuple[RungConfig, ...], cfg: CascadeConfig, spec: str) -> list[d
                 "one of its rungs"
             )
         for rung in ladder:
-            if rung.name in kept and rung.model != models.get(rung.name):
+            ours = models.get(rung.name)
+            if rung.name in kept and (rung.model, rung.api_base, rung.cassette) != ours:
                 raise ConfigError(
                     f"--shadow {spec}: rung {rung.name!r} is in workflow {flow.name!r}'s privacy "
-                    f"lane as {models.get(rung.name)}, and the shadow's is {rung.model}: a lane "
-                    "is never widened by a rung's name; name the shadow's rung apart"
+                    f"lane with model {ours[0] if ours else None} at {ours[1] if ours else None}, "
+                    f"and the shadow's is {rung.model} at {rung.api_base}: a lane is never "
+                    "widened by a rung's name; name the shadow's rung apart"
                 )
         data["ladder"] = {"rungs": kept}
         if data["review_rung"] not in names:

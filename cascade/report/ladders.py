@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cascade.core.budget import BATCH_CAP
 from cascade.report.data import ReportData, TaskResult
 from cascade.report.headline import wilson_interval
 
@@ -123,9 +124,10 @@ def _gap(result: TaskResult | None, shadow: ReportData, task_id: str) -> str:
         return "not run" + stopped if task_id not in shadow.planned else "not finished" + stopped
     if result.outcome.status == "error":
         return "infrastructure error (replay with --retry-errors)"
-    if result.outcome.status == "budget_exhausted":
-        # A cap stopped it, not the rung's answers: what the rung would have done is unknown.
-        return "stopped by a budget (a cap, not the rung's answer)"
+    if result.outcome.status == "budget_exhausted" and BATCH_CAP in result.outcome.stop_reason:
+        # The shadow's own batch purse ran out: what the rung would have done is unknown. (A
+        # task's or rung's cap is the rung's outcome under the config: the ladder stops too.)
+        return "stopped by the batch's budget before this rung finished (a cap, not its answer)"
     if result.proof is not None and not result.proof.ok:
         return f"its proof does not verify: {result.proof.status}"
     return ""
