@@ -168,7 +168,7 @@ def _write(
     from cascade.report.numbers import build_report
     from cascade.report.render import write_report
 
-    data = load([d.resolve() for d in dirs], shadows=ladders is not None)
+    data = load([d.resolve() for d in dirs], verify_shadows=ladders is not None)
     report = build_report(data)
     if ladders is not None:
         report["ladders"] = review_ladders(

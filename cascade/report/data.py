@@ -77,16 +77,20 @@ class ReportData:
 
 
 def load(
-    paths: list[Path], *, with_shadows: bool = True, verify: bool = True, shadows: bool = False
+    paths: list[Path],
+    *,
+    with_shadows: bool = True,
+    verify: bool = True,
+    verify_shadows: bool = False,
 ) -> ReportData:
-    """`verify`: check each run folder's proof; `shadows`: the shadows' runs too (they are not
-    shown, but `--ladders` projects from them)."""
+    """`verify`: check each run folder's proof; `verify_shadows`: the shadows' runs too (they
+    are not shown, but `--ladders` projects from them)."""
     data = ReportData()
     for path in paths:
         if not path.is_dir():
             raise UsageError(f"{path}: no such folder (expected a replay batch or a run folder)")
         if (path / BATCH_FILE).is_file():
-            _load_batch(path, data, with_shadows, verify, shadows)
+            _load_batch(path, data, with_shadows, verify, verify_shadows)
         elif (path / OUTCOME_FILE).is_file():
             _add_run(data, path, path, verify)
         else:
